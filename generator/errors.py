@@ -1,0 +1,26 @@
+"""The one user-facing error type, and the exit codes every command returns."""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    OK = 0
+    FAILED = 1  # stale output, a failed deploy
+    USAGE = 2  # bad input: manifest, options
+    INTERRUPTED = 130
+
+
+class WfgenError(Exception):
+    """An error the user can act on: printed as one line, exit 2, no traceback."""
+
+    exit_code = ExitCode.USAGE
+
+
+class ManifestError(WfgenError):
+    """One or more problems in the manifest, each already a `file:line: key: message` line."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))

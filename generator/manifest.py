@@ -1,0 +1,182 @@
+"""Load services.toml and validate it: every problem becomes one `file:line: key: message` line."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from generator.errors import ManifestError
+from generator.locate import KeyLocator, format_loc
+from generator.model import MAX_SERVICES, Manifest
+from generator.suggest import allowed_keys, did_you_mean
+
+_TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)$")
+
+_MESSAGES = {
+    "missing": "required key is missing",
+    "int_type": "must be an integer",
+    "float_type": "must be a number",
+    "bool_type": "must be true or false",
+    "string_type": "must be a string",
+    "list_type": "must be an array",
+    "dict_type": "must be a table",
+    "model_type": "must be a table",
+    "literal_error": "must be one of {expected}",
+    "too_short": "must not be empty",
+    "too_long": "has too many entries (at most {max_length})",
+    "greater_than_equal": "must be at least {ge}",
+    "greater_than": "must be greater than {gt}",
+    "less_than_equal": "must be at most {le}",
+    "string_too_short": "must not be empty",
+}
+
+
+def load_manifest(path: Path) -> Manifest:
+    """Read and validate a manifest, or raise ManifestError listing every problem."""
+    display = path.name if path.parent == Path() else str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ManifestError([f"{display}: no such file; create it or pass --manifest"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ManifestError([f"{display}: cannot read: {exc}"]) from None
+    return parse_manifest(text, display)
+
+
+def parse_manifest(text: str, display: str = "services.toml") -> Manifest:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ManifestError([_toml_problem(str(exc), display)]) from None
+    locator = KeyLocator(text)
+    problems = [(loc, f"must not contain '${{{{' (GitHub expression syntax)") for loc in _expressions(data)]
+    manifest: Manifest | None = None
+    try:
+        manifest = Manifest.model_validate(data)
+    except ValidationError as exc:
+        problems += [_describe(error) for error in exc.errors(include_url=False, include_input=False)]
+    if manifest is not None:
+        problems += cross_check(manifest)
+    if problems:
+        lines = []
+        for loc, message in problems:
+            lines.append(f"{display}:{locator.line(loc)}: {format_loc(loc)}: {message}")
+        unique = sorted(set(lines), key=lines.index)
+        raise ManifestError(sorted(unique, key=lambda line: int(line.split(":")[1])))
+    assert manifest is not None
+    return manifest
+
+
+def _toml_problem(message: str, display: str) -> str:
+    """'Expected ... (at line 3, column 9)' -> 'services.toml:3: invalid TOML: Expected ... (column 9)'"""
+    found = _TOML_POSITION.search(message)
+    if not found:
+        return f"{display}: invalid TOML: {message}"
+    text = message[: found.start()].rstrip()
+    return f"{display}:{found.group(1)}: invalid TOML: {text} (column {found.group(2)})"
+
+
+def _expressions(value: Any, loc: tuple[str | int, ...] = ()) -> Iterator[tuple[str | int, ...]]:
+    if isinstance(value, str) and "${{" in value:
+        yield loc
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if "${{" in key:
+                yield (*loc, key)
+            yield from _expressions(item, (*loc, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _expressions(item, (*loc, index))
+
+
+def _describe(error: Any) -> tuple[tuple[str | int, ...], str]:
+    loc = tuple(part for part in error["loc"] if part != "[key]")
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        suggestion = did_you_mean(str(loc[-1]), allowed_keys(loc[:-1]))
+        return loc, f"unknown key{suggestion}"
+    if kind == "value_error":
+        return loc, str(error["msg"]).removeprefix("Value error, ")
+    template = _MESSAGES.get(kind)
+    if template is None:
+        return loc, str(error["msg"])
+    context = {key: _plain(value) for key, value in (error.get("ctx") or {}).items()}
+    return loc, template.format(**context) if context else template
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def cross_check(manifest: Manifest) -> list[tuple[tuple[str | int, ...], str]]:
+    """Rules that span several keys: unique ports, known dependencies, no cycles, matrix size."""
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    names = list(manifest.services)
+    if len(names) > MAX_SERVICES:
+        problems.append((("services",), f"at most {MAX_SERVICES} services (GitHub's matrix limit)"))
+    owner: dict[int, str] = {}
+    for name, service in manifest.services.items():
+        if service.port in owner:
+            problems.append(((("services", name, "port")), f"port {service.port} is already used by {owner[service.port]}"))
+        owner.setdefault(service.port, name)
+        for index, dependency in enumerate(service.depends_on):
+            if dependency == name:
+                problems.append((("services", name, "depends_on", index), "a service cannot depend on itself"))
+            elif dependency not in manifest.services:
+                suggestion = did_you_mean(dependency, names)
+                problems.append((("services", name, "depends_on", index), f"unknown service '{dependency}'{suggestion}"))
+    graph = {name: [dep for dep in service.depends_on if dep != name] for name, service in manifest.services.items()}
+    cycle = find_cycle(graph)
+    if cycle:
+        problems.append((("services", cycle[0], "depends_on"), "dependency cycle: " + " -> ".join(cycle)))
+    if len(set(manifest.project.branches)) != len(manifest.project.branches):
+        problems.append((("project", "branches"), "branches must be unique"))
+    return problems + _check_target_and_build(manifest)
+
+
+def _check_target_and_build(manifest: Manifest) -> list[tuple[tuple[str | int, ...], str]]:
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    target, build = manifest.target, manifest.build
+    if target.kind == "local":
+        ssh_only = ("host_env", "user_env", "ssh_key_env", "known_hosts_env", "insecure_ignore_host_key", "port")
+        for key in ssh_only:
+            if key in target.model_fields_set:
+                problems.append((("target", key), "only used with kind = 'ssh'"))
+    if build.where == "runner" and build.registry is None:
+        problems.append((("build", "where"), "'runner' needs a registry to push to, e.g. registry = 'ghcr.io/owner'"))
+    if (build.registry_user_env is None) != (build.registry_password_env is None):
+        problems.append((("build",), "set both registry_user_env and registry_password_env, or neither"))
+    return problems
+
+
+def find_cycle(graph: dict[str, list[str]]) -> list[str]:
+    """The first dependency cycle found, as a path that ends where it starts; [] when there is none."""
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+
+    def visit(node: str, path: list[str]) -> list[str]:
+        state[node] = 1
+        for nxt in graph.get(node, []):
+            if nxt not in graph:
+                continue
+            if state.get(nxt) == 1:
+                return [*path[path.index(nxt) :], nxt]
+            if nxt not in state:
+                found = visit(nxt, [*path, nxt])
+                if found:
+                    return found
+        state[node] = 2
+        return []
+
+    for start in graph:
+        if start not in state:
+            found = visit(start, [start])
+            if found:
+                return found
+    return []

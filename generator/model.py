@@ -1,0 +1,201 @@
+"""The manifest schema: pydantic models for services.toml. `wfgen schema` prints their JSON Schema."""
+
+from __future__ import annotations
+
+import re
+from pathlib import PurePosixPath
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from generator import __version__
+
+MAX_SERVICES = 256  # GitHub's limit of jobs a matrix can generate
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_DOCKER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_GIT_REF = re.compile(r"^[A-Za-z0-9._/-]{1,200}$")
+_OWNER_REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+_URL_SCHEMES = ("https://", "ssh://", "file://", "git@")
+_REGISTRY = re.compile(r"^[a-z0-9][a-z0-9.-]*(:[0-9]{1,5})?(/[a-z0-9._-]+)*$")
+_HTTP_PATH = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*$")
+
+
+def check_name(value: str) -> str:
+    if not _NAME.match(value):
+        raise ValueError(
+            "must be lowercase letters, digits and '-', start with a letter or digit, at most 63 characters"
+        )
+    return value
+
+
+def check_env_name(value: str) -> str:
+    if not _ENV_NAME.match(value):
+        raise ValueError("must be an environment variable name such as VPS_HOST (letters, digits, '_')")
+    return value
+
+
+def check_docker_name(value: str) -> str:
+    if not _DOCKER_NAME.match(value):
+        raise ValueError("must be a Docker network name (letters, digits, '_', '.', '-')")
+    return value
+
+
+def check_git_ref(value: str) -> str:
+    parts = value.split("/")
+    unsafe = (
+        not _GIT_REF.match(value)
+        or value.startswith(("-", "/", "."))
+        or value.endswith(("/", ".", ".lock"))
+        or ".." in value
+        or any(part == "" or part.startswith(".") for part in parts)
+    )
+    if unsafe:
+        raise ValueError("is not a safe git branch name (letters, digits, '.', '_', '-', '/'; no '..')")
+    return value
+
+
+def check_port(value: int) -> int:
+    if not 1 <= value <= 65535:
+        raise ValueError("must be between 1 and 65535")
+    return value
+
+
+def check_repository(value: str) -> str:
+    if not (_OWNER_REPO.match(value) or value.startswith(_URL_SCHEMES)) or any(c.isspace() for c in value):
+        raise ValueError("must be 'owner/name' on GitHub or a git URL (https://, ssh://, file://, git@host:path)")
+    return value
+
+
+def check_relative_path(value: str) -> str:
+    path = PurePosixPath(value)
+    if value == "" or path.is_absolute() or ".." in path.parts or "\\" in value:
+        raise ValueError("must be a relative path inside the repository (no '..', no leading '/')")
+    return value
+
+
+def check_registry(value: str) -> str:
+    if not _REGISTRY.match(value):
+        raise ValueError("must be a registry prefix such as ghcr.io/owner (lowercase, no scheme)")
+    return value
+
+
+def check_health_path(value: str) -> str:
+    if not _HTTP_PATH.match(value):
+        raise ValueError("must be an HTTP path starting with '/', without spaces")
+    return value
+
+
+def check_tcp(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535 or " " in host:
+        raise ValueError("must be 'host:port', e.g. '127.0.0.1:5432' or '[::1]:6379'")
+    return value
+
+
+Name = Annotated[str, AfterValidator(check_name)]
+EnvName = Annotated[str, AfterValidator(check_env_name)]
+DockerName = Annotated[str, AfterValidator(check_docker_name)]
+GitRef = Annotated[str, AfterValidator(check_git_ref)]
+Port = Annotated[int, AfterValidator(check_port)]
+Seconds = Annotated[float, Field(gt=0, le=86400)]
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class Project(StrictModel):
+    name: Name = Field(description="Used in image names (<name>/<service>) and container names (<name>-<service>).")
+    branches: list[GitRef] = Field(default=["main"], min_length=1, description="Dispatch choices; first is default.")
+    max_parallel: int = Field(default=6, ge=1, le=MAX_SERVICES, description="Deploy legs running at once.")
+    runs_on: str = Field(default="ubuntu-latest", min_length=1, description="GitHub runner label for every job.")
+    keep_images: int = Field(default=5, ge=2, le=100, description="Images kept per service on the target.")
+    lock_wait_s: float = Field(default=600.0, ge=0, le=86400, description="How long a deploy waits for its lock.")
+    lock_stale_s: float = Field(default=3600.0, ge=60, le=604800, description="A lock older than this is broken.")
+    deploy_timeout_minutes: int = Field(default=30, ge=1, le=360, description="timeout-minutes of a deploy leg.")
+    wfgen_install: str = Field(
+        default=f"wfgen=={__version__}",
+        min_length=1,
+        description="What the check workflow pip-installs: a requirement, or '.' for this checkout.",
+    )
+
+
+class Target(StrictModel):
+    kind: Literal["ssh", "local"] = Field(default="ssh", description="'ssh' to a VPS, or 'local' Docker.")
+    host_env: EnvName = Field(default="VPS_HOST", description="Env var / secret holding the SSH host.")
+    user_env: EnvName = Field(default="VPS_USER", description="Env var / secret holding the SSH user.")
+    ssh_key_env: EnvName = Field(default="VPS_SSH_KEY", description="Env var / secret holding the private key.")
+    known_hosts_env: EnvName = Field(default="VPS_KNOWN_HOSTS", description="Env var / secret: known_hosts line(s).")
+    insecure_ignore_host_key: bool = Field(default=False, description="Skip host key pinning (not recommended).")
+    port: Port = Field(default=22, description="SSH port.")
+    network: DockerName | None = Field(default=None, description="Docker network services join.")
+    state_dir: str = Field(default=".wfgen", min_length=1, description="Locks, audit log, clones on the target.")
+    environment: str | None = Field(default=None, min_length=1, description="GitHub environment of deploy jobs.")
+    connect_timeout_s: int = Field(default=10, ge=1, le=300, description="SSH connect timeout.")
+
+
+class Build(StrictModel):
+    where: Literal["target", "runner"] = Field(default="target", description="Build on the target or the runner.")
+    registry: Annotated[str, AfterValidator(check_registry)] | None = Field(
+        default=None, description="Registry prefix images are pushed to when where = 'runner'."
+    )
+    registry_user_env: EnvName | None = Field(default=None, description="Env var / secret: registry user.")
+    registry_password_env: EnvName | None = Field(default=None, description="Env var / secret: registry password.")
+
+
+class Infrastructure(StrictModel):
+    networks: list[DockerName] = Field(default=[], description="Docker networks that must exist.")
+    min_free_disk_mb: int = Field(default=0, ge=0, description="Free disk the target must have.")
+    tcp: list[Annotated[str, AfterValidator(check_tcp)]] = Field(default=[], description="host:port that must answer.")
+    secrets: list[EnvName] = Field(default=[], description="Secrets that must be set (names).")
+
+
+class Health(StrictModel):
+    path: Annotated[str, AfterValidator(check_health_path)] = Field(default="/health")
+    interval_s: Seconds = Field(default=1.0, description="Pause between probes.")
+    timeout_s: Seconds = Field(default=5.0, description="Per-request timeout.")
+    deadline_s: Seconds = Field(default=60.0, description="Give up after this long.")
+    start_grace_s: float = Field(default=0.0, ge=0, le=3600, description="Wait before the first probe.")
+
+    @model_validator(mode="after")
+    def _fits_deadline(self) -> Health:
+        if self.start_grace_s >= self.deadline_s:
+            raise ValueError("start_grace_s must be shorter than deadline_s")
+        return self
+
+
+class Service(StrictModel):
+    repository: Annotated[str, AfterValidator(check_repository)] | None = Field(default=None)
+    path: Annotated[str, AfterValidator(check_relative_path)] | None = Field(default=None)
+    ref: GitRef | None = Field(default=None, description="Branch to deploy instead of the dispatched one.")
+    dockerfile: Annotated[str, AfterValidator(check_relative_path)] = Field(default="Dockerfile")
+    context: str = Field(default=".", description="Build context inside the source.")
+    port: Port = Field(description="Host port the service answers on.")
+    container_port: Port | None = Field(default=None, description="Port inside the container (default: port).")
+    env: list[EnvName] = Field(default=[], description="Env vars passed into the container (values from secrets).")
+    health: Health = Field(default_factory=Health)
+    depends_on: list[Name] = Field(default=[], description="Services that must deploy first.")
+    paths: list[Annotated[str, AfterValidator(check_relative_path)]] = Field(
+        default=[], description="Paths whose changes trigger this service."
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Service:
+        if (self.repository is None) == (self.path is None):
+            raise ValueError("set exactly one of 'repository' or 'path'")
+        if self.context != "." and (self.context.startswith("/") or ".." in PurePosixPath(self.context).parts):
+            raise ValueError("context must be a relative path inside the source")
+        return self
+
+
+class Manifest(StrictModel):
+    """services.toml"""
+
+    project: Project
+    target: Target = Field(default_factory=Target)
+    build: Build = Field(default_factory=Build)
+    infrastructure: Infrastructure = Field(default_factory=Infrastructure)
+    services: dict[Name, Service] = Field(min_length=1, max_length=MAX_SERVICES)

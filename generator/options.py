@@ -1,0 +1,23 @@
+"""Options shared by several commands, declared once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def manifest_option(func: F) -> F:
+    return click.option(
+        "--manifest",
+        "-m",
+        "manifest_path",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=Path("services.toml"),
+        show_default=True,
+        help="The manifest to read; generated files go next to it.",
+    )(func)

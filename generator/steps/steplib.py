@@ -1,0 +1,207 @@
+"""Helpers shared by the step scripts: manifest, options from env, log lines, outputs, status files.
+
+Stdlib only: these files are vendored into `.github/wfgen/` and run with a bare `python3`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import difflib
+import enum
+import json
+import os
+import re
+import secrets
+import sys
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+
+class Exit(enum.IntEnum):
+    OK = 0
+    FAILED = 1
+    USAGE = 2
+    INTERRUPTED = 130
+
+
+class UsageError(Exception):
+    """Bad input to a step: reported as one line on stderr, exit 2."""
+
+
+RESULTS_OK = frozenset({"deployed", "unchanged"})
+RESULTS_FINAL = frozenset({"deployed", "unchanged", "failed", "rolled_back", "cancelled", "skipped"})
+
+
+def default_manifest_path() -> Path:
+    return Path(__file__).resolve().with_name("manifest.json")
+
+
+def add_manifest_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--manifest",
+        default=os.environ.get("WFGEN_MANIFEST") or str(default_manifest_path()),
+        help="resolved manifest JSON written by 'wfgen render' (env WFGEN_MANIFEST)",
+    )
+
+
+def load_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data: dict[str, Any] = json.load(handle)
+    except FileNotFoundError:
+        raise UsageError(f"{path}: resolved manifest not found; run 'wfgen render'") from None
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
+    if data.get("format") != 1:
+        raise UsageError(f"{path}: unsupported manifest format {data.get('format')!r}; run 'wfgen render'")
+    return data
+
+
+def env_default(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def parse_bool(text: str | bool | None, *, what: str) -> bool:
+    if isinstance(text, bool):
+        return text
+    if text is None or text.strip() == "":
+        return False
+    lowered = text.strip().lower()
+    if lowered in {"true", "1", "yes", "on"}:
+        return True
+    if lowered in {"false", "0", "no", "off"}:
+        return False
+    raise UsageError(f"{what}: expected true or false, got {text!r}")
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """Return " (did you mean 'x'?)" for a close match, else ""."""
+    matches = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{matches[0]}'?)" if matches else ""
+
+
+def clock() -> str:
+    return dt.datetime.now().strftime("%H:%M:%S")
+
+
+def log(service: str, message: str) -> None:
+    print(f"[{clock()}] {service}: {message}", flush=True)
+
+
+def error(subject: str, message: str) -> None:
+    print(f"{subject}: {message}", file=sys.stderr, flush=True)
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_iso(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def write_github_output(values: Mapping[str, str], path: str | None = None) -> None:
+    """Append `name<<DELIM ... DELIM` blocks to $GITHUB_OUTPUT; the random delimiter cannot occur in a value."""
+    target = path if path is not None else os.environ.get("GITHUB_OUTPUT")
+    if not target:
+        return
+    with open(target, "a", encoding="utf-8") as handle:
+        for name, value in values.items():
+            delimiter = f"ghadelimiter_{secrets.token_hex(16)}"
+            while delimiter in value:
+                delimiter = f"ghadelimiter_{secrets.token_hex(16)}"
+            handle.write(f"{name}<<{delimiter}\n{value}\n{delimiter}\n")
+
+
+def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2)
+            handle.write("\n")
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_json(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """A status file, or None when it is missing or unreadable (a leg that never reported)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+class StatusFile:
+    """The per-service status JSON, rewritten atomically at every phase change."""
+
+    def __init__(self, path: str | os.PathLike[str], service: str, branch: str, log_path: str | None = None):
+        self.path = Path(path)
+        started = now_iso()
+        self.data: dict[str, Any] = {
+            "service": service,
+            "result": "running",
+            "phase": "lock",
+            "branch": branch,
+            "started_at": started,
+            "finished_at": None,
+            "duration_s": None,
+            "commit": None,
+            "image": None,
+            "previous_image": None,
+            "message": "starting",
+            "log_path": log_path,
+            "phases": [{"phase": "lock", "at": started}],
+        }
+        self._save()
+
+    def update(self, *, phase: str | None = None, **fields: Any) -> None:
+        if phase is not None and phase != self.data["phase"]:
+            self.data["phase"] = phase
+            self.data["phases"].append({"phase": phase, "at": now_iso()})
+        self.data.update(fields)
+        self._save()
+
+    def finish(self, result: str, message: str, **fields: Any) -> None:
+        finished = now_iso()
+        elapsed = (parse_iso(finished) - parse_iso(self.data["started_at"])).total_seconds()
+        self.data.update(fields)
+        self.data.update(result=result, message=message, finished_at=finished, duration_s=round(elapsed, 3))
+        if result in RESULTS_OK:
+            self.data["phase"] = "done"
+            self.data["phases"].append({"phase": "done", "at": finished})
+        self._save()
+
+    def _save(self) -> None:
+        write_json_atomic(self.path, self.data)
+
+
+_GIT_REF = re.compile(r"^[A-Za-z0-9._/-]{1,200}$")
+
+
+def is_safe_git_ref(ref: str) -> bool:
+    """The branch-name rules of generator/model.py's check_git_ref: safe for git and for a shell."""
+    return not (
+        not _GIT_REF.match(ref)
+        or ref.startswith(("-", "/", "."))
+        or ref.endswith(("/", ".", ".lock"))
+        or ".." in ref
+        or any(part == "" or part.startswith(".") for part in ref.split("/"))
+    )
+
+
+def safe_stdio() -> None:
+    """Never crash on a non-UTF-8 console (LANG=C under `python -I`): unprintable characters become '?'."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and (stream.encoding or "").lower().replace("-", "") != "utf8":
+            reconfigure(errors="replace")

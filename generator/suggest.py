@@ -1,0 +1,52 @@
+"""Did-you-mean suggestions for misspelt keys and names."""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from collections.abc import Iterable
+
+from pydantic import BaseModel
+
+from generator.model import Manifest
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    matches = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{matches[0]}'?)" if matches else ""
+
+
+def allowed_keys(loc: tuple[str | int, ...]) -> list[str]:
+    """The keys the model accepts at a table path, e.g. ('services', 'auth') -> Service's fields."""
+    model: type[BaseModel] | None = Manifest
+    pending_dict = False
+    for part in loc:
+        if model is None:
+            return []
+        if pending_dict:
+            pending_dict = False
+            continue
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return []
+        model, pending_dict = _inner_model(field.annotation)
+    if model is None or pending_dict:
+        return []
+    return list(model.model_fields)
+
+
+def _inner_model(annotation: object) -> tuple[type[BaseModel] | None, bool]:
+    """(model, is_dict_of_models) for a field annotation such as Health, Health | None or dict[str, Service]."""
+    origin = typing.get_origin(annotation)
+    if origin is dict:
+        value = typing.get_args(annotation)[1]
+        return (value, True) if isinstance(value, type) and issubclass(value, BaseModel) else (None, False)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                return arg, False
+        return None, False
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, False
+    return None, False

@@ -1,0 +1,157 @@
+"""Loading and validating services.toml, and the resolved JSON the step scripts read."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from generator.errors import ManifestError
+from generator.locate import KeyLocator, format_loc
+from generator.manifest import find_cycle, load_manifest, parse_manifest
+from generator.resolve import resolve_manifest
+
+ISSUE_EXAMPLE = textwrap.dedent(
+    """\
+    [project]
+    name = "letzgo"
+    branches = ["main", "develop", "staging"]     # dispatch choices, first is the default
+    max_parallel = 6
+    runs_on = "ubuntu-latest"
+
+    [target]
+    kind = "ssh"                                   # or "local"
+    host_env = "VPS_HOST"                          # names of env vars / secrets, never values
+    user_env = "VPS_USER"
+    ssh_key_env = "VPS_SSH_KEY"
+    known_hosts_env = "VPS_KNOWN_HOSTS"
+    port = 22
+    network = "letzgo-network"
+
+    [build]
+    where = "target"                               # or "runner" (then registry is required)
+    registry = "ghcr.io/letzgo"
+
+    [infrastructure]
+    networks = ["letzgo-network"]
+    min_free_disk_mb = 2048
+    tcp = ["127.0.0.1:5432"]
+    secrets = ["JWT_SECRET"]
+
+    [services.auth-service]
+    repository = "letzgo/auth-service"             # GitHub owner/name or any git URL (https://, ssh://, file://)
+    port = 3000
+    container_port = 3000
+    env = ["JWT_SECRET"]
+    health = { path = "/health", interval_s = 1, timeout_s = 5, deadline_s = 60, start_grace_s = 0 }
+
+    [services.user-service]
+    path = "services/user"                         # a folder of this repository (monorepo); exactly one of repository/path
+    port = 3001
+    depends_on = ["auth-service"]
+    """
+)
+
+
+def test_issue_example_validates_and_resolves() -> None:
+    resolved = resolve_manifest(parse_manifest(ISSUE_EXAMPLE))
+    assert resolved["format"] == 1
+    assert resolved["project"]["branches"] == ["main", "develop", "staging"]
+    auth, user = resolved["services"]["auth-service"], resolved["services"]["user-service"]
+    assert auth["clone_url"] == "https://github.com/letzgo/auth-service.git"
+    assert auth["health"] == {"path": "/health", "interval_s": 1.0, "timeout_s": 5.0, "deadline_s": 60.0,
+                              "start_grace_s": 0.0}
+    assert user["clone_url"] is None and user["path"] == "services/user"
+    assert user["container_port"] == 3001
+    assert user["health"]["deadline_s"] == 60.0
+    assert resolved["infrastructure"]["tcp"] == [{"host": "127.0.0.1", "port": 5432}]
+    assert list(resolved["services"]) == ["auth-service", "user-service"]
+
+
+def test_defaults_for_a_minimal_manifest() -> None:
+    resolved = resolve_manifest(parse_manifest('[project]\nname = "p"\n[services.a]\nrepository = "o/a"\nport = 80\n'))
+    assert resolved["project"]["branches"] == ["main"]
+    assert resolved["target"]["kind"] == "ssh"
+    assert resolved["target"]["host_env"] == "VPS_HOST"
+    assert resolved["target"]["network"] == "p-network"
+    assert resolved["build"]["where"] == "target"
+
+
+def test_local_target_has_no_ssh_settings() -> None:
+    text = '[project]\nname = "p"\n[target]\nkind = "local"\n[services.a]\npath = "a"\nport = 80\n'
+    target = resolve_manifest(parse_manifest(text))["target"]
+    assert target["host_env"] is None and target["ssh_key_env"] is None and target["port"] is None
+
+
+@pytest.mark.parametrize(
+    ("repository", "url"),
+    [
+        ("owner/name", "https://github.com/owner/name.git"),
+        ("https://git.example.com/a/b.git", "https://git.example.com/a/b.git"),
+        ("file:///srv/git/a", "file:///srv/git/a"),
+        ("git@example.com:a/b.git", "git@example.com:a/b.git"),
+    ],
+)
+def test_clone_url(repository: str, url: str) -> None:
+    text = f'[project]\nname = "p"\n[services.a]\nrepository = "{repository}"\nport = 80\n'
+    assert resolve_manifest(parse_manifest(text))["services"]["a"]["clone_url"] == url
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    text = '[project]\nname = "P"\n[services.a]\nrepository = "o/a"\nport = 0\n'
+    with pytest.raises(ManifestError) as caught:
+        parse_manifest(text)
+    assert caught.value.problems == [
+        "services.toml:2: project.name: must be lowercase letters, digits and '-', start with a letter or digit, "
+        "at most 63 characters",
+        "services.toml:5: services.a.port: must be between 1 and 65535",
+    ]
+
+
+def test_load_manifest_reads_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "services.toml"
+    path.write_text(ISSUE_EXAMPLE, encoding="utf-8")
+    assert list(load_manifest(path).services) == ["auth-service", "user-service"]
+
+
+def test_dogfood_manifest_declares_the_original_fleet() -> None:
+    manifest = load_manifest(Path("services.toml"))
+    ports = {name: service.port for name, service in manifest.services.items()}
+    assert ports == {
+        "auth-service": 3000,
+        "user-service": 3001,
+        "chat-service": 3002,
+        "event-service": 3003,
+        "shared-service": 3004,
+        "splitz-service": 3005,
+    }
+
+
+def test_locator_finds_tables_keys_dotted_and_quoted() -> None:
+    text = '[project]\nname = "x"\n\n[services."auth"]\nport = 1\nhealth.path = "/h"\n'
+    locator = KeyLocator(text)
+    assert locator.line(("project", "name")) == 2
+    assert locator.line(("services", "auth")) == 4
+    assert locator.line(("services", "auth", "port")) == 5
+    assert locator.line(("services", "auth", "health", "path")) == 6
+    assert locator.line(("services", "auth", "env", 0)) == 4
+    assert locator.line(("nowhere",)) == 1
+
+
+def test_format_loc() -> None:
+    assert format_loc(("services", "a", "env", 2)) == "services.a.env[2]"
+    assert format_loc(()) == "(top level)"
+
+
+@pytest.mark.parametrize(
+    ("graph", "cycle"),
+    [
+        ({"a": ["b"], "b": []}, []),
+        ({"a": ["b"], "b": ["c"], "c": ["a"]}, ["a", "b", "c", "a"]),
+        ({"x": [], "a": ["b"], "b": ["a"]}, ["a", "b", "a"]),
+        ({"a": ["missing"]}, []),
+    ],
+)
+def test_find_cycle(graph: dict[str, list[str]], cycle: list[str]) -> None:
+    assert find_cycle(graph) == cycle
