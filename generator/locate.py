@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 
 _HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
-_ASSIGN = re.compile(r"""^\s*((?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*)\s*=""")
+_ASSIGN = re.compile(
+    r"""^\s*((?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*)\s*="""
+)
 _PART = re.compile(r"""[A-Za-z0-9_-]+|"[^"]*"|'[^']*'""")
 
 
@@ -32,7 +34,7 @@ class KeyLocator:
                     self._lines.setdefault(key[:depth], number)
 
     def line(self, loc: tuple[str | int, ...]) -> int:
-        """The line of the deepest known ancestor of loc (list indexes fall back to the list's key); 1 if none."""
+        """The line of the deepest known ancestor of loc (an index falls back to its list); 1 if none."""
         keys = tuple(str(part) for part in loc if not isinstance(part, int))
         for depth in range(len(keys), 0, -1):
             found = self._lines.get(keys[:depth])

@@ -54,7 +54,7 @@ def parse_manifest(text: str, display: str = "services.toml") -> Manifest:
     except tomllib.TOMLDecodeError as exc:
         raise ManifestError([_toml_problem(str(exc), display)]) from None
     locator = KeyLocator(text)
-    problems = [(loc, f"must not contain '${{{{' (GitHub expression syntax)") for loc in _expressions(data)]
+    problems = [(loc, "must not contain '${{' (GitHub expression syntax)") for loc in _expressions(data)]
     manifest: Manifest | None = None
     try:
         manifest = Manifest.model_validate(data)
@@ -124,15 +124,27 @@ def cross_check(manifest: Manifest) -> list[tuple[tuple[str | int, ...], str]]:
     owner: dict[int, str] = {}
     for name, service in manifest.services.items():
         if service.port in owner:
-            problems.append(((("services", name, "port")), f"port {service.port} is already used by {owner[service.port]}"))
+            problems.append(
+                (
+                    (("services", name, "port")),
+                    f"port {service.port} is already used by {owner[service.port]}",
+                )
+            )
         owner.setdefault(service.port, name)
         for index, dependency in enumerate(service.depends_on):
             if dependency == name:
-                problems.append((("services", name, "depends_on", index), "a service cannot depend on itself"))
+                problems.append(
+                    (("services", name, "depends_on", index), "a service cannot depend on itself")
+                )
             elif dependency not in manifest.services:
                 suggestion = did_you_mean(dependency, names)
-                problems.append((("services", name, "depends_on", index), f"unknown service '{dependency}'{suggestion}"))
-    graph = {name: [dep for dep in service.depends_on if dep != name] for name, service in manifest.services.items()}
+                problems.append(
+                    (("services", name, "depends_on", index), f"unknown service '{dependency}'{suggestion}")
+                )
+    graph = {
+        name: [dep for dep in service.depends_on if dep != name]
+        for name, service in manifest.services.items()
+    }
     cycle = find_cycle(graph)
     if cycle:
         problems.append((("services", cycle[0], "depends_on"), "dependency cycle: " + " -> ".join(cycle)))
@@ -145,12 +157,21 @@ def _check_target_and_build(manifest: Manifest) -> list[tuple[tuple[str | int, .
     problems: list[tuple[tuple[str | int, ...], str]] = []
     target, build = manifest.target, manifest.build
     if target.kind == "local":
-        ssh_only = ("host_env", "user_env", "ssh_key_env", "known_hosts_env", "insecure_ignore_host_key", "port")
+        ssh_only = (
+            "host_env",
+            "user_env",
+            "ssh_key_env",
+            "known_hosts_env",
+            "insecure_ignore_host_key",
+            "port",
+        )
         for key in ssh_only:
             if key in target.model_fields_set:
                 problems.append((("target", key), "only used with kind = 'ssh'"))
     if build.where == "runner" and build.registry is None:
-        problems.append((("build", "where"), "'runner' needs a registry to push to, e.g. registry = 'ghcr.io/owner'"))
+        problems.append(
+            (("build", "where"), "'runner' needs a registry to push to, e.g. registry = 'ghcr.io/owner'")
+        )
     if (build.registry_user_env is None) != (build.registry_password_env is None):
         problems.append((("build",), "set both registry_user_env and registry_password_env, or neither"))
     return problems

@@ -33,6 +33,8 @@ def check_name(value: str) -> str:
 def check_env_name(value: str) -> str:
     if not _ENV_NAME.match(value):
         raise ValueError("must be an environment variable name such as VPS_HOST (letters, digits, '_')")
+    if value.upper().startswith("WFGEN_"):
+        raise ValueError("names starting with WFGEN_ are reserved for wfgen's own settings")
     return value
 
 
@@ -64,7 +66,9 @@ def check_port(value: int) -> int:
 
 def check_repository(value: str) -> str:
     if not (_OWNER_REPO.match(value) or value.startswith(_URL_SCHEMES)) or any(c.isspace() for c in value):
-        raise ValueError("must be 'owner/name' on GitHub or a git URL (https://, ssh://, file://, git@host:path)")
+        raise ValueError(
+            "must be 'owner/name' on GitHub or a git URL (https://, ssh://, file://, git@host:path)"
+        )
     return value
 
 
@@ -108,14 +112,26 @@ class StrictModel(BaseModel):
 
 
 class Project(StrictModel):
-    name: Name = Field(description="Used in image names (<name>/<service>) and container names (<name>-<service>).")
-    branches: list[GitRef] = Field(default=["main"], min_length=1, description="Dispatch choices; first is default.")
+    name: Name = Field(
+        description="Used in image names (<name>/<service>) and container names (<name>-<service>)."
+    )
+    branches: list[GitRef] = Field(
+        default=["main"], min_length=1, description="Dispatch choices; first is default."
+    )
     max_parallel: int = Field(default=6, ge=1, le=MAX_SERVICES, description="Deploy legs running at once.")
-    runs_on: str = Field(default="ubuntu-latest", min_length=1, description="GitHub runner label for every job.")
+    runs_on: str = Field(
+        default="ubuntu-latest", min_length=1, description="GitHub runner label for every job."
+    )
     keep_images: int = Field(default=5, ge=2, le=100, description="Images kept per service on the target.")
-    lock_wait_s: float = Field(default=600.0, ge=0, le=86400, description="How long a deploy waits for its lock.")
-    lock_stale_s: float = Field(default=3600.0, ge=60, le=604800, description="A lock older than this is broken.")
-    deploy_timeout_minutes: int = Field(default=30, ge=1, le=360, description="timeout-minutes of a deploy leg.")
+    lock_wait_s: float = Field(
+        default=600.0, ge=0, le=86400, description="How long a deploy waits for its lock."
+    )
+    lock_stale_s: float = Field(
+        default=3600.0, ge=60, le=604800, description="A lock older than this is broken."
+    )
+    deploy_timeout_minutes: int = Field(
+        default=30, ge=1, le=360, description="timeout-minutes of a deploy leg."
+    )
     wfgen_install: str = Field(
         default=f"wfgen=={__version__}",
         min_length=1,
@@ -127,29 +143,45 @@ class Target(StrictModel):
     kind: Literal["ssh", "local"] = Field(default="ssh", description="'ssh' to a VPS, or 'local' Docker.")
     host_env: EnvName = Field(default="VPS_HOST", description="Env var / secret holding the SSH host.")
     user_env: EnvName = Field(default="VPS_USER", description="Env var / secret holding the SSH user.")
-    ssh_key_env: EnvName = Field(default="VPS_SSH_KEY", description="Env var / secret holding the private key.")
-    known_hosts_env: EnvName = Field(default="VPS_KNOWN_HOSTS", description="Env var / secret: known_hosts line(s).")
-    insecure_ignore_host_key: bool = Field(default=False, description="Skip host key pinning (not recommended).")
+    ssh_key_env: EnvName = Field(
+        default="VPS_SSH_KEY", description="Env var / secret holding the private key."
+    )
+    known_hosts_env: EnvName = Field(
+        default="VPS_KNOWN_HOSTS", description="Env var / secret: known_hosts line(s)."
+    )
+    insecure_ignore_host_key: bool = Field(
+        default=False, description="Skip host key pinning (not recommended)."
+    )
     port: Port = Field(default=22, description="SSH port.")
     network: DockerName | None = Field(default=None, description="Docker network services join.")
-    state_dir: str = Field(default=".wfgen", min_length=1, description="Locks, audit log, clones on the target.")
-    environment: str | None = Field(default=None, min_length=1, description="GitHub environment of deploy jobs.")
+    state_dir: str = Field(
+        default=".wfgen", min_length=1, description="Locks, audit log, clones on the target."
+    )
+    environment: str | None = Field(
+        default=None, min_length=1, description="GitHub environment of deploy jobs."
+    )
     connect_timeout_s: int = Field(default=10, ge=1, le=300, description="SSH connect timeout.")
 
 
 class Build(StrictModel):
-    where: Literal["target", "runner"] = Field(default="target", description="Build on the target or the runner.")
+    where: Literal["target", "runner"] = Field(
+        default="target", description="Build on the target or the runner."
+    )
     registry: Annotated[str, AfterValidator(check_registry)] | None = Field(
         default=None, description="Registry prefix images are pushed to when where = 'runner'."
     )
     registry_user_env: EnvName | None = Field(default=None, description="Env var / secret: registry user.")
-    registry_password_env: EnvName | None = Field(default=None, description="Env var / secret: registry password.")
+    registry_password_env: EnvName | None = Field(
+        default=None, description="Env var / secret: registry password."
+    )
 
 
 class Infrastructure(StrictModel):
     networks: list[DockerName] = Field(default=[], description="Docker networks that must exist.")
     min_free_disk_mb: int = Field(default=0, ge=0, description="Free disk the target must have.")
-    tcp: list[Annotated[str, AfterValidator(check_tcp)]] = Field(default=[], description="host:port that must answer.")
+    tcp: list[Annotated[str, AfterValidator(check_tcp)]] = Field(
+        default=[], description="host:port that must answer."
+    )
     secrets: list[EnvName] = Field(default=[], description="Secrets that must be set (names).")
 
 
@@ -174,8 +206,12 @@ class Service(StrictModel):
     dockerfile: Annotated[str, AfterValidator(check_relative_path)] = Field(default="Dockerfile")
     context: str = Field(default=".", description="Build context inside the source.")
     port: Port = Field(description="Host port the service answers on.")
-    container_port: Port | None = Field(default=None, description="Port inside the container (default: port).")
-    env: list[EnvName] = Field(default=[], description="Env vars passed into the container (values from secrets).")
+    container_port: Port | None = Field(
+        default=None, description="Port inside the container (default: port)."
+    )
+    env: list[EnvName] = Field(
+        default=[], description="Env vars passed into the container (values from secrets)."
+    )
     health: Health = Field(default_factory=Health)
     depends_on: list[Name] = Field(default=[], description="Services that must deploy first.")
     paths: list[Annotated[str, AfterValidator(check_relative_path)]] = Field(
@@ -186,7 +222,9 @@ class Service(StrictModel):
     def _one_source(self) -> Service:
         if (self.repository is None) == (self.path is None):
             raise ValueError("set exactly one of 'repository' or 'path'")
-        if self.context != "." and (self.context.startswith("/") or ".." in PurePosixPath(self.context).parts):
+        if self.context != "." and (
+            self.context.startswith("/") or ".." in PurePosixPath(self.context).parts
+        ):
             raise ValueError("context must be a relative path inside the source")
         return self
 

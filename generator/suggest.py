@@ -37,7 +37,7 @@ def allowed_keys(loc: tuple[str | int, ...]) -> list[str]:
 
 
 def _inner_model(annotation: object) -> tuple[type[BaseModel] | None, bool]:
-    """(model, is_dict_of_models) for a field annotation such as Health, Health | None or dict[str, Service]."""
+    """(model, is dict of models) for an annotation: Health, Health | None, dict[str, Service]."""
     origin = typing.get_origin(annotation)
     if origin is dict:
         value = typing.get_args(annotation)[1]

@@ -60,8 +60,13 @@ def test_issue_example_validates_and_resolves() -> None:
     assert resolved["project"]["branches"] == ["main", "develop", "staging"]
     auth, user = resolved["services"]["auth-service"], resolved["services"]["user-service"]
     assert auth["clone_url"] == "https://github.com/letzgo/auth-service.git"
-    assert auth["health"] == {"path": "/health", "interval_s": 1.0, "timeout_s": 5.0, "deadline_s": 60.0,
-                              "start_grace_s": 0.0}
+    assert auth["health"] == {
+        "path": "/health",
+        "interval_s": 1.0,
+        "timeout_s": 5.0,
+        "deadline_s": 60.0,
+        "start_grace_s": 0.0,
+    }
     assert user["clone_url"] is None and user["path"] == "services/user"
     assert user["container_port"] == 3001
     assert user["health"]["deadline_s"] == 60.0
@@ -70,7 +75,9 @@ def test_issue_example_validates_and_resolves() -> None:
 
 
 def test_defaults_for_a_minimal_manifest() -> None:
-    resolved = resolve_manifest(parse_manifest('[project]\nname = "p"\n[services.a]\nrepository = "o/a"\nport = 80\n'))
+    resolved = resolve_manifest(
+        parse_manifest('[project]\nname = "p"\n[services.a]\nrepository = "o/a"\nport = 80\n')
+    )
     assert resolved["project"]["branches"] == ["main"]
     assert resolved["target"]["kind"] == "ssh"
     assert resolved["target"]["host_env"] == "VPS_HOST"

@@ -49,7 +49,7 @@ def add_manifest_option(parser: argparse.ArgumentParser) -> None:
 
 def load_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
-        with open(path, encoding="utf-8") as handle:
+        with Path(path).open(encoding="utf-8") as handle:
             data: dict[str, Any] = json.load(handle)
     except FileNotFoundError:
         raise UsageError(f"{path}: resolved manifest not found; run 'wfgen render'") from None
@@ -105,11 +105,11 @@ def parse_iso(text: str) -> dt.datetime:
 
 
 def write_github_output(values: Mapping[str, str], path: str | None = None) -> None:
-    """Append `name<<DELIM ... DELIM` blocks to $GITHUB_OUTPUT; the random delimiter cannot occur in a value."""
+    """Append `name<<DELIM ... DELIM` blocks to $GITHUB_OUTPUT; the delimiter never occurs in a value."""
     target = path if path is not None else os.environ.get("GITHUB_OUTPUT")
     if not target:
         return
-    with open(target, "a", encoding="utf-8") as handle:
+    with Path(target).open("a", encoding="utf-8") as handle:
         for name, value in values.items():
             delimiter = f"ghadelimiter_{secrets.token_hex(16)}"
             while delimiter in value:
@@ -125,7 +125,7 @@ def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(data, handle, indent=2)
             handle.write("\n")
-        os.replace(tmp, target)
+        Path(tmp).replace(target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -134,7 +134,7 @@ def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
 def read_json(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     """A status file, or None when it is missing or unreadable (a leg that never reported)."""
     try:
-        with open(path, encoding="utf-8") as handle:
+        with Path(path).open(encoding="utf-8") as handle:
             data = json.load(handle)
     except (OSError, json.JSONDecodeError):
         return None

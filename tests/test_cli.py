@@ -1,0 +1,255 @@
+"""The command line: bad input gives one line per problem, exit 2, no traceback, nothing written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from generator.cli import cli
+from generator.model import Manifest
+from tests.support.files import build_file_tree, snapshot
+
+BASE = """\
+[project]
+name = "shop"
+branches = ["main", "develop"]
+
+[target]
+kind = "ssh"
+port = 22
+
+[infrastructure]
+tcp = ["127.0.0.1:5432"]
+
+[services.auth]
+repository = "shop/auth"
+port = 3000
+env = ["JWT_SECRET"]
+
+[services.web]
+path = "services/web"
+port = 3001
+depends_on = ["auth"]
+"""
+
+MISTAKES = [
+    pytest.param(
+        'name = "shop"',
+        'name = "shop',
+        "services.toml:2: invalid TOML: Illegal character '\\n' (column 13)",
+        id="toml-syntax",
+    ),
+    pytest.param(
+        "[infrastructure]",
+        "[infrastucture]",
+        "services.toml:9: infrastucture: unknown key (did you mean 'infrastructure'?)",
+        id="unknown-table",
+    ),
+    pytest.param(
+        "port = 3001",
+        "prot = 3001",
+        "services.toml:17: services.web.port: required key is missing\nservices.toml:19: services.web.prot: unknown key (did you mean 'port'?)",
+        id="unknown-key",
+    ),
+    pytest.param(
+        "port = 3000",
+        "port = 70000",
+        "services.toml:14: services.auth.port: must be between 1 and 65535",
+        id="port-range",
+    ),
+    pytest.param(
+        "port = 3000",
+        'port = "3000"',
+        "services.toml:14: services.auth.port: must be an integer",
+        id="port-type",
+    ),
+    pytest.param(
+        "port = 3001",
+        "port = 3000",
+        "services.toml:19: services.web.port: port 3000 is already used by auth",
+        id="duplicate-port",
+    ),
+    pytest.param(
+        "[services.web]",
+        "[services.Web_App]",
+        "services.toml:17: services.Web_App: must be lowercase letters, digits and '-', start with a letter or digit, at most 63 characters",
+        id="service-name",
+    ),
+    pytest.param(
+        'depends_on = ["auth"]',
+        'depends_on = ["auht"]',
+        "services.toml:20: services.web.depends_on[0]: unknown service 'auht' (did you mean 'auth'?)",
+        id="unknown-dependency",
+    ),
+    pytest.param(
+        'env = ["JWT_SECRET"]',
+        'env = ["JWT_SECRET"]\ndepends_on = ["web"]',
+        "services.toml:16: services.auth.depends_on: dependency cycle: auth -> web -> auth",
+        id="cycle",
+    ),
+    pytest.param(
+        'path = "services/web"',
+        'path = "services/web"\nrepository = "shop/web"',
+        "services.toml:17: services.web: set exactly one of 'repository' or 'path'",
+        id="two-sources",
+    ),
+    pytest.param(
+        'path = "services/web"\n',
+        "",
+        "services.toml:17: services.web: set exactly one of 'repository' or 'path'",
+        id="no-source",
+    ),
+    pytest.param(
+        'repository = "shop/auth"',
+        'repository = "${{ github.repository }}"',
+        "services.toml:13: services.auth.repository: must not contain '${{' (GitHub expression syntax)\nservices.toml:13: services.auth.repository: must be 'owner/name' on GitHub or a git URL (https://, ssh://, file://, git@host:path)",
+        id="expression",
+    ),
+    pytest.param(
+        '"develop"]',
+        '"dev;rm -rf"]',
+        "services.toml:3: project.branches[1]: is not a safe git branch name (letters, digits, '.', '_', '-', '/'; no '..')",
+        id="unsafe-branch",
+    ),
+    pytest.param(
+        "[infrastructure]",
+        '[build]\nwhere = "runner"\n\n[infrastructure]',
+        "services.toml:10: build.where: 'runner' needs a registry to push to, e.g. registry = 'ghcr.io/owner'",
+        id="runner-no-registry",
+    ),
+    pytest.param(
+        'kind = "ssh"',
+        'kind = "docker"',
+        "services.toml:6: target.kind: must be one of 'ssh' or 'local'",
+        id="target-kind",
+    ),
+    pytest.param(
+        'env = ["JWT_SECRET"]',
+        'env = ["jwt-secret"]',
+        "services.toml:15: services.auth.env[0]: must be an environment variable name such as VPS_HOST (letters, digits, '_')",
+        id="env-name",
+    ),
+    pytest.param(
+        '"127.0.0.1:5432"',
+        '"localhost"',
+        "services.toml:10: infrastructure.tcp[0]: must be 'host:port', e.g. '127.0.0.1:5432' or '[::1]:6379'",
+        id="tcp-endpoint",
+    ),
+    pytest.param(
+        'path = "services/web"',
+        'path = "../web"',
+        "services.toml:18: services.web.path: must be a relative path inside the repository (no '..', no leading '/')",
+        id="path-escape",
+    ),
+    pytest.param(
+        'branches = ["main", "develop"]',
+        'branches = ["main", "develop"]\nmax_parallel = 0',
+        "services.toml:4: project.max_parallel: must be at least 1",
+        id="max-parallel",
+    ),
+    pytest.param(
+        'kind = "ssh"\nport = 22',
+        'kind = "local"\nport = 22',
+        "services.toml:7: target.port: only used with kind = 'ssh'",
+        id="local-with-ssh-key",
+    ),
+    pytest.param(
+        '[project]\nname = "shop"\nbranches = ["main", "develop"]\n',
+        "",
+        "services.toml:1: project: required key is missing",
+        id="missing-project",
+    ),
+    pytest.param(
+        "port = 3000\n",
+        'port = 3000\nhealth = { path = "/health", timeout_s = "5" }\n',
+        "services.toml:15: services.auth.health.timeout_s: must be a number",
+        id="health-type",
+    ),
+    pytest.param(
+        'env = ["JWT_SECRET"]',
+        'env = ["WFGEN_SERVICE"]',
+        "services.toml:15: services.auth.env[0]: names starting with WFGEN_ are reserved for wfgen's own settings",
+        id="reserved-env",
+    ),
+    pytest.param(
+        "port = 3000\n",
+        'port = 3000\nhealth = { path = "health" }\n',
+        "services.toml:15: services.auth.health.path: must be an HTTP path starting with '/', without spaces",
+        id="health-path",
+    ),
+    pytest.param(
+        'depends_on = ["auth"]',
+        'depends_on = ["web"]',
+        "services.toml:20: services.web.depends_on[0]: a service cannot depend on itself",
+        id="self-dependency",
+    ),
+]
+
+
+@pytest.mark.parametrize("command", ["validate", "render", "check"])
+@pytest.mark.parametrize(("before", "after", "message"), MISTAKES)
+def test_bad_manifest_is_one_line_per_problem_and_writes_nothing(
+    tmp_path: Path, command: str, before: str, after: str, message: str
+) -> None:
+    assert before in BASE
+    build_file_tree(tmp_path, {"services.toml": BASE.replace(before, after, 1)})
+    before_run = snapshot(tmp_path)
+    result = CliRunner().invoke(cli, [command, "--manifest", str(tmp_path / "services.toml")])
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert result.stderr == message.replace("services.toml", str(tmp_path / "services.toml")) + "\n"
+    assert "Traceback" not in result.output
+    assert snapshot(tmp_path) == before_run
+
+
+def test_error_names_relative_manifest_as_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    build_file_tree(tmp_path, {"services.toml": BASE.replace("port = 3000", "port = 0")})
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["validate"])
+    assert result.exit_code == 2
+    assert result.stderr == "services.toml:14: services.auth.port: must be between 1 and 65535\n"
+
+
+def test_missing_manifest(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["render", "--manifest", str(tmp_path / "nope.toml")])
+    assert result.exit_code == 2
+    assert result.stderr == f"{tmp_path / 'nope.toml'}: no such file; create it or pass --manifest\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_too_many_services(tmp_path: Path) -> None:
+    services = "".join(f"[services.s{i}]\nrepository = 'o/s{i}'\nport = {2000 + i}\n" for i in range(257))
+    build_file_tree(tmp_path, {"services.toml": '[project]\nname = "big"\n' + services})
+    result = CliRunner().invoke(cli, ["validate", "--manifest", str(tmp_path / "services.toml")])
+    assert result.exit_code == 2
+    assert result.stderr.endswith("services: has too many entries (at most 256)\n")
+
+
+def test_validate_ok(tmp_path: Path) -> None:
+    build_file_tree(tmp_path, {"services.toml": BASE})
+    result = CliRunner().invoke(cli, ["validate", "--manifest", str(tmp_path / "services.toml")])
+    assert result.exit_code == 0
+    assert result.stdout == f"{tmp_path / 'services.toml'}: OK (2 services)\n"
+
+
+def test_schema_is_the_model_schema_and_validates_the_dogfood_manifest() -> None:
+    import tomllib
+
+    import jsonschema
+
+    result = CliRunner().invoke(cli, ["schema"])
+    assert result.exit_code == 0
+    schema = json.loads(result.stdout)
+    assert schema["properties"].keys() == Manifest.model_json_schema()["properties"].keys()
+    data = tomllib.loads(Path("services.toml").read_text(encoding="utf-8"))
+    jsonschema.validate(data, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**data, "servces": {}}, schema)
+
+
+def test_committed_schema_file_is_current() -> None:
+    result = CliRunner().invoke(cli, ["schema"])
+    assert Path("docs/services.schema.json").read_text(encoding="utf-8") == result.stdout
