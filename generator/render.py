@@ -1,0 +1,171 @@
+"""Pure rendering: Manifest -> {relative path: text}: workflows, vendored step scripts, manifest.json."""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import tomllib
+from collections.abc import Iterable
+from importlib.resources import files
+from importlib.resources.abc import Traversable
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from generator.errors import WfgenError
+from generator.model import Manifest
+from generator.resolve import GENERATED_NOTE, resolve_manifest
+
+DEPLOY_WORKFLOW = ".github/workflows/deploy-services-parallel.yml"
+CHECK_WORKFLOW = ".github/workflows/wfgen-check.yml"
+MANIFEST_JSON = ".github/wfgen/manifest.json"
+STEPS_DIR = ".github/wfgen"
+WORKFLOWS = {DEPLOY_WORKFLOW: "deploy-services-parallel.yml.j2", CHECK_WORKFLOW: "wfgen-check.yml.j2"}
+# The job env of the deploy leg sets these itself; a manifest env name must not shadow them.
+RESERVED_ENV_PREFIX = "WFGEN_"
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_./-]*$")
+_YAML_KEYWORDS = frozenset({"y", "n", "yes", "no", "on", "off", "true", "false", "null"})
+_GLOB_SPECIAL = re.compile(r"([*?+\[\]!\\])")
+
+
+def render(manifest: Manifest, *, source: str = "services.toml") -> dict[str, str]:
+    """Every generated file, keyed by its posix path relative to the manifest's directory."""
+    return render_resolved(resolve_manifest(manifest, source))
+
+
+def render_resolved(resolved: dict[str, Any]) -> dict[str, str]:
+    """Render from the resolved manifest dict (docs/design.md); the same bytes on every run and machine."""
+    source = resolved["source"]
+    if "\n" in source or "\r" in source:
+        raise WfgenError(f"{source!r}: a manifest file name cannot contain a line break")
+    header = "# " + GENERATED_NOTE.format(source=source)
+    context = workflow_context(resolved, header)
+    environment = _environment()
+    out = {path: environment.get_template(name).render(context) for path, name in WORKFLOWS.items()}
+    out[MANIFEST_JSON] = json.dumps(resolved, indent=2) + "\n"
+    for name, text in step_scripts():
+        out[f"{STEPS_DIR}/{name}"] = header + "\n" + text
+    return dict(sorted(out.items()))
+
+
+def workflow_context(resolved: dict[str, Any], header: str) -> dict[str, Any]:
+    """What the templates see: the resolved manifest plus pins, header and the env maps of each job."""
+    target, build = resolved["target"], resolved["build"]
+    target_names = [target[key] for key in ("host_env", "user_env", "ssh_key_env", "known_hosts_env")]
+    registry_names = [build["registry_user_env"], build["registry_password_env"]]
+    service_names = [name for service in resolved["services"].values() for name in service["env"]]
+    registry = build["registry"] or ""
+    return {
+        **resolved,
+        "header": header,
+        "pins": action_pins(),
+        "check_env": secret_env([*target_names, *resolved["infrastructure"]["secrets"]]),
+        "deploy_env": secret_env([*target_names, *registry_names, *service_names]),
+        "push_to_ghcr": build["where"] == "runner" and registry.split("/")[0] == "ghcr.io",
+        "path_services": any(service["path"] is not None for service in resolved["services"].values()),
+        "check_paths": check_paths(resolved),
+        "services_example": ",".join(list(resolved["services"])[:2]),
+    }
+
+
+def secret_env(names: Iterable[str | None]) -> dict[str, str]:
+    """`NAME: ${{ secrets.NAME }}` for each distinct name, in first-seen order."""
+    env: dict[str, str] = {}
+    for name in names:
+        if name is None or name in env:
+            continue
+        if not _ENV_NAME.match(name):
+            raise WfgenError(f"{name!r}: not a valid environment variable name")
+        if name.startswith(RESERVED_ENV_PREFIX):
+            raise WfgenError(f"{name}: names starting with {RESERVED_ENV_PREFIX} are reserved for wfgen")
+        if name == "GITHUB_TOKEN":
+            env[name] = "${{ github.token }}"  # the job's own token, scoped by the job's permissions
+        elif not name.startswith("GITHUB_"):  # the runner sets GITHUB_* itself; no secret may use the prefix
+            env[name] = "${{ secrets." + name + " }}"
+    return env
+
+
+def check_paths(resolved: dict[str, Any]) -> list[str]:
+    """Path filters of the check workflow: everything whose change can make the generated files stale."""
+    paths = [glob_escape(resolved["source"]), f"{STEPS_DIR}/**", DEPLOY_WORKFLOW, CHECK_WORKFLOW]
+    if resolved["project"]["wfgen_install"] == ".":
+        paths += ["generator/**", "templates/**", "pyproject.toml"]
+    return paths
+
+
+def yaml_value(value: Any) -> str:
+    """A YAML scalar or flow sequence that reads back as exactly `value` (plain when unambiguous)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return json.dumps(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(yaml_value(item) for item in value) + "]"
+    if not isinstance(value, str):
+        raise TypeError(f"cannot write {type(value).__name__} into YAML")
+    if "${{" in value:
+        raise WfgenError(f"{value!r}: must not contain '${{{{' (GitHub expression syntax)")
+    if _PLAIN.match(value) and value.lower() not in _YAML_KEYWORDS:
+        return value
+    # JSON strings are YAML double-quoted scalars; U+2028/9 are escaped so no parser sees a line break.
+    return json.dumps(value, ensure_ascii=False).replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+
+
+def glob_escape(path: str) -> str:
+    """Escape the characters GitHub's path filters treat as patterns."""
+    return _GLOB_SPECIAL.sub(r"\\\1", path)
+
+
+def templates_root() -> Traversable:
+    """templates/ inside the installed package (wheel), else next to the package dir (source tree)."""
+    packaged = files("generator").joinpath("templates")
+    if packaged.is_dir():
+        return packaged
+    return Path(str(files("generator"))).parent / "templates"
+
+
+@functools.cache
+def action_pins() -> dict[str, str]:
+    """`owner/action` -> `owner/action@<sha> # <version>` from templates/actions.toml."""
+    data = tomllib.loads(templates_root().joinpath("actions.toml").read_text(encoding="utf-8"))
+    return {name: f"{name}@{pin['sha']} # {pin['version']}" for name, pin in data["actions"].items()}
+
+
+def step_scripts() -> list[tuple[str, str]]:
+    """(file name, source) of every public step script in generator/steps, sorted by name."""
+    steps = files("generator").joinpath("steps")
+    return sorted(
+        (entry.name, entry.read_text(encoding="utf-8"))
+        for entry in steps.iterdir()
+        if entry.is_file() and entry.name.endswith(".py") and not entry.name.startswith("_")
+    )
+
+
+@functools.cache
+def _environment() -> jinja2.Environment:
+    root = templates_root()
+    # [[ ]] / [% %] delimiters let GitHub's own ${{ }} expressions pass through the templates untouched.
+    environment = jinja2.Environment(
+        loader=jinja2.FunctionLoader(lambda name: _read(root, name)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        block_start_string="[%",
+        block_end_string="%]",
+        variable_start_string="[[",
+        variable_end_string="]]",
+        comment_start_string="[#",
+        comment_end_string="#]",
+    )
+    environment.filters["yaml"] = yaml_value
+    return environment
+
+
+def _read(root: Traversable, name: str) -> str:
+    return root.joinpath(*name.split("/")).read_text(encoding="utf-8")
