@@ -1,0 +1,203 @@
+"""Health-gated cutover: candidate on a temporary port, health, switch, verify, and restore on any failure.
+
+Stdlib only: vendored into `.github/wfgen/` next to the step scripts. Containers (docs/design.md):
+`<project>-<service>` serves, `<project>-<service>-candidate` is tried first, and
+`<project>-<service>-previous` is the stopped rollback point while the new container is verified.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import steplib  # noqa: E402
+from target import CommandFailed, Target, http_probe  # noqa: E402
+
+VERIFY_POLL_S = 0.05  # the port is dark until the first healthy answer: poll fast, not every interval_s
+STOP_TIMEOUT_S = 10
+
+
+class HealthFailed(Exception):
+    """No healthy answer before the deadline, or the container died."""
+
+
+@dataclass(frozen=True)
+class Container:
+    image_id: str
+    image: str
+    running: bool
+
+
+def inspect(target: Target, name: str) -> Container | None:
+    fmt = "{{.Image}}|{{.Config.Image}}|{{.State.Running}}"
+    result = target.run(["docker", "container", "inspect", "--format", fmt, name], timeout=60)
+    parts = result.stdout.strip().split("|")
+    if result.returncode != 0 or len(parts) != 3:
+        return None
+    return Container(image_id=parts[0], image=parts[1], running=parts[2] == "true")
+
+
+def crash_reason(target: Target, name: str) -> str | None:
+    """Why the container is not serving (exited / restarting), or None while it runs normally."""
+    fmt = "{{.State.Status}}|{{.State.ExitCode}}|{{.RestartCount}}"
+    result = target.run(["docker", "container", "inspect", "--format", fmt, name], timeout=60)
+    parts = result.stdout.strip().split("|")
+    if result.returncode != 0 or len(parts) != 3:
+        return f"container {name} is gone"
+    status, code, restarts = parts
+    if status in {"exited", "dead"} or status == "restarting" or restarts not in {"", "0"}:
+        return f"container exited with code {code} (restarts: {restarts})"
+    return None
+
+
+def is_ok(code: int | None) -> bool:
+    return code is not None and 200 <= code < 400
+
+
+def wait_healthy(
+    target: Target,
+    url: str,
+    health: dict[str, Any],
+    *,
+    poll_s: float | None = None,
+    grace_s: float | None = None,
+    alive: Callable[[], str | None] | None = None,
+) -> float:
+    """Seconds until `url` answered 2xx/3xx (probed from the target side); HealthFailed at the deadline."""
+    start = time.monotonic()
+    time.sleep(health["start_grace_s"] if grace_s is None else grace_s)
+    deadline = start + float(health["deadline_s"])
+    interval = float(health["interval_s"]) if poll_s is None else poll_s
+    last: int | None = None
+    for _ in range(10_000_000):
+        left = deadline - time.monotonic()
+        code = http_probe(target, url, min(float(health["timeout_s"]), max(left, 0.5)))
+        if is_ok(code):
+            return time.monotonic() - start
+        last = code
+        problem = alive() if alive else None
+        if problem:
+            raise HealthFailed(problem)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        time.sleep(min(interval, left))
+    answer = f"HTTP {last}" if last else "no answer"
+    raise HealthFailed(
+        f"no healthy answer from {url} within {float(health['deadline_s']):g} s (last: {answer})"
+    )
+
+
+class Cutover:
+    """The container moves of one deploy; restore() puts the old container back from any state we reached."""
+
+    def __init__(self, target: Target, manifest: dict[str, Any], service: dict[str, Any], image: str):
+        self.target = target
+        self.service = service
+        self.image = image
+        self.network = manifest["target"]["network"]
+        base = f"{manifest['project']['name']}-{service['name']}"
+        self.running, self.candidate, self.previous = base, f"{base}-candidate", f"{base}-previous"
+        self.project = manifest["project"]["name"]
+        self.old: Container | None = None
+        self.touched = False
+
+    def docker(self, *args: str, timeout: float = 60, check: bool = True) -> str:
+        return self.target.run(["docker", *args], timeout=timeout, check=check).stdout.strip()
+
+    def survey(self) -> Container | None:
+        """Clear leftovers of an interrupted deploy (we hold the lock), then look at what serves now."""
+        self.docker("rm", "-f", self.candidate, check=False)
+        current, previous = inspect(self.target, self.running), inspect(self.target, self.previous)
+        if previous and current is None:
+            steplib.log(self.service["name"], f"restoring {self.previous} left by an interrupted deploy")
+            self.docker("rename", self.previous, self.running)
+            self.docker("start", self.running)
+            current = inspect(self.target, self.running)
+        elif previous:
+            self.docker("rm", "-f", self.previous, check=False)
+        self.old = current
+        return current
+
+    def ensure_network(self) -> None:
+        if self.target.run(["docker", "network", "inspect", self.network], timeout=60).returncode != 0:
+            result = self.target.run(["docker", "network", "create", self.network], timeout=60)
+            if result.returncode != 0 and "already exists" not in result.stderr:
+                raise CommandFailed(["docker", "network", "create", self.network], result)
+
+    def _run_args(self, name: str, publish: str, env_file: str | None, alias: bool) -> list[str]:
+        args = ["--name", name, "--init", "--restart", "unless-stopped", "--network", self.network]
+        if alias:
+            args += ["--network-alias", self.service["name"]]
+        if env_file:
+            args += ["--env-file", env_file]
+        args += [
+            "--label",
+            f"wfgen.project={self.project}",
+            "--label",
+            f"wfgen.service={self.service['name']}",
+        ]
+        return [*args, "-p", publish, self.image]
+
+    def start_candidate(self, env_file: str | None) -> str:
+        """Run the candidate on a docker-assigned loopback port; returns its health URL."""
+        self.touched = True
+        cport = int(self.service["container_port"])
+        self.docker(
+            "run", "-d", *self._run_args(self.candidate, f"127.0.0.1::{cport}", env_file, alias=False)
+        )
+        mapped = self.docker("port", self.candidate, f"{cport}/tcp").splitlines()
+        host_port = mapped[0].rsplit(":", 1)[-1] if mapped else ""
+        if not host_port.isdigit():
+            raise HealthFailed(f"docker assigned no host port to the candidate ({mapped!r})")
+        return f"http://127.0.0.1:{host_port}{self.service['health']['path']}"
+
+    def candidate_logs(self, lines: int = 20) -> list[str]:
+        result = self.target.run(["docker", "logs", "--tail", str(lines), self.candidate], timeout=60)
+        return [line for line in (result.stdout + result.stderr).splitlines() if line.strip()][-lines:]
+
+    def switch(self, env_file: str | None) -> float:
+        """Candidate out, old renamed to -previous (still serving), new created; then stop old + start new.
+
+        Returns the monotonic time the port went dark."""
+        self.docker("rm", "-f", self.candidate)
+        if self.old:
+            self.docker("rename", self.running, self.previous)
+        publish = f"{self.service['port']}:{self.service['container_port']}"
+        self.docker("create", *self._run_args(self.running, publish, env_file, alias=True))
+        dark = time.monotonic()
+        if self.old and self.old.running:
+            self.docker("stop", "-t", str(STOP_TIMEOUT_S), self.previous, timeout=STOP_TIMEOUT_S + 60)
+        self.docker("start", self.running)
+        return dark
+
+    def verify(self) -> float:
+        url = f"http://127.0.0.1:{self.service['port']}{self.service['health']['path']}"
+        alive = lambda: crash_reason(self.target, self.running)  # noqa: E731
+        return wait_healthy(
+            self.target, url, self.service["health"], poll_s=VERIFY_POLL_S, grace_s=0, alive=alive
+        )
+
+    def commit(self) -> None:
+        """The new container is verified: drop the stopped rollback container (its image stays)."""
+        self.docker("rm", "-f", self.previous, check=False)
+        self.touched = False
+
+    def restore(self) -> str:
+        """Undo whatever part of the cutover happened, judged from the containers that exist now."""
+        self.docker("rm", "-f", self.candidate, check=False)
+        if inspect(self.target, self.previous):
+            self.docker("rm", "-f", self.running, check=False)
+            self.docker("rename", self.previous, self.running)
+            if self.old and self.old.running:
+                self.docker("start", self.running)
+            return "previous container restored"
+        if self.old is None and inspect(self.target, self.running):
+            self.docker("rm", "-f", self.running, check=False)
+            return "new container removed"
+        return "running container untouched"

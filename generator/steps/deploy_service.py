@@ -1,0 +1,117 @@
+"""Deploy one service: lock, source, image, health-gated cutover, prune, audit; never downs a healthy one.
+
+Stdlib only; runs under `python3 -I -S`. Each option falls back to an env var (see --help, docs/design.md).
+Test hook: WFGEN_TEST_BEFORE_SWITCH, a shell command run here after the candidate is healthy and before the
+switch (the tests use it to make the final start fail for real); unset in normal use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import steplib  # noqa: E402
+from deployment import Deployment, Settings  # noqa: E402
+from target import open_target  # noqa: E402
+
+RESULT_EXIT = {"deployed": steplib.Exit.OK, "unchanged": steplib.Exit.OK}
+
+
+class Cancelled(BaseException):
+    """SIGTERM/SIGINT: a BaseException so no `except Exception` on the way swallows it."""
+
+
+def _cancel(signum: int, _frame: FrameType | None) -> None:
+    # One cancel is enough: ignore repeats so the restore that follows runs to its end (steps have timeouts).
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise Cancelled(signal.Signals(signum).name)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    env = steplib.env_default
+    parser = argparse.ArgumentParser(description="Deploy one service with a health-gated cutover.")
+    steplib.add_manifest_option(parser)
+    parser.add_argument("--service", default=env("WFGEN_SERVICE"), help="service name (env WFGEN_SERVICE)")
+    parser.add_argument("--branch", default=env("WFGEN_BRANCH"), help="branch to deploy (env WFGEN_BRANCH)")
+    parser.add_argument(
+        "--force-rebuild",
+        nargs="?",
+        const="true",
+        default=env("WFGEN_FORCE_REBUILD", "false"),
+        help="rebuild even if the image exists (env WFGEN_FORCE_REBUILD)",
+    )
+    parser.add_argument(
+        "--status-file", default=env("WFGEN_STATUS_FILE"), help="status JSON (env WFGEN_STATUS_FILE)"
+    )
+    parser.add_argument("--lock-wait", default=env("WFGEN_LOCK_WAIT"), help="seconds to wait for the lock")
+    parser.add_argument(
+        "--repo-root", default=env("WFGEN_REPO_ROOT", "."), help="checkout for 'path' services"
+    )
+    return parser
+
+
+def settings_from(args: argparse.Namespace, manifest: dict[str, Any]) -> Settings:
+    """Validated inputs; UsageError on anything wrong."""
+    services = manifest["services"]
+    if not args.service:
+        raise steplib.UsageError("no service: pass --service or set WFGEN_SERVICE")
+    if args.service not in services:
+        hint = steplib.did_you_mean(args.service, services)
+        raise steplib.UsageError(f"unknown service {args.service!r}{hint}; known: {', '.join(services)}")
+    if not args.branch:
+        raise steplib.UsageError("no branch: pass --branch or set WFGEN_BRANCH")
+    lock_wait = args.lock_wait if args.lock_wait is not None else manifest["project"]["lock_wait_s"]
+    try:
+        wait_s = float(lock_wait)
+    except ValueError:
+        raise steplib.UsageError(f"--lock-wait: expected seconds, got {lock_wait!r}") from None
+    if wait_s < 0:
+        raise steplib.UsageError("--lock-wait: must not be negative")
+    return Settings(
+        service=services[args.service],
+        branch=args.branch,
+        force_rebuild=steplib.parse_bool(args.force_rebuild, what="--force-rebuild"),
+        lock_wait_s=wait_s,
+        repo_root=str(Path(args.repo_root).resolve()),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    subject = args.service or "deploy"
+    try:
+        manifest = steplib.load_manifest(args.manifest)
+        settings = settings_from(args, manifest)
+    except steplib.UsageError as exc:
+        steplib.error(subject, str(exc))
+        return steplib.Exit.USAGE
+    name = settings.service["name"]
+    status = steplib.StatusFile(args.status_file or f"wfgen-status/{name}.json", name, settings.branch)
+    previous = {sig: signal.signal(sig, _cancel) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        with open_target(manifest, os.environ) as target:
+            deployment = Deployment(manifest, settings, target, status)
+            result = deployment.run(cancelled=Cancelled)
+    except steplib.UsageError as exc:
+        status.finish("failed", str(exc))
+        steplib.error(name, str(exc))
+        return steplib.Exit.USAGE
+    except Cancelled:
+        status.finish("cancelled", "cancelled before the deploy started")
+        steplib.error(name, "cancelled")
+        return steplib.Exit.FAILED
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return RESULT_EXIT.get(result, steplib.Exit.FAILED)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,305 @@
+"""One deploy of one service, phase by phase (docs/design.md): lock → source → build → candidate → health →
+switch → verify → cleanup → done. Every path ends with restore-if-needed, audit, unlock and a final status.
+
+Stdlib only: vendored into `.github/wfgen/` next to the step scripts.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import images  # noqa: E402
+import source  # noqa: E402
+import steplib  # noqa: E402
+from cutover import Container, Cutover, HealthFailed, crash_reason, is_ok, wait_healthy  # noqa: E402
+from lock import LockTimeout, ServiceLock, append_audit, audit_line  # noqa: E402
+from provide import provide_image  # noqa: E402
+from target import CommandFailed, Target, TargetError, http_probe  # noqa: E402
+
+EXPECTED = (
+    TargetError,
+    CommandFailed,
+    source.SourceError,
+    images.ImageError,
+    HealthFailed,
+    LockTimeout,
+    OSError,
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    service: dict[str, Any]
+    branch: str
+    force_rebuild: bool
+    lock_wait_s: float
+    repo_root: str
+
+
+class Outcome(Exception):
+    """Ends the deploy with a result other than deployed (the phase stays where it happened)."""
+
+    def __init__(self, result: str, message: str):
+        super().__init__(message)
+        self.result = result
+
+
+class Deployment:
+    def __init__(
+        self, manifest: dict[str, Any], settings: Settings, target: Target, status: steplib.StatusFile
+    ):
+        self.manifest, self.settings, self.target, self.status = manifest, settings, target, status
+        self.service = settings.service
+        self.name: str = self.service["name"]
+        self.ref = source.check_ref(self.service.get("ref") or settings.branch)
+        self.state_dir: str = manifest["target"]["state_dir"]
+        self.started = time.monotonic()
+        self.deadline = self.started + float(manifest["project"]["deploy_timeout_minutes"]) * 60
+        self.cut: Cutover | None = None
+        self.commit: str | None = None
+        self.deployed = False
+        self.cleanups: list[tuple[str, list[str]]] = []
+
+    def log(self, message: str) -> None:
+        steplib.log(self.name, message)
+
+    def phase(self, name: str, message: str) -> None:
+        self.status.update(phase=name, message=message)
+        self.log(message)
+
+    def left(self) -> float:
+        """Seconds left of deploy_timeout_minutes, for the timeouts of long commands."""
+        return max(10.0, self.deadline - time.monotonic())
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def run(self, cancelled: type[BaseException]) -> str:
+        """Deploy; returns the result. Internal errors still release the lock, then keep their traceback."""
+        lock = ServiceLock(self.target, self.state_dir, self.name)
+        try:
+            result, message = self.locked(lock)
+        except Outcome as exc:
+            result, message = exc.result, str(exc)
+        except cancelled as exc:
+            result, message = self.on_cancel(str(exc) or "signal")
+        except EXPECTED as exc:
+            result, message = "failed", str(exc)
+        except Exception as exc:
+            self.finish(lock, "failed", f"internal error: {exc!r}")
+            raise
+        self.finish(lock, result, message)
+        return result
+
+    def locked(self, lock: ServiceLock) -> tuple[str, str]:
+        port = self.service["port"]
+        self.log(f"starting deployment on port {port} (branch {self.ref})")
+        env_data = self.env_file_data()
+        stale = float(self.manifest["project"]["lock_stale_s"])
+        lock.acquire(self.settings.lock_wait_s, stale, lambda holder: self.on_lock_wait(holder.describe()))
+        return self.deploy(env_data)
+
+    def on_lock_wait(self, holder: str) -> None:
+        self.status.update(message=f"waiting for the lock held by {holder}")
+        self.log(f"waiting for the lock held by {holder} (up to {self.settings.lock_wait_s:g} s)")
+
+    def env_file_data(self) -> bytes | None:
+        lines = []
+        for name in self.service["env"]:
+            value = os.environ.get(name, "")
+            if not value:
+                raise Outcome("failed", f"environment variable {name} is not set (services.{self.name}.env)")
+            if "\n" in value or "\r" in value:
+                raise Outcome(
+                    "failed", f"environment variable {name} contains a line break; --env-file cannot pass it"
+                )
+            lines.append(f"{name}={value}\n")
+        return "".join(lines).encode() if lines else None
+
+    def deploy(self, env_data: bytes | None) -> tuple[str, str]:
+        self.status.update(phase="source", message=f"resolving {self.ref}")
+        self.commit = self.resolve_commit()
+        image = images.image_name(self.manifest, self.name, self.commit)
+        self.status.update(commit=self.commit, image=image)
+        self.log(f"source at {self.commit[:7]} ({self.ref})")
+        self.cut = Cutover(self.target, self.manifest, self.service, image)
+        old = self.cut.survey()
+        if old:
+            self.status.update(previous_image=old.image)
+        if self.is_unchanged(image, old):
+            return "unchanged", f"{self.commit[:7]} already running and healthy; nothing to do"
+        self.status.update(phase="build", message=f"preparing image {image}")
+        self.commit, image = provide_image(self, image)
+        self.status.update(commit=self.commit, image=image)
+        self.cut.image = image
+        self.cutover(env_data)
+        self.prune(image, old)
+        return "deployed", f"deployed {self.commit[:7]} in {self.elapsed():.0f} s"
+
+    def resolve_commit(self) -> str:
+        if self.service["path"]:
+            _tip, commit = source.local_commit(self.settings.repo_root, self.ref, self.service["path"])
+            return commit
+        builder = self.builder()
+        return source.remote_commit(
+            builder, self.service["clone_url"], self.ref, timeout=min(120, self.left())
+        )
+
+    def builder(self) -> Target:
+        """Where images are built: the target, or this machine (the runner) when build.where = 'runner'."""
+        if self.manifest["build"]["where"] == "runner":
+            from target import LocalTarget
+
+            return LocalTarget()
+        return self.target
+
+    def is_unchanged(self, image: str, old: Container | None) -> bool:
+        if self.settings.force_rebuild or old is None or not old.running:
+            return False
+        if images.image_id(self.target, image) != old.image_id:
+            return False
+        health = self.service["health"]
+        url = f"http://127.0.0.1:{self.service['port']}{health['path']}"
+        if is_ok(http_probe(self.target, url, float(health["timeout_s"]))):
+            return True
+        self.log("the running container has this image but fails its health check; redeploying it")
+        return False
+
+    def cutover(self, env_data: bytes | None) -> None:
+        assert self.cut is not None
+        cut = self.cut
+        self.phase("candidate", f"starting candidate {cut.candidate}")
+        env_file = self.put_env_file(env_data)
+        cut.ensure_network()
+        url = cut.start_candidate(env_file)
+        self.phase("health", f"waiting for the candidate to answer {url}")
+        try:
+            took = wait_healthy(
+                self.target,
+                url,
+                self.service["health"],
+                alive=lambda: crash_reason(self.target, cut.candidate),
+            )
+        except HealthFailed as exc:
+            for line in cut.candidate_logs():
+                print(f"    | {line}", flush=True)
+            cut.restore()
+            raise Outcome(
+                "failed", f"candidate never became healthy: {exc}; running container untouched"
+            ) from None
+        self.log(f"candidate healthy after {took:.1f} s")
+        self.test_hook()
+        self.switch(env_file)
+
+    def switch(self, env_file: str | None) -> None:
+        assert self.cut is not None
+        cut = self.cut
+        self.phase("switch", f"switching {cut.running} to the new image")
+        try:
+            dark_since = cut.switch(env_file)
+            self.log("switched; previous container kept for rollback" if cut.old else "started")
+            self.status.update(phase="verify", message=f"checking health on port {self.service['port']}")
+            cut.verify()
+        except (HealthFailed, CommandFailed) as exc:
+            self.fail_switch(str(exc))
+        dark = time.monotonic() - dark_since
+        self.log(
+            f"healthy on port {self.service['port']}" + (f" (port dark {dark:.2f} s)" if cut.old else "")
+        )
+        self.status.update(phase="cleanup", message="removing the previous container")
+        cut.commit()
+        self.deployed = True
+
+    def fail_switch(self, problem: str) -> None:
+        assert self.cut is not None
+        failed = f"new container failed after the switch: {problem}"
+        try:
+            what = self.cut.restore()
+        except CommandFailed as exc:
+            raise Outcome("failed", f"{failed}; restoring the previous container failed too: {exc}") from None
+        if self.cut.old is None:
+            raise Outcome("failed", f"{failed}; {what}")
+        if self.cut.old.running:
+            health = self.service["health"]
+            url = f"http://127.0.0.1:{self.service['port']}{health['path']}"
+            try:
+                wait_healthy(self.target, url, {**health, "deadline_s": 30.0}, poll_s=0.2, grace_s=0)
+            except HealthFailed as exc:
+                what += f", but it does not answer ({exc})"
+        raise Outcome("rolled_back", f"{failed}; {what}")
+
+    def put_env_file(self, data: bytes | None) -> str | None:
+        if data is None:
+            return None
+        relative = f"{self.state_dir.rstrip('/')}/env/{self.name}-{secrets.token_hex(6)}.env"
+        path = self.target.home_path(relative)
+        self.cleanups.append(("target", ["rm", "-f", "--", path]))
+        self.target.put_file(relative, data, mode=0o600)
+        return path
+
+    def test_hook(self) -> None:
+        hook = os.environ.get("WFGEN_TEST_BEFORE_SWITCH")
+        if hook:
+            subprocess.run(["sh", "-c", hook], timeout=120, check=False, stdout=subprocess.DEVNULL)
+
+    def prune(self, image: str, old: Container | None) -> None:
+        protect = {ident for ident in (images.image_id(self.target, image), old and old.image_id) if ident}
+        keep = int(self.manifest["project"]["keep_images"])
+        removed = images.prune(self.target, self.manifest["project"]["name"], self.name, keep, protect)
+        if removed:
+            self.log(f"pruned {len(removed)} old image(s), keeping the last {keep}")
+
+    def on_cancel(self, signal_name: str) -> tuple[str, str]:
+        if self.deployed:
+            return (
+                "deployed",
+                f"deployed {self.commit and self.commit[:7]} ({signal_name} arrived during cleanup)",
+            )
+        what = self.cut.restore() if self.cut and self.cut.touched else "running container untouched"
+        return "cancelled", f"cancelled by {signal_name}; {what}"
+
+    def finish(self, lock: ServiceLock, result: str, message: str) -> None:
+        """Restore if a cutover was left half-way, drop temp files, audit, unlock, report. Never raises."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(
+                sig, signal.SIG_IGN
+            )  # the deploy is decided; a late signal must not cut the cleanup short
+        steps = [
+            (
+                "restore",
+                lambda: self.cut.restore() if self.cut and self.cut.touched and not self.deployed else None,
+            ),
+            ("remove temporary files", self.run_cleanups),
+            ("audit", lambda: self.audit(result)),
+            ("unlock", lock.release),
+        ]
+        for what, step in steps:
+            try:
+                step()
+            except Exception as exc:  # noqa: BLE001 - the report below must still be written
+                self.log(f"warning: {what} failed: {exc}")
+        message = source.redact(message, self.service.get("clone_url"))
+        self.status.finish(result, message)
+        if result in steplib.RESULTS_OK:
+            self.log(message)
+        else:
+            self.log(f"{result}: {message}")
+            steplib.error(self.name, message)
+
+    def audit(self, result: str) -> None:
+        append_audit(self.target, self.state_dir, audit_line(self.name, self.commit, result, self.elapsed()))
+
+    def run_cleanups(self) -> None:
+        for where, argv in reversed(self.cleanups):
+            host = self.target if where == "target" else self.builder()
+            host.run(argv, timeout=120)
+        self.cleanups.clear()

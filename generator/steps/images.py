@@ -1,0 +1,144 @@
+"""Docker images of a service: names, labels, build (from a directory or a streamed tar), registry, pruning.
+
+Stdlib only: vendored into `.github/wfgen/` next to the step scripts.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, BinaryIO
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import steplib  # noqa: E402
+from target import CommandResult, Target  # noqa: E402
+
+TAIL_LINES = 20
+
+
+class ImageError(Exception):
+    """Building, pushing or pulling an image failed; `tail` holds the last lines of the tool's output."""
+
+    def __init__(self, message: str, tail: list[str] | None = None):
+        super().__init__(message)
+        self.tail = tail or []
+
+
+def image_name(manifest: dict[str, Any], service: str, commit: str) -> str:
+    build = manifest["build"]
+    name = f"{manifest['project']['name']}/{service}:{commit[:12]}"
+    if build.get("where") == "runner":
+        return f"{build['registry'].rstrip('/')}/{name}"
+    return name
+
+
+def label_args(project: str, service: str, commit: str, branch: str) -> list[str]:
+    labels = {
+        "wfgen.project": project,
+        "wfgen.service": service,
+        "wfgen.commit": commit,
+        "wfgen.branch": branch,
+        "wfgen.built-at": steplib.now_iso(),
+    }
+    args: list[str] = []
+    for key, value in labels.items():
+        args += ["--label", f"{key}={value}"]
+    return args
+
+
+def image_id(host: Target, ref: str) -> str | None:
+    result = host.run(["docker", "image", "inspect", "--format", "{{.Id}}", ref], timeout=60)
+    return result.stdout.strip() or None if result.returncode == 0 else None
+
+
+def tail(result: CommandResult, lines: int = TAIL_LINES) -> list[str]:
+    text = (result.stdout + "\n" + result.stderr).splitlines()
+    return [line for line in text if line.strip()][-lines:]
+
+
+def build_dir(
+    host: Target, image: str, labels: list[str], context: str, dockerfile: str, timeout: float
+) -> None:
+    """docker build of a directory on `host`; the Dockerfile path is relative to the context."""
+    argv = ["docker", "build", "--pull=false", "-t", image, *labels, "-f", f"{context}/{dockerfile}", context]
+    result = host.run(argv, timeout=timeout)
+    if result.returncode != 0:
+        raise ImageError(f"docker build failed (exit {result.returncode})", tail(result))
+
+
+def build_stream(
+    host: Target, image: str, labels: list[str], tar: BinaryIO, dockerfile: str, timeout: float
+) -> None:
+    """docker build with the context streamed as a tar on stdin (no copy of the source on `host`)."""
+    argv = ["docker", "build", "--pull=false", "-t", image, *labels, "-f", dockerfile, "-"]
+    result = host.run_stream(argv, stdin_file=tar, timeout=timeout)
+    if result.returncode != 0:
+        raise ImageError(f"docker build failed (exit {result.returncode})", tail(result))
+
+
+def registry_host(registry: str) -> str:
+    """ghcr.io/owner -> ghcr.io; 127.0.0.1:5000 -> 127.0.0.1:5000."""
+    return registry.split("/", 1)[0]
+
+
+def login(host: Target, registry: str, user: str, password: str) -> None:
+    """docker login with the password on stdin, never on a command line."""
+    argv = ["docker", "login", "--username", user, "--password-stdin", registry_host(registry)]
+    result = host.run(argv, input=password.encode(), timeout=120)
+    if result.returncode != 0:
+        lines = [line.replace(password, "***") for line in tail(result, 3)]
+        raise ImageError(f"docker login to {registry_host(registry)} failed", lines)
+
+
+def push(host: Target, image: str, timeout: float) -> None:
+    result = host.run(["docker", "push", "--quiet", image], timeout=timeout)
+    if result.returncode != 0:
+        raise ImageError(f"docker push {image} failed", tail(result))
+
+
+def pull(host: Target, image: str, timeout: float) -> None:
+    result = host.run(["docker", "pull", "--quiet", image], timeout=timeout)
+    if result.returncode != 0:
+        raise ImageError(f"docker pull {image} on the target failed", tail(result))
+
+
+def _created_key(created: str) -> str:
+    """Docker trims trailing zeros of the fraction; pad it so the text sorts like the time."""
+    stamp, _, fraction = created.rstrip("Z").partition(".")
+    return f"{stamp}.{fraction.ljust(9, '0')}"
+
+
+def service_images(host: Target, project: str, service: str) -> list[tuple[str, str, str]]:
+    """(created, id, ref) of the service's images, newest first; ref is repo:tag, or the id when untagged."""
+    listing = host.run(
+        [
+            "docker", "images", "--no-trunc", "--format", "{{.ID}} {{.Repository}}:{{.Tag}}",
+            "--filter", f"label=wfgen.service={service}", "--filter", f"label=wfgen.project={project}",
+        ],
+        timeout=60,
+    )  # fmt: skip
+    refs: dict[str, list[str]] = {}
+    for ident, _, ref in (line.partition(" ") for line in listing.stdout.splitlines()):
+        if ident and ref:
+            refs.setdefault(ident, []).append(ident if "<none>" in ref else ref.strip())
+    if listing.returncode != 0 or not refs:
+        return []
+    inspect = host.run(["docker", "image", "inspect", "--format", "{{.Id}} {{.Created}}", *refs], timeout=60)
+    created = dict(line.split(" ", 1) for line in inspect.stdout.splitlines() if " " in line)
+    rows = [(_created_key(created[i]), i, ref) for i in refs if i in created for ref in sorted(refs[i])]
+    return sorted(rows, reverse=True)
+
+
+def prune(host: Target, project: str, service: str, keep: int, protect: set[str]) -> list[str]:
+    """Untag all but the newest `keep` images of the service; never the ones whose ids are in `protect`."""
+    rows = service_images(host, project, service)
+    newest: list[str] = []
+    for _created, ident, _ref in rows:
+        if ident not in newest:
+            newest.append(ident)
+    keep_ids = set(newest[: max(keep, 0)]) | protect
+    removed: list[str] = []
+    for _created, ident, ref in rows:
+        if ident not in keep_ids and host.run(["docker", "rmi", ref], timeout=120).returncode == 0:
+            removed.append(ref)
+    return removed

@@ -1,0 +1,187 @@
+"""Per-service deploy lock on the target: an atomic `mkdir <state_dir>/locks/<service>` with an `owner` file.
+
+Stdlib only: vendored into `.github/wfgen/` next to the step scripts. The lock lives on the deploy host, so
+two runs (two workflow runs, or a workflow and a laptop) deploying the same service never interleave.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import json
+import os
+import secrets
+import socket
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import steplib  # noqa: E402
+from target import Target  # noqa: E402
+
+POLL_S = 1.0
+
+# Try to take the lock; otherwise print the holder: "held", target clock, lock age source (mtime), owner JSON.
+_ACQUIRE = (
+    'd=$1; mkdir -p -- "$(dirname -- "$d")" || exit 3; '
+    'if mkdir -- "$d" 2>/dev/null; then printf "%s\\n" "$2" > "$d/owner.tmp" '
+    '&& mv -f -- "$d/owner.tmp" "$d/owner" '
+    "&& echo acquired && exit 0; exit 4; fi; "
+    'echo held; date +%s; stat -c %Y -- "$d" 2>/dev/null || echo 0; cat -- "$d/owner" 2>/dev/null; exit 0'
+)
+# Break a stale lock only if it is still the one we judged stale (same mtime); the rename makes it one-winner.
+_BREAK = (
+    'd=$1; [ "$(stat -c %Y -- "$d" 2>/dev/null)" = "$2" ] || exit 1; '
+    'mv -- "$d" "$3" 2>/dev/null || exit 1; rm -rf -- "$3"'
+)
+# Release only our own lock: someone may have broken it as stale and taken it since.
+_RELEASE = (
+    'd=$1; grep -qF -- "$2" "$d/owner" 2>/dev/null || exit 1; '
+    'mv -- "$d" "$3" 2>/dev/null || exit 1; rm -rf -- "$3"'
+)
+
+
+class LockTimeout(Exception):
+    """The lock stayed taken for the whole wait."""
+
+
+def holder_name(environ: Mapping[str, str] = os.environ) -> str:
+    """Who deploys: the GitHub actor in Actions, else the local user."""
+    actor = environ.get("GITHUB_ACTOR", "").strip()
+    if actor:
+        return actor
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def run_id(environ: Mapping[str, str] = os.environ) -> str | None:
+    return environ.get("GITHUB_RUN_ID") or environ.get("WFGEN_RUN_ID") or None
+
+
+@dataclass
+class Holder:
+    """What the owner file of a lock we do not hold says."""
+
+    who: str
+    since: str
+    run: str | None
+    age_s: float
+    mtime: str
+
+    def describe(self) -> str:
+        run = f" (run {self.run})" if self.run else ""
+        return f"{self.who} since {self.since}{run}"
+
+
+def _local_clock(iso: str | None) -> str:
+    if not iso:
+        return "?"
+    try:
+        return steplib.parse_iso(iso).astimezone().strftime("%H:%M:%S")
+    except ValueError:
+        return "?"
+
+
+def _parse_holder(lines: list[str]) -> Holder:
+    now_text, mtime_text = (line.strip() for line in (lines + ["0", "0"])[:2])
+    now = int(now_text) if now_text.isdigit() else 0
+    mtime = int(mtime_text) if mtime_text.isdigit() else 0
+    try:
+        owner: dict[str, Any] = json.loads(lines[2]) if len(lines) > 2 else {}
+    except json.JSONDecodeError:
+        owner = {}
+    who = f"{owner.get('holder', '?')}@{owner.get('host', '?')}" if owner else "an unknown holder"
+    age = float(now - mtime) if mtime else 0.0
+    since = _local_clock(owner.get("since"))
+    return Holder(who=who, since=since, run=owner.get("run_id"), age_s=age, mtime=mtime_text)
+
+
+class ServiceLock:
+    """Take with acquire(); always release() in a finally block."""
+
+    def __init__(self, target: Target, state_dir: str, service: str):
+        self.target = target
+        self.service = service
+        self.path = target.home_path(f"{state_dir.rstrip('/')}/locks/{service}")
+        self.token = secrets.token_hex(8)
+        self.held = False
+
+    def owner_text(self) -> str:
+        owner = {
+            "holder": holder_name(),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "run_id": run_id(),
+            "since": steplib.now_iso(),
+            "token": self.token,
+        }
+        return json.dumps(owner, sort_keys=True)
+
+    def try_acquire(self) -> Holder | None:
+        """Take the lock now, or say who holds it."""
+        result = self.target.run(["sh", "-c", _ACQUIRE, "sh", self.path, self.owner_text()], timeout=60)
+        lines = result.stdout.splitlines()
+        if result.returncode == 0 and lines[:1] == ["acquired"]:
+            self.held = True
+            return None
+        if result.returncode != 0 or lines[:1] != ["held"]:
+            raise OSError(f"cannot create lock {self.path}: {result.stderr.strip()[:200] or 'no output'}")
+        return _parse_holder(lines[1:])
+
+    def break_stale(self, holder: Holder) -> bool:
+        grave = f"{self.path}.stale-{self.token}"
+        argv = ["sh", "-c", _BREAK, "sh", self.path, holder.mtime, grave]
+        return self.target.run(argv, timeout=60).returncode == 0
+
+    def acquire(self, wait_s: float, stale_s: float, on_wait: Callable[[Holder], None]) -> None:
+        """Poll until the lock is ours, breaking it when older than stale_s; LockTimeout after wait_s."""
+        start = time.monotonic()
+        announced = False
+        holder: Holder | None = None
+        for _ in range(1_000_000):
+            holder = self.try_acquire()
+            if holder is None:
+                return
+            if stale_s > 0 and holder.age_s > stale_s:
+                steplib.log(
+                    self.service,
+                    f"warning: breaking stale lock held by {holder.describe()} ({holder.age_s:.0f} s old)",
+                )
+                self.break_stale(holder)
+                continue
+            if not announced:
+                on_wait(holder)
+                announced = True
+            left = wait_s - (time.monotonic() - start)
+            if left <= 0:
+                break
+            time.sleep(min(POLL_S, left))
+        who = holder.describe() if holder else "another deploy"
+        raise LockTimeout(f"locked by {who}; gave up after {wait_s:g} s")
+
+    def release(self) -> None:
+        if not self.held:
+            return
+        grave = f"{self.path}.released-{self.token}"
+        result = self.target.run(["sh", "-c", _RELEASE, "sh", self.path, self.token, grave], timeout=60)
+        self.held = False
+        if result.returncode != 0:
+            steplib.log(self.service, "warning: the lock was no longer ours at release (broken as stale?)")
+
+
+def audit_line(service: str, commit: str | None, result: str, duration_s: float) -> str:
+    when = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return f"{when} {holder_name()} {service} {commit or '-'} {result} {duration_s:.1f}s"
+
+
+def append_audit(target: Target, state_dir: str, line: str) -> None:
+    """One line per deploy in <state_dir>/audit.log on the target (O_APPEND keeps concurrent lines whole)."""
+    path = target.home_path(f"{state_dir.rstrip('/')}/audit.log")
+    script = 'mkdir -p -- "$(dirname -- "$2")" && printf "%s\\n" "$1" >> "$2"'
+    target.run(["sh", "-c", script, "sh", line, path], timeout=60)

@@ -1,0 +1,120 @@
+"""Make a commit's image available on the target: reuse it, build it there, or build here, push and pull.
+
+Stdlib only: vendored into `.github/wfgen/` next to the step scripts.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import secrets
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import images  # noqa: E402
+import source  # noqa: E402
+from target import Target  # noqa: E402
+
+if TYPE_CHECKING:
+    from deployment import Deployment
+
+
+def provide_image(deploy: Deployment, image: str) -> tuple[str, str]:
+    """(commit, image) now present on the target; the commit moves on if the branch moved while we cloned."""
+    assert deploy.commit is not None
+    build = deploy.manifest["build"]
+    force = deploy.settings.force_rebuild
+    if not force and images.image_id(deploy.target, image):
+        deploy.log(f"image {image} already on the target; not rebuilding")
+        return deploy.commit, image
+    if build["where"] != "runner":
+        return build_on(deploy, deploy.target, image)
+    builder = deploy.builder()
+    commit = deploy.commit
+    if force or not images.image_id(builder, image):
+        commit, image = build_on(deploy, builder, image)
+    credentials = registry_credentials(build)
+    if credentials:
+        images.login(builder, build["registry"], *credentials)
+    deploy.log(f"pushing {image}")
+    images.push(builder, image, timeout=deploy.left())
+    if credentials:
+        images.login(deploy.target, build["registry"], *credentials)
+    deploy.log(f"pulling {image} on the target")
+    images.pull(deploy.target, image, timeout=deploy.left())
+    return commit, image
+
+
+def registry_credentials(build: dict[str, str | None]) -> tuple[str, str] | None:
+    user_env, password_env = build.get("registry_user_env"), build.get("registry_password_env")
+    if not user_env or not password_env:
+        return None
+    user, password = os.environ.get(user_env, ""), os.environ.get(password_env, "")
+    if not user or not password:
+        missing = user_env if not user else password_env
+        raise images.ImageError(f"registry login: environment variable {missing} is not set")
+    return user, password
+
+
+def build_on(deploy: Deployment, host: Target, image: str) -> tuple[str, str]:
+    """Build on `host` (the target, or the runner); returns (commit, image)."""
+    try:
+        if deploy.service["path"]:
+            return build_path(deploy, host, image)
+        return build_clone(deploy, host, image)
+    except images.ImageError as exc:
+        for line in exc.tail:
+            print(f"    | {source.redact(line, deploy.service.get('clone_url'))}", flush=True)
+        raise
+
+
+def _labels(deploy: Deployment, commit: str) -> list[str]:
+    return images.label_args(deploy.manifest["project"]["name"], deploy.name, commit, deploy.ref)
+
+
+def build_path(deploy: Deployment, host: Target, image: str) -> tuple[str, str]:
+    """A folder of the local checkout streamed as a tar into `docker build -` (works over ssh, no copy)."""
+    assert deploy.commit is not None
+    service = deploy.service
+    deploy.phase("build", f"building image {image}")
+    subdir = source.tree_path(service["path"], service["context"])
+    archive = source.open_archive(deploy.settings.repo_root, deploy.commit, subdir)
+    try:
+        assert archive.stdout is not None
+        labels = _labels(deploy, deploy.commit)
+        images.build_stream(host, image, labels, archive.stdout, service["dockerfile"], timeout=deploy.left())
+    finally:
+        problem = source.finish_archive(archive)
+    if problem:
+        raise images.ImageError(f"git archive of {subdir or '.'} failed: {problem}")
+    return deploy.commit, image
+
+
+def build_clone(deploy: Deployment, host: Target, image: str) -> tuple[str, str]:
+    """Shallow clone on `host` into a fresh directory (removed afterwards), then docker build there."""
+    service = deploy.service
+    if host.kind == "local" and host is not deploy.target:
+        dest = str(Path(tempfile.mkdtemp(prefix=f"wfgen-{deploy.name}-")) / "src")
+        cleanup = lambda: shutil.rmtree(Path(dest).parent, ignore_errors=True)  # noqa: E731
+    else:
+        dest = host.home_path(f"{deploy.state_dir.rstrip('/')}/src/{deploy.name}-{secrets.token_hex(6)}")
+        cleanup = lambda: host.run(["rm", "-rf", "--", dest], timeout=120)  # noqa: E731
+    try:
+        deploy.status.update(message=f"cloning {deploy.ref}")
+        commit = source.clone(host, service["clone_url"], deploy.ref, dest, timeout=min(600, deploy.left()))
+        if commit != deploy.commit:
+            deploy.log(f"{deploy.ref} moved to {commit[:7]} while cloning; deploying that")
+            image = images.image_name(deploy.manifest, deploy.name, commit)
+            deploy.commit = commit
+        deploy.phase("build", f"building image {image}")
+        context = posixpath.normpath(posixpath.join(dest, service["context"]))
+        images.build_dir(
+            host, image, _labels(deploy, commit), context, service["dockerfile"], timeout=deploy.left()
+        )
+        return commit, image
+    finally:
+        cleanup()

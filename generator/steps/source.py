@@ -1,0 +1,138 @@
+"""Where a service's code comes from: a repository cloned on the build host, or a folder of the checkout.
+
+Stdlib only: vendored into `.github/wfgen/` next to the step scripts.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import steplib  # noqa: E402
+from target import Target  # noqa: E402
+
+GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "GIT_SSH_COMMAND": "ssh -o BatchMode=yes"}
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+_BAD_REF = re.compile(r"(^[-/.])|\.\.|[\s~^:?*\[\\]|@\{|/$|\.lock$|\.$")
+
+
+class SourceError(Exception):
+    """The source cannot be fetched; the message is one line without credentials."""
+
+
+def check_ref(ref: str) -> str:
+    """Reject what git would not take as a branch name (and anything that could pass as an option)."""
+    if not ref or _BAD_REF.search(ref) or any(ord(ch) < 32 for ch in ref):
+        raise steplib.UsageError(f"branch: {ref!r} is not a valid git branch name")
+    return ref
+
+
+def redact(text: str, url: str | None) -> str:
+    """`text` with the credentials of `url` (https://user:token@host/...) masked."""
+    if not url:
+        return text
+    parts = urlsplit(url)
+    if not parts.password and not parts.username:
+        return text
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    safe = urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
+    text = text.replace(url, safe)
+    for secret in (parts.password, parts.username):
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _detail(stderr: str, url: str | None) -> str:
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    return redact(lines[-1][:300], url) if lines else "no output"
+
+
+def remote_commit(host: Target, url: str, ref: str, timeout: float) -> str:
+    """The commit `ref` (a branch, else a tag) points to in the repository at `url`, asked from `host`."""
+    argv = ["git", "ls-remote", "--", url, f"refs/heads/{ref}", f"refs/tags/{ref}", f"refs/tags/{ref}^{{}}"]
+    result = host.run(argv, timeout=timeout, env=GIT_ENV)
+    if result.returncode != 0:
+        raise SourceError(f"cannot read {redact(url, url)}: {_detail(result.stderr, url)}")
+    refs = {name: sha for sha, _, name in (line.partition("\t") for line in result.stdout.splitlines())}
+    for name in (f"refs/heads/{ref}", f"refs/tags/{ref}^{{}}", f"refs/tags/{ref}"):
+        if _SHA.match(refs.get(name, "")):
+            return refs[name]
+    raise SourceError(f"branch {ref!r} not found in {redact(url, url)}")
+
+
+def clone(host: Target, url: str, ref: str, dest: str, timeout: float) -> str:
+    """Shallow-clone `ref` into `dest` on `host`; returns the cloned commit."""
+    argv = ["git", "clone", "--quiet", "--depth", "1", "--branch", ref, "--", url, dest]
+    result = host.run(argv, timeout=timeout, env=GIT_ENV)
+    if result.returncode != 0:
+        raise SourceError(f"git clone of {redact(url, url)} ({ref}) failed: {_detail(result.stderr, url)}")
+    head = host.run(["git", "-C", dest, "rev-parse", "HEAD"], timeout=60)
+    commit = head.stdout.strip()
+    if head.returncode != 0 or not _SHA.match(commit):
+        raise SourceError(f"cannot read the cloned commit: {_detail(head.stderr, url)}")
+    return commit
+
+
+def _git(repo_root: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["git", "-C", repo_root, *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def local_commit(repo_root: str, ref: str, path: str) -> tuple[str, str]:
+    """(branch tip, last commit touching `path`) in the checkout; refs/heads/B, else refs/remotes/origin/B."""
+    tip = ""
+    for name in (f"refs/heads/{ref}", f"refs/remotes/origin/{ref}"):
+        found = _git(repo_root, "rev-parse", "--verify", "--quiet", f"{name}^{{commit}}")
+        if found.returncode == 0 and _SHA.match(found.stdout.strip()):
+            tip = found.stdout.strip()
+            break
+    if not tip:
+        raise SourceError(f"branch {ref!r} not found in the checkout at {repo_root} (local or origin)")
+    touched = _git(repo_root, "rev-list", "-1", tip, "--", path)
+    commit = touched.stdout.strip()
+    if touched.returncode != 0 or not _SHA.match(commit):
+        raise SourceError(f"{path!r} has no commits on {ref!r} in {repo_root}")
+    return tip, commit
+
+
+def tree_path(path: str, context: str) -> str:
+    """The build context inside the repository as a git tree path ("" for the root)."""
+    joined = posixpath.normpath(posixpath.join(path or ".", context or "."))
+    return "" if joined == "." else joined
+
+
+def open_archive(repo_root: str, commit: str, subdir: str) -> subprocess.Popen[bytes]:
+    """`git archive` of commit:subdir as a tar stream on stdout (the caller waits on it)."""
+    treeish = f"{commit}:{subdir}" if subdir else commit
+    return subprocess.Popen(
+        ["git", "-C", repo_root, "archive", "--format=tar", treeish],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def finish_archive(proc: subprocess.Popen[bytes]) -> str | None:
+    """Reap the archive process once its reader is done; its error message, or None when it succeeded."""
+    if proc.stdout:
+        proc.stdout.close()  # a reader that stopped early must not leave git blocked on a full pipe
+        proc.stdout = None
+    try:
+        _, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate(timeout=10)
+        return "git archive did not finish"
+    message = err.decode("utf-8", "replace").strip() if err else ""
+    if proc.returncode == 0:
+        return None
+    return message.splitlines()[-1] if message else f"git archive exited {proc.returncode}"

@@ -1,0 +1,431 @@
+"""deploy_service.py against a real Docker engine (and a real sshd): it never takes a healthy service down."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.deploys import DeployBench, Poller, fetch
+from tests.support.docker import docker
+from tests.support.fixture_service import ServiceRepo, git
+from tests.support.manifests import manifest_toml, write_resolved_manifest
+from tests.support.ports import free_port
+from tests.support.sshd import SshServer
+from tests.support.stepscripts import run_step
+
+SERVICE = "web"
+FAST_HEALTH = {"interval_s": 0.2, "timeout_s": 2.0, "deadline_s": 6.0}
+
+
+def service_table(repo: ServiceRepo, port: int, **health: float) -> dict[str, Any]:
+    return {"repository": repo.url, "port": port, "container_port": 3000, "health": {**FAST_HEALTH, **health}}
+
+
+@pytest.fixture
+def bench(tmp_path: Path, docker_env: dict[str, str]) -> DeployBench:
+    return DeployBench(workdir=tmp_path, env=docker_env, service=SERVICE)
+
+
+@pytest.fixture
+def web(service_repo: Callable[..., ServiceRepo]) -> ServiceRepo:
+    repo = service_repo(SERVICE)
+    repo.write_marker("v1")
+    return repo
+
+
+def setup_local(
+    bench: DeployBench, project: str, repo: ServiceRepo, env: list[str] | None = None, **health: float
+) -> int:
+    port = free_port()
+    table = {**service_table(repo, port, **health), "env": env or []}
+    bench.write({SERVICE: table}, project={"name": project, "keep_images": 2})
+    return port
+
+
+def inspect(docker_host: str, name: str, fmt: str) -> str | None:
+    proc = docker(docker_host, "inspect", "--format", fmt, name)
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def image_created(docker_host: str, ref: str) -> str | None:
+    return inspect(docker_host, ref, "{{.Id}} {{.Created}}")
+
+
+def version(port: int) -> str:
+    return fetch(f"http://127.0.0.1:{port}/version")[1].strip()
+
+
+def lock_dir(bench: DeployBench) -> Path:
+    return bench.state_dir / "locks" / SERVICE
+
+
+def assert_clean_failure(bench: DeployBench, docker_host: str, project: str) -> None:
+    assert inspect(docker_host, f"{project}-{SERVICE}-candidate", "{{.Id}}") is None
+    assert inspect(docker_host, f"{project}-{SERVICE}-previous", "{{.Id}}") is None
+    assert not lock_dir(bench).exists()
+
+
+# --- usage ----------------------------------------------------------------------------------------
+
+
+def test_unknown_service_suggests_and_exits_2(tmp_path: Path) -> None:
+    manifest = write_resolved_manifest(
+        tmp_path, manifest_toml({"auth-service": {"repository": "o/a", "port": 3000}})
+    )
+    proc = run_step(
+        "deploy_service.py", "--manifest", str(manifest), "--service", "auth-servce", "--branch", "main"
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "auth-servce: unknown service 'auth-servce' (did you mean 'auth-service'?); known: auth-service"
+    ]
+
+
+def test_missing_manifest_exits_2(tmp_path: Path) -> None:
+    proc = run_step(
+        "deploy_service.py", "--manifest", str(tmp_path / "nope.json"), "--service", "x", "--branch", "m"
+    )
+    assert proc.returncode == 2
+    assert "resolved manifest not found" in proc.stderr
+
+
+def test_missing_secret_fails_without_touching_anything(tmp_path: Path) -> None:
+    services = {"auth-service": {"repository": "o/a", "port": 3000, "env": ["T_DEPLOY_SECRET"]}}
+    manifest = write_resolved_manifest(
+        tmp_path, manifest_toml(services, target={"state_dir": str(tmp_path / "s")})
+    )
+    status = tmp_path / "st.json"
+    proc = run_step(
+        "deploy_service.py", "--manifest", str(manifest), "--service", "auth-service", "--branch", "main",
+        "--status-file", str(status),
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert "environment variable T_DEPLOY_SECRET is not set" in proc.stderr
+    assert json.loads(status.read_text())["result"] == "failed"
+
+
+def test_lock_held_gives_up_after_wait(tmp_path: Path) -> None:
+    """Someone else's fresh lock: wait --lock-wait seconds, fail naming the holder, leave their lock alone."""
+    state = tmp_path / "state"
+    manifest = write_resolved_manifest(
+        tmp_path,
+        manifest_toml({SERVICE: {"repository": "o/w", "port": 3000}}, target={"state_dir": str(state)}),
+    )
+    held = state / "locks" / SERVICE
+    held.mkdir(parents=True)
+    owner = {
+        "holder": "alice",
+        "host": "laptop",
+        "pid": 1,
+        "run_id": None,
+        "since": "2026-01-01T10:20:01.000Z",
+    }
+    (held / "owner").write_text(json.dumps(owner) + "\n")
+    started = time.monotonic()
+    proc = run_step(
+        "deploy_service.py", "--manifest", str(manifest), "--service", SERVICE, "--branch", "main",
+        "--lock-wait", "1.5", "--status-file", str(tmp_path / "st.json"),
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert time.monotonic() - started >= 1.5
+    assert "waiting for the lock held by alice@laptop" in proc.stdout
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"{SERVICE}: locked by alice@laptop since ") and line.endswith(
+        "; gave up after 1.5 s"
+    )
+    assert (held / "owner").exists()
+    assert (state / "audit.log").read_text().split()[2:5] == [SERVICE, "-", "failed"]
+
+
+# --- local target ---------------------------------------------------------------------------------
+
+
+def test_cold_unchanged_force_rebuild(
+    bench: DeployBench, web: ServiceRepo, docker_project: str, docker_host: str
+) -> None:
+    port = setup_local(bench, docker_project, web, env=["T_DEPLOY_TOKEN"])
+    secret = f"s3cr3t-{os.urandom(8).hex()}"
+    bench.env = {**bench.env, "T_DEPLOY_TOKEN": secret}
+    cold = bench.deploy()
+    assert cold.returncode == 0, cold.stdout + cold.stderr
+    env = json.loads(inspect(docker_host, f"{docker_project}-{SERVICE}", "{{json .Config.Env}}") or "[]")
+    assert f"T_DEPLOY_TOKEN={secret}" in env
+    assert secret not in cold.stdout + cold.stderr + (bench.state_dir / "audit.log").read_text()
+    assert not list((bench.state_dir / "env").iterdir())  # the 0600 env-file is gone again
+    assert cold.status["result"] == "deployed" and cold.status["commit"] == web.head
+    image = f"{docker_project}/{SERVICE}:{web.head[:12]}"
+    assert cold.status["image"] == image
+    assert cold.phases == [
+        "lock",
+        "source",
+        "build",
+        "candidate",
+        "health",
+        "switch",
+        "verify",
+        "cleanup",
+        "done",
+    ]
+    assert fetch(f"http://127.0.0.1:{port}/health")[0] == 200 and version(port) == "v1"
+    labels = json.loads(inspect(docker_host, image, "{{json .Config.Labels}}") or "{}")
+    assert (
+        labels["wfgen.service"] == SERVICE
+        and labels["wfgen.commit"] == web.head
+        and labels["wfgen.branch"] == "main"
+    )
+    assert "wfgen.built-at" in labels
+    created = image_created(docker_host, image)
+
+    again = bench.deploy()
+    assert again.returncode == 0 and again.status["result"] == "unchanged", again.stdout + again.stderr
+    assert "building" not in again.stdout
+    assert image_created(docker_host, image) == created
+    assert again.seconds < 10
+
+    forced = bench.deploy("--force-rebuild")
+    assert forced.returncode == 0 and forced.status["result"] == "deployed", forced.stdout + forced.stderr
+    assert f"building image {image}" in forced.stdout
+    assert image_created(docker_host, image) != created
+    assert inspect(docker_host, f"{docker_project}-{SERVICE}", "{{.Config.Image}}") == image
+    audit = (bench.state_dir / "audit.log").read_text().splitlines()
+    assert [line.split()[4] for line in audit] == ["deployed", "unchanged", "deployed"]
+    assert not lock_dir(bench).exists()
+
+
+def test_new_versions_switch_and_prune(
+    bench: DeployBench, web: ServiceRepo, docker_project: str, docker_host: str
+) -> None:
+    port = setup_local(bench, docker_project, web)
+    assert bench.deploy().returncode == 0
+    first = f"{docker_project}/{SERVICE}:{web.head[:12]}"
+    web.write_marker("v2")
+    poller = Poller(f"http://127.0.0.1:{port}/version")
+    poller.start()
+    second = bench.deploy()
+    poller.stop()
+    assert second.status["result"] == "deployed", second.stdout + second.stderr
+    assert second.status["previous_image"] == first
+    assert "switched; previous container kept for rollback" in second.stdout
+    assert poller.bodies == {"v1", "v2"} and version(port) == "v2"
+    web.write_marker("v3")
+    assert bench.deploy().returncode == 0 and version(port) == "v3"
+    images = docker(
+        docker_host, "images", "--format", "{{.Tag}}", f"{docker_project}/{SERVICE}"
+    ).stdout.split()
+    assert sorted(images) == sorted([web.head[:12], second.status["commit"][:12]])  # keep_images = 2
+    assert inspect(docker_host, f"{docker_project}-{SERVICE}-previous", "{{.Id}}") is None
+
+
+def test_broken_health_keeps_previous_serving(
+    bench: DeployBench, web: ServiceRepo, docker_project: str, docker_host: str
+) -> None:
+    port = setup_local(bench, docker_project, web, deadline_s=4.0)
+    assert bench.deploy().returncode == 0
+    running_id = inspect(docker_host, f"{docker_project}-{SERVICE}", "{{.Id}}")
+    web.commit_variant("broken_health")
+    poller = Poller(f"http://127.0.0.1:{port}/version", expect="v1")
+    poller.start()
+    broken = bench.deploy()
+    poller.stop()
+    assert broken.returncode == 1
+    assert (broken.status["result"], broken.status["phase"]) == ("failed", "health")
+    assert "candidate never became healthy" in broken.stderr and "HTTP 404" in broken.stderr
+    assert poller.failed == 0 and poller.ok > 20
+    assert inspect(docker_host, f"{docker_project}-{SERVICE}", "{{.Id}}") == running_id
+    assert_clean_failure(bench, docker_host, docker_project)
+
+
+def test_final_check_failure_rolls_back(
+    bench: DeployBench, web: ServiceRepo, docker_project: str, docker_host: str
+) -> None:
+    """The candidate is healthy; then (test hook) the image tag is pointed at a broken build, so the final
+    container really fails its health check on the real port, and the previous container must come back."""
+    port = setup_local(bench, docker_project, web, deadline_s=3.0)
+    assert bench.deploy().returncode == 0
+    broken_ref = f"{docker_project}/broken:1"
+    web.commit_variant("broken_health")
+    docker(docker_host, "build", "-q", "-t", broken_ref, str(web.path), check=True, timeout=300)
+    web.commit_variant("ok")
+    new = web.write_marker("v2")
+    hook = f"docker tag {broken_ref} {docker_project}/{SERVICE}:{new[:12]}"
+    rolled = bench.deploy(env={"WFGEN_TEST_BEFORE_SWITCH": hook})
+    assert rolled.returncode == 1, rolled.stdout + rolled.stderr
+    assert (rolled.status["result"], rolled.status["phase"]) == ("rolled_back", "verify")
+    assert "candidate healthy" in rolled.stdout
+    assert "previous container restored" in rolled.stderr
+    assert version(port) == "v1"
+    assert inspect(docker_host, f"{docker_project}-{SERVICE}", "{{.State.Running}}") == "true"
+    assert_clean_failure(bench, docker_host, docker_project)
+
+
+def test_build_failure_leaves_running_container(
+    bench: DeployBench, web: ServiceRepo, docker_project: str, docker_host: str
+) -> None:
+    port = setup_local(bench, docker_project, web)
+    assert bench.deploy().returncode == 0
+    running_id = inspect(docker_host, f"{docker_project}-{SERVICE}", "{{.Id}}")
+    web.commit_variant("bad_dockerfile")
+    failed = bench.deploy()
+    assert failed.returncode == 1
+    assert (failed.status["result"], failed.status["phase"]) == ("failed", "build")
+    assert "this-file-does-not-exist" in failed.stdout  # the build output's tail is shown
+    assert inspect(docker_host, f"{docker_project}-{SERVICE}", "{{.Id}}") == running_id
+    assert version(port) == "v1"
+    assert_clean_failure(bench, docker_host, docker_project)
+    assert not list((bench.state_dir / "src").iterdir())
+
+
+def test_stale_lock_is_broken_with_a_warning(
+    bench: DeployBench, web: ServiceRepo, docker_project: str, docker_host: str
+) -> None:
+    setup_local(bench, docker_project, web)
+    held = lock_dir(bench)
+    held.mkdir(parents=True)
+    (held / "owner").write_text('{"holder": "ghost", "host": "gone", "since": "2020-01-01T00:00:00.000Z"}\n')
+    old = time.time() - 7200
+    os.utime(held, (old, old))
+    run = bench.deploy("--lock-wait", "5")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "warning: breaking stale lock held by ghost@gone" in run.stdout
+    assert not held.exists()
+
+
+def test_concurrent_deploys_never_interleave(
+    bench: DeployBench, web: ServiceRepo, docker_project: str, docker_host: str
+) -> None:
+    setup_local(bench, docker_project, web)
+    started = time.monotonic()
+    first = bench.start(status="a.json")
+    second = bench.start(status="b.json")
+    runs = [bench.finish(first, started, "a.json"), bench.finish(second, started, "b.json")]
+    assert [run.returncode for run in runs] == [0, 0], [run.stdout + run.stderr for run in runs]
+    assert sorted(run.status["result"] for run in runs) == ["deployed", "unchanged"]
+    winner, waiter = sorted(runs, key=lambda run: run.status["result"])
+    waited_until = next(p["at"] for p in waiter.status["phases"] if p["phase"] == "source")
+    assert waited_until >= winner.status["finished_at"]
+    assert "waiting for the lock held by" in waiter.stdout
+    audit = (bench.state_dir / "audit.log").read_text().splitlines()
+    assert [line.split()[4] for line in audit] == ["deployed", "unchanged"]
+
+
+def test_sigterm_mid_health_cancels_and_restores(
+    bench: DeployBench, web: ServiceRepo, docker_project: str, docker_host: str
+) -> None:
+    port = setup_local(bench, docker_project, web, deadline_s=60.0)
+    assert bench.deploy().returncode == 0
+    web.commit_variant("ok", delay_s=60)
+    poller = Poller(f"http://127.0.0.1:{port}/version", expect="v1")
+    poller.start()
+    started = time.monotonic()
+    proc = bench.start()
+    status_path = bench.workdir / "status.json"
+    for _ in range(600):
+        if status_path.exists() and json.loads(status_path.read_text())["phase"] == "health":
+            break
+        time.sleep(0.1)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    run = bench.finish(proc, started, timeout=60)
+    poller.stop()
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert (run.status["result"], run.status["phase"]) == ("cancelled", "health")
+    assert "cancelled by SIGTERM" in run.stderr
+    assert poller.failed == 0 and version(port) == "v1"
+    assert_clean_failure(bench, docker_host, docker_project)
+    assert (bench.state_dir / "audit.log").read_text().split()[-2] == "cancelled"
+
+
+def test_path_source_from_monorepo(
+    tmp_path: Path, bench: DeployBench, web: ServiceRepo, docker_project: str, docker_host: str
+) -> None:
+    """A folder of the checkout, streamed with git archive; the commit is the last one touching the folder."""
+    mono = tmp_path / "mono"
+    shutil.copytree(web.path, mono / "services" / SERVICE, ignore=shutil.ignore_patterns(".git"))
+    git(mono.parent, "init", "-q", "-b", "main", str(mono))
+    for key, value in (("user.name", "t"), ("user.email", "t@wfgen.invalid"), ("commit.gpgsign", "false")):
+        git(mono, "config", key, value)
+    git(mono, "add", "-A")
+    git(mono, "commit", "-q", "-m", "monorepo")
+    folder_commit = git(mono, "rev-parse", "HEAD")
+    (mono / "README").write_text("unrelated\n")
+    git(mono, "add", "-A")
+    git(mono, "commit", "-q", "-m", "unrelated change")
+    port = free_port()
+    table = {"path": f"services/{SERVICE}", "port": port, "container_port": 3000, "health": FAST_HEALTH}
+    bench.write({SERVICE: table}, project={"name": docker_project})
+    run = bench.deploy("--repo-root", str(mono))
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.status["commit"] == folder_commit
+    assert version(port) == "v1"
+    assert bench.deploy("--repo-root", str(mono)).status["result"] == "unchanged"
+
+
+def test_runner_build_pushes_and_pulls(
+    bench: DeployBench, web: ServiceRepo, docker_project: str, docker_host: str, registry: str
+) -> None:
+    port = free_port()
+    prefix = f"{registry}/wfgen-tests"
+    bench.write(
+        {SERVICE: service_table(web, port)},
+        project={"name": docker_project},
+        build={"where": "runner", "registry": prefix},
+    )
+    run = bench.deploy()
+    assert run.returncode == 0, run.stdout + run.stderr
+    image = f"{prefix}/{docker_project}/{SERVICE}:{web.head[:12]}"
+    assert run.status["image"] == image
+    assert f"pushing {image}" in run.stdout and f"pulling {image} on the target" in run.stdout
+    catalog = json.loads(fetch(f"http://{registry}/v2/_catalog")[1])
+    assert f"wfgen-tests/{docker_project}/{SERVICE}" in catalog["repositories"]
+    assert inspect(docker_host, f"{docker_project}-{SERVICE}", "{{.Config.Image}}") == image
+    assert version(port) == "v1"
+    docker(docker_host, "rmi", image)  # the registry copy stays; cleanup_project removes the local tags
+
+
+# --- ssh target -----------------------------------------------------------------------------------
+
+
+def test_ssh_target_cold_unchanged_broken(
+    bench: DeployBench, web: ServiceRepo, docker_project: str, docker_host: str, sshd: SshServer
+) -> None:
+    port = free_port()
+    bench.env = {**bench.env, **sshd.target_env()}
+    skip = {"kind", "state_dir"}  # the state dir stays in tmp_path (same machine), set by bench.write
+    target = {k: v for k, v in sshd.target_config().items() if v is not None and k not in skip}
+    table = service_table(web, port, deadline_s=4.0)
+    bench.write({SERVICE: table}, project={"name": docker_project}, target={"kind": "ssh", **target})
+    assert json.loads(bench.manifest.read_text())["target"]["kind"] == "ssh"
+    cold = bench.deploy()
+    assert cold.status["result"] == "deployed", cold.stdout + cold.stderr
+    assert version(port) == "v1"
+    again = bench.deploy()
+    assert again.status["result"] == "unchanged", again.stdout + again.stderr
+    web.commit_variant("broken_health")
+    poller = Poller(f"http://127.0.0.1:{port}/version", expect="v1")
+    poller.start()
+    broken = bench.deploy()
+    poller.stop()
+    assert (broken.returncode, broken.status["result"], broken.status["phase"]) == (1, "failed", "health")
+    assert poller.failed == 0
+    assert_clean_failure(bench, docker_host, docker_project)
+    audit = (bench.state_dir / "audit.log").read_text().splitlines()
+    assert [line.split()[4] for line in audit] == ["deployed", "unchanged", "failed"]
+
+
+def test_script_runs_without_site_packages(tmp_path: Path) -> None:
+    """-I -S: the script and its sibling modules need nothing outside the stdlib."""
+    proc = subprocess.run(
+        [sys.executable, "-I", "-S", str(Path("generator/steps/deploy_service.py").resolve()), "--help"],
+        capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0 and "--force-rebuild" in proc.stdout
