@@ -224,6 +224,7 @@ def test_runner_builds_push_to_ghcr_with_the_job_token() -> None:
     assert checkouts[1]["with"] == {
         "ref": "${{ needs.prepare.outputs.branch }}",
         "path": "wfgen-source",
+        "fetch-depth": 0,
         "persist-credentials": False,
     }
     for name in ("services", "minimal"):
