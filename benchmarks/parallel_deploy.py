@@ -1,0 +1,174 @@
+"""Benchmark `wfgen deploy`: N slow-to-start services, sequential (--max-parallel 1) against parallel.
+
+Needs a running Docker engine (DOCKER_HOST or WFGEN_TEST_DOCKER_HOST), git and busybox-static; matplotlib
+for the timeline (`pip install matplotlib`). Run from the repository root:
+
+    python benchmarks/parallel_deploy.py --services 6 --reps 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.support.docker import candidate_docker_host, cleanup_project, probe_engine, unique_name  # noqa: E402
+from tests.support.fleet import Fleet, make_fleet  # noqa: E402
+
+PHASES = ("lock", "source", "build", "candidate", "health", "switch", "verify", "cleanup")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--services", type=int, default=6, help="services to deploy (default 6)")
+    parser.add_argument(
+        "--reps", type=int, default=3, help="repetitions of sequential + parallel (default 3)"
+    )
+    parser.add_argument(
+        "--delay", type=float, default=3.0, help="seconds each container takes to get healthy"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("benchmarks/out"), help="folder for the PNG and JSON"
+    )
+    return parser.parse_args(argv)
+
+
+def at(text: str) -> float:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def deploy(fleet: Fleet, *extra: str) -> dict[str, Any]:
+    """One `wfgen deploy all main --force-rebuild --json` run; the JSON result plus each service's status."""
+    done = fleet.wfgen("deploy", "all", "main", "--force-rebuild", "--json", *extra, timeout=1800)
+    if done.returncode != 0:
+        raise SystemExit(
+            f"deploy failed (exit {done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        )
+    result: dict[str, Any] = json.loads(done.stdout)
+    result["statuses"] = {
+        name: json.loads(Path(item["status_path"]).read_text()) for name, item in result["services"].items()
+    }
+    return result
+
+
+def figures(result: dict[str, Any], count: int) -> dict[str, float]:
+    slowest = max(item["duration_s"] for item in result["services"].values())
+    return {
+        "wall": result["deploy_wall_s"],
+        "total": result["wall_s"],
+        "sum": result["sum_s"],
+        "slowest": slowest,
+        "overhead": (result["deploy_wall_s"] - slowest) / count,
+    }
+
+
+def phase_seconds(result: dict[str, Any]) -> dict[str, float]:
+    """Mean seconds per phase across the services of one run."""
+    spent: dict[str, list[float]] = {phase: [] for phase in PHASES}
+    for status in result["statuses"].values():
+        marks = [(mark["phase"], at(mark["at"])) for mark in status["phases"]]
+        marks.append(("end", at(status["finished_at"])))
+        for (phase, start), (_, end) in zip(marks, marks[1:], strict=False):
+            if phase in spent:
+                spent[phase].append(end - start)
+    return {phase: statistics.mean(values) if values else 0.0 for phase, values in spent.items()}
+
+
+def print_table(rows: list[tuple[dict[str, float], dict[str, float]]], count: int) -> None:
+    print(f"\n{'rep':>4} {'seq wall':>9} {'par wall':>9} {'speedup':>8} {'slowest':>8} {'overhead/svc':>13}"
+          f" {'seq total':>10} {'par total':>10}")  # fmt: skip
+    for index, (seq, par) in enumerate(rows, start=1):
+        speedup = seq["wall"] / par["wall"]
+        print(f"{index:>4} {seq['wall']:>8.2f}s {par['wall']:>8.2f}s {speedup:>7.2f}x {par['slowest']:>7.2f}s"
+              f" {par['overhead']:>12.3f}s {seq['total']:>9.2f}s {par['total']:>9.2f}s")  # fmt: skip
+    seq_wall = statistics.median(seq["wall"] for seq, _ in rows)
+    par_wall = statistics.median(par["wall"] for _, par in rows)
+    overhead = statistics.median(par["overhead"] for _, par in rows)
+    print(f" med {seq_wall:>8.2f}s {par_wall:>8.2f}s {seq_wall / par_wall:>7.2f}x {'':>8} {overhead:>12.3f}s")
+    print(f"\n{count} services; goals: speedup >= 5.7x for 6 services, overhead <= 0.15 s per service.")
+
+
+def print_phases(seq: dict[str, Any], par: dict[str, Any]) -> None:
+    a, b = phase_seconds(seq), phase_seconds(par)
+    print("\nmean seconds per phase per service (last rep):")
+    print(f"{'phase':>10} {'sequential':>11} {'parallel':>9}")
+    for phase in PHASES:
+        print(f"{phase:>10} {a[phase]:>10.2f}s {b[phase]:>8.2f}s")
+
+
+def timeline(seq: dict[str, Any], par: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colors = dict(zip(PHASES, plt.get_cmap("tab10").colors, strict=False))
+    fig, axes = plt.subplots(2, 1, figsize=(11, 6), sharex=True)
+    for ax, (title, result) in zip(
+        axes, (("sequential (--max-parallel 1)", seq), ("parallel", par)), strict=True
+    ):
+        origin = min(at(s["started_at"]) for s in result["statuses"].values())
+        names = list(result["statuses"])
+        for row, name in enumerate(reversed(names)):
+            status = result["statuses"][name]
+            marks = [(m["phase"], at(m["at"])) for m in status["phases"]]
+            marks.append(("end", at(status["finished_at"])))
+            for (phase, start), (_, end) in zip(marks, marks[1:], strict=False):
+                ax.barh(
+                    row, end - start, left=start - origin, color=colors.get(phase, "grey"), edgecolor="white"
+                )
+        ax.set_yticks(range(len(names)), list(reversed(names)))
+        ax.set_title(f"{title}: wall {result['deploy_wall_s']:.1f} s")
+    axes[1].set_xlabel("seconds since the first service started")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colors[p]) for p in PHASES]
+    fig.legend(handles, PHASES, loc="lower center", ncol=len(PHASES))
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.savefig(path, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    docker_host = candidate_docker_host()
+    if probe_engine(docker_host) is None:
+        print(f"no Docker engine answers at {docker_host}; set DOCKER_HOST", file=sys.stderr)
+        return 2
+    project = unique_name("wfgb")
+    names = [f"svc-{index}" for index in range(args.services)]
+    rows, runs = [], []
+    with tempfile.TemporaryDirectory(prefix="wfgen-bench-") as tmp:
+        try:
+            specs = {name: {"delay_s": args.delay} for name in names}
+            fleet = make_fleet(Path(tmp) / "fleet", project, docker_host, specs, max_parallel=args.services)
+            cold = deploy(fleet)
+            print(f"cold deploy (builds every image): {cold['deploy_wall_s']:.2f} s wall", flush=True)
+            for rep in range(args.reps):
+                seq = deploy(fleet, "--max-parallel", "1")
+                par = deploy(fleet)
+                rows.append((figures(seq, args.services), figures(par, args.services)))
+                runs.append({"sequential": seq, "parallel": par})
+                walls = f"sequential {seq['deploy_wall_s']:.2f} s, parallel {par['deploy_wall_s']:.2f} s"
+                print(f"rep {rep + 1}: {walls}", flush=True)
+        finally:
+            cleanup_project(docker_host, project)
+    print_table(rows, args.services)
+    print_phases(runs[-1]["sequential"], runs[-1]["parallel"])
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "parallel_deploy.json").write_text(json.dumps(runs, indent=2) + "\n", encoding="utf-8")
+    try:
+        timeline(runs[-1]["sequential"], runs[-1]["parallel"], args.out / "parallel_deploy.png")
+        print(f"\ntimeline: {args.out / 'parallel_deploy.png'}")
+    except ImportError:
+        print("\nmatplotlib missing: pip install matplotlib for the timeline", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,203 @@
+"""Progress output of `wfgen deploy`: a rich live table on a terminal, timestamped lines otherwise."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from generator.legs import Event, Leg
+from generator.runlog import ICONS, display_path, seconds, short, tail, totals_line
+from generator.steps.steplib import RESULTS_OK
+
+REFRESH_S = 1.0
+
+
+def clock() -> str:
+    return dt.datetime.now().strftime("%H:%M:%S")
+
+
+def describe_result(leg: Leg) -> str:
+    """`deployed 9f1c2ab in 33 s`, `failed at health after 12 s: candidate never healthy`."""
+    duration = leg.duration()
+    took = f"{duration:.0f} s" if duration is not None else None
+    commit = short(leg.status.get("commit"))
+    if leg.result in RESULTS_OK:
+        return f"{leg.result} {commit} in {took}"
+    if leg.result in ("skipped", "cancelled") and leg.started is None:
+        return f"{leg.result}: {leg.message}"
+    where = f" at {leg.phase}" if leg.phase not in ("queued", "done") else ""
+    after = f" after {took}" if took else ""
+    return f"{leg.result}{where}{after}: {leg.message}"
+
+
+def brief(leg: Leg) -> str:
+    """The table cell: `deployed 9f1c2ab`, `failed at health`; the full message goes to the summary."""
+    if leg.result in RESULTS_OK:
+        return f"{leg.result} {short(leg.status.get('commit'))}"
+    if leg.phase in ("queued", "done") or leg.result == "running":
+        return leg.result
+    return f"{leg.result} at {leg.phase}"
+
+
+def progress_text(legs: list[Leg]) -> str:
+    return f"Progress: {sum(1 for leg in legs if leg.finished)}/{len(legs)} completed"
+
+
+class Reporter:
+    """Quiet: nothing while running; the summary at the end, as a table (terminal) or lines."""
+
+    def __init__(self, stream: TextIO, *, terminal: bool):
+        self.stream = stream
+        self.terminal = terminal
+
+    def note(self, icon: str, subject: str, message: str) -> None:
+        """One stage line, e.g. the prepare result."""
+
+    def block(self, subject: str, text: str) -> None:
+        """Multi-line output of a step, e.g. the infrastructure table."""
+
+    def begin(self, legs: list[Leg]) -> None:
+        """The deploy stage starts."""
+
+    def event(self, event: Event, legs: list[Leg]) -> None:
+        """A leg started, changed phase or ended."""
+
+    def tick(self, legs: list[Leg]) -> None:
+        """Called every poll (~0.2 s)."""
+
+    def end(self) -> None:
+        """The deploy stage is over."""
+
+    def summary(self, record: dict[str, Any], base: Path) -> None:
+        if self.terminal:
+            rich_summary(Console(file=self.stream), record, base)
+        else:
+            plain_summary(self.stream, record, base)
+
+
+class LineReporter(Reporter):
+    """Not a terminal: `[14:23:45] ✅ auth-service: deployed 9f1c2ab in 33 s`, one line per change."""
+
+    def line(self, icon: str, subject: str, message: str) -> None:
+        print(f"[{clock()}] {icon} {subject}: {message}", file=self.stream, flush=True)
+
+    def note(self, icon: str, subject: str, message: str) -> None:
+        self.line(icon, subject, message)
+
+    def block(self, subject: str, text: str) -> None:
+        for row in text.splitlines():
+            if row.strip():
+                self.line("🔍", subject, row.rstrip())
+
+    def event(self, event: Event, legs: list[Leg]) -> None:
+        leg = event.leg
+        if event.kind == "start":
+            self.line("🚀", leg.service, f"started (log {display_path(leg.log_path, Path.cwd())})")
+        elif event.kind == "phase":
+            self.line("🔄", leg.service, leg.phase)
+        else:
+            self.line(ICONS.get(leg.result, "❔"), leg.service, describe_result(leg))
+            self.line("📊", "Progress", progress_text(legs).removeprefix("Progress: "))
+
+
+class LiveReporter(Reporter):
+    """A terminal: a table redrawn about once a second, stage lines printed above it."""
+
+    def __init__(self, stream: TextIO):
+        super().__init__(stream, terminal=True)
+        self.console = Console(file=stream)
+        self.live: Live | None = None
+        self._drawn = 0.0
+
+    def note(self, icon: str, subject: str, message: str) -> None:
+        self.console.print(f"[dim]{clock()}[/] {icon} [bold]{subject}[/]: {message}", highlight=False)
+
+    def block(self, subject: str, text: str) -> None:
+        self.console.print(Text(text.rstrip("\n")))
+
+    def begin(self, legs: list[Leg]) -> None:
+        self.live = Live(self._render(legs), console=self.console, auto_refresh=False, transient=False)
+        self.live.start(refresh=True)
+        self._drawn = time.monotonic()
+
+    def event(self, event: Event, legs: list[Leg]) -> None:
+        self._draw(legs)
+
+    def tick(self, legs: list[Leg]) -> None:
+        if time.monotonic() - self._drawn >= REFRESH_S:
+            self._draw(legs)
+
+    def end(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+
+    def _draw(self, legs: list[Leg]) -> None:
+        if self.live is not None:
+            self.live.update(self._render(legs), refresh=True)
+            self._drawn = time.monotonic()
+
+    @staticmethod
+    def _render(legs: list[Leg]) -> Group:
+        table = Table(title="wfgen deploy", title_justify="left")
+        for column in ("service", "phase", "elapsed", "result"):
+            table.add_column(column)
+        now = time.monotonic()
+        for leg in legs:
+            elapsed = leg.elapsed(now)
+            table.add_row(
+                leg.service, leg.phase, seconds(elapsed), f"{ICONS.get(leg.result, '❔')} {brief(leg)}"
+            )
+        return Group(table, Text(progress_text(legs), style="bold"))
+
+
+def rich_summary(console: Console, record: dict[str, Any], base: Path) -> None:
+    table = Table(title=f"Run {record['run_id']}", title_justify="left")
+    for column in ("service", "result", "duration", "commit", "log"):
+        table.add_column(column)
+    for name, item in record["services"].items():
+        log = display_path(Path(item["log_path"]), base) if item["log_path"] else "-"
+        result = f"{ICONS.get(item['result'], '❔')} {item['result']}"
+        table.add_row(name, result, seconds(item["duration_s"]), short(item["commit"]), log)
+    console.print(table)
+    for name, item in failed_with_logs(record):
+        console.print(f"[bold red]── {name}[/]: {item['message'] or item['result']} (last lines of its log)")
+        console.print(Text("\n".join(tail(Path(item["log_path"])))))
+    console.print(totals_line(record), highlight=False)
+
+
+def plain_summary(stream: TextIO, record: dict[str, Any], base: Path) -> None:
+    def line(icon: str, subject: str, message: str) -> None:
+        print(f"[{clock()}] {icon} {subject}: {message}", file=stream, flush=True)
+
+    for name, item in record["services"].items():
+        log = display_path(Path(item["log_path"]), base) if item["log_path"] else "-"
+        took = seconds(item["duration_s"])
+        line("📋", "summary", f"{name} {item['result']} {took} {short(item['commit'])} {log}")
+    for name, item in failed_with_logs(record):
+        for row in tail(Path(item["log_path"])):
+            line("📄", name, f"| {row}")
+    line("⏱️", "summary", totals_line(record))
+
+
+def failed_with_logs(record: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (name, item)
+        for name, item in record["services"].items()
+        if item["result"] not in RESULTS_OK and item["log_path"]
+    ]
+
+
+def make_reporter(stream: TextIO, *, mode: str) -> Reporter:
+    """mode: "auto" (live table on a terminal, lines otherwise), "quiet" (summary only), "json" (nothing)."""
+    terminal = stream.isatty()
+    if mode == "auto":
+        return LiveReporter(stream) if terminal else LineReporter(stream, terminal=False)
+    return Reporter(stream, terminal=terminal)

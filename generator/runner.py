@@ -1,0 +1,285 @@
+"""`wfgen deploy`: prepare → check-infrastructure → parallel deploy legs → summary, with the same steps."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, TextIO
+
+from generator.errors import ExitCode, WfgenError
+from generator.legs import Interrupts, Leg, LegPool, write_never_started
+from generator.manifest import load_manifest
+from generator.plan import print_plan
+from generator.progress import Reporter, make_reporter
+from generator.resolve import resolve_manifest
+from generator.runlog import (
+    create_run,
+    latest_run,
+    leg_record,
+    markdown,
+    point_latest,
+    read_run,
+    timing,
+    write_run,
+)
+from generator.steprun import run_prepare, run_step, step_argv
+from generator.steps.steplib import RESULTS_OK, now_iso
+
+POLL_S = 0.2
+CANCEL_GRACE_S = 60.0
+_DROP_ENV = ("GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY", "WFGEN_SERVICES", "WFGEN_SERVICE", "WFGEN_STATUS_FILE")
+
+
+class RunnerError(WfgenError):
+    """Bad use of `wfgen deploy`, e.g. --retry-failed with no previous run."""
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    manifest: Path
+    services: str | None = None
+    branch: str | None = None
+    force_rebuild: bool = False
+    retry_failed: bool = False
+    max_parallel: int | None = None
+    fail_fast: bool = False
+    dry_run: bool = False
+    output: str = "auto"  # auto | quiet | json
+    retry_of: str | None = None
+
+
+def deploy(
+    options: DeployOptions, *, stream: TextIO | None = None, environ: Mapping[str, str] | None = None
+) -> int:
+    """Run a deployment; returns the exit code (0, 1, 130); raises WfgenError on bad usage (exit 2)."""
+    stream = stream or sys.stdout
+    if hasattr(stream, "reconfigure"):
+        stream.reconfigure(errors="replace")  # emoji progress on a non-UTF-8 console must not crash a deploy
+    if options.retry_failed:
+        retry = options_from_last_run(options)
+        if retry is None:
+            print("nothing to retry: every service of the last run ended deployed or unchanged", file=stream)
+            return ExitCode.OK
+        options = retry
+    if options.max_parallel is not None and options.max_parallel < 1:
+        raise RunnerError("--max-parallel must be at least 1")
+    resolved = resolve_manifest(load_manifest(options.manifest), source=options.manifest.name)
+    env = child_env(os.environ if environ is None else environ, options)
+    with Interrupts() as interrupts, tempfile.TemporaryDirectory(prefix="wfgen-plan-") as tmp:
+        scratch = Path(tmp) / "manifest.json"
+        scratch.write_text(json.dumps(resolved, indent=2) + "\n", encoding="utf-8")
+        selected, branch = run_prepare(
+            scratch, options.services or "all", options.branch, options.force_rebuild, env, interrupts
+        )
+        if options.dry_run:
+            print_plan(resolved, selected, branch, options, env, stream)
+            return ExitCode.OK
+        return Run(options, resolved, selected, branch, env, stream, interrupts).execute()
+
+
+def options_from_last_run(options: DeployOptions) -> DeployOptions | None:
+    if options.services is not None or options.branch is not None:
+        raise RunnerError("--retry-failed takes no services or branch: it reuses those of the last run")
+    root = options.manifest.resolve().parent
+    last = latest_run(root)
+    record = read_run(last) if last else None
+    if last is None or record is None:
+        raise RunnerError(
+            f"--retry-failed: no previous run in {root / '.wfgen' / 'runs'}; deploy something first"
+        )
+    failed = [name for name, item in record["services"].items() if item.get("result") not in RESULTS_OK]
+    if not failed:
+        return None
+    inputs = record["inputs"]
+    return replace(
+        options,
+        services=",".join(failed),
+        branch=inputs["branch"],
+        force_rebuild=bool(inputs["force_rebuild"]) or options.force_rebuild,
+        retry_failed=False,
+        retry_of=record["run_id"],
+    )
+
+
+def child_env(environ: Mapping[str, str], options: DeployOptions) -> dict[str, str]:
+    env = {key: value for key, value in environ.items() if key not in _DROP_ENV}
+    env["WFGEN_FORCE_REBUILD"] = "true" if options.force_rebuild else "false"
+    return env
+
+
+class Run:
+    """One run folder: infrastructure check, the deploy legs, run.json and summary.md."""
+
+    def __init__(
+        self,
+        options: DeployOptions,
+        resolved: dict[str, Any],
+        selected: list[str],
+        branch: str,
+        env: dict[str, str],
+        stream: TextIO,
+        interrupts: Interrupts,
+    ):
+        self.options, self.resolved, self.branch, self.interrupts = options, resolved, branch, interrupts
+        self.root = options.manifest.resolve().parent
+        self.run_id, self.dir = create_run(self.root)
+        point_latest(self.root, self.run_id)
+        self.env = {**env, "WFGEN_RUN_ID": self.run_id}
+        self.stream = stream
+        self.reporter: Reporter = make_reporter(stream, mode=options.output)
+        self.legs = [
+            Leg(name, branch, self.dir / f"{name}.json", self.dir / f"{name}.log") for name in selected
+        ]
+        self.max_parallel = options.max_parallel or int(resolved["project"]["max_parallel"])
+        self.started_at, self.t0 = now_iso(), time.monotonic()
+        self.stage, self.message = "infrastructure", ""
+        (self.dir / "manifest.json").write_text(json.dumps(resolved, indent=2) + "\n", encoding="utf-8")
+        self.save(state="running")
+
+    def execute(self) -> int:
+        count = len(self.legs)
+        self.reporter.note(
+            "📋",
+            "run",
+            f"{self.run_id}: {count} service(s), branch {self.branch}, "
+            f"at most {self.max_parallel} in parallel, log folder {self.dir}",
+        )
+        if not self.check_infrastructure():
+            return self.finish()
+        self.stage = "deploy"
+        self.deploy_legs()
+        return self.finish()
+
+    def check_infrastructure(self) -> bool:
+        argv = step_argv("check_infrastructure.py", "--manifest", str(self.dir / "manifest.json"))
+        code, out, err = run_step(argv, self.env, self.interrupts)
+        (self.dir / "check-infrastructure.log").write_text(out + err, encoding="utf-8")
+        if code == ExitCode.USAGE:
+            self.never_start("skipped", "infrastructure check could not run")
+            self.finish()
+            raise RunnerError(err.strip() or "check_infrastructure.py: bad usage")
+        if code == 0:
+            self.reporter.block("check-infrastructure", out)
+            return True
+        if self.options.output == "quiet":
+            print(out + err, file=sys.stderr, end="")
+        else:
+            self.reporter.block("check-infrastructure", out + err)
+        interrupted = code == ExitCode.INTERRUPTED
+        self.message = "interrupted" if interrupted else "infrastructure check failed; nothing deployed"
+        self.never_start("cancelled" if interrupted else "skipped", self.message)
+        return False
+
+    def never_start(self, result: str, message: str) -> None:
+        for leg in self.legs:
+            leg.result, leg.message = result, message
+            write_never_started(leg)
+
+    def deploy_legs(self) -> None:
+        timeout_s = 60.0 * float(self.resolved["project"]["deploy_timeout_minutes"])
+        pool = LegPool(
+            self.legs,
+            self.leg_argv,
+            self.env,
+            self.max_parallel,
+            fail_fast=self.options.fail_fast,
+            cwd=self.root,
+        )
+        self.reporter.begin(self.legs)
+        try:
+            self.watch(pool, timeout_s)
+        finally:
+            pool.kill()
+            pool.close()
+            self.reporter.end()
+
+    def watch(self, pool: LegPool, timeout_s: float) -> None:
+        cancelled_at = killed_at = None
+        while not pool.done:
+            now = time.monotonic()
+            if self.interrupts.requested and cancelled_at is None:
+                cancelled_at = now
+                self.reporter.note(
+                    "🛑", "run", "interrupted: stopping; Ctrl-C again within 5 s kills the deploys"
+                )
+                for event in pool.cancel():
+                    self.reporter.event(event, self.legs)
+            wants_kill = self.interrupts.kill_requested or (
+                cancelled_at and now - cancelled_at > CANCEL_GRACE_S
+            )
+            if wants_kill and killed_at is None:
+                killed_at = now
+                self.reporter.note("💀", "run", "killing the remaining deploys")
+                pool.kill()
+            if killed_at is not None and now - killed_at > 15:
+                break  # children that ignore SIGKILL (stuck in the kernel) are not worth hanging for
+            pool.enforce_timeout(timeout_s)
+            for event in pool.step():
+                self.reporter.event(event, self.legs)
+            self.reporter.tick(self.legs)
+            if not pool.done:
+                pool.wait(POLL_S)
+        for leg in self.legs:
+            if not leg.finished:
+                leg.result, leg.message = "cancelled", "did not exit after SIGKILL"
+
+    def leg_argv(self, leg: Leg) -> list[str]:
+        args = [
+            "--service",
+            leg.service,
+            "--branch",
+            self.branch,
+            "--status-file",
+            str(leg.status_path),
+            "--manifest",
+            str(self.dir / "manifest.json"),
+            "--repo-root",
+            str(self.root),
+        ]
+        return step_argv("deploy_service.py", *args)
+
+    def finish(self) -> int:
+        interrupted = self.interrupts.requested
+        if interrupted:
+            code = ExitCode.INTERRUPTED
+        else:
+            code = ExitCode.OK if all(leg.result in RESULTS_OK for leg in self.legs) else ExitCode.FAILED
+        record = self.save(state="interrupted" if interrupted else "finished", exit_code=int(code))
+        (self.dir / "summary.md").write_text(markdown(record, Path.cwd()), encoding="utf-8")
+        if self.options.output == "json":
+            print(json.dumps(record, indent=2), file=self.stream, flush=True)
+        else:
+            self.reporter.summary(record, Path.cwd())
+        return code
+
+    def save(self, *, state: str, exit_code: int | None = None) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "run_id": self.run_id,
+            "run_dir": str(self.dir),
+            "manifest": str(self.options.manifest.resolve()),
+            "inputs": {
+                "services": [leg.service for leg in self.legs],
+                "branch": self.branch,
+                "force_rebuild": self.options.force_rebuild,
+                "max_parallel": self.max_parallel,
+                "fail_fast": self.options.fail_fast,
+                "retry_of": self.options.retry_of,
+            },
+            "state": state,
+            "stage": self.stage,
+            "message": self.message,
+            "exit_code": exit_code,
+            "started_at": self.started_at,
+            "finished_at": None if state == "running" else now_iso(),
+            "wall_s": round(time.monotonic() - self.t0, 3),
+            **timing(self.legs),
+            "services": {leg.service: leg_record(leg) for leg in self.legs},
+        }
+        write_run(self.dir, record)
+        return record

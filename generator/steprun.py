@@ -1,0 +1,76 @@
+"""Run a short step script (prepare, check-infrastructure) to completion as the workflow would."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from generator.errors import ExitCode, WfgenError
+from generator.legs import Interrupts
+
+STEPS = Path(__file__).resolve().parent / "steps"
+POLL_S = 0.2
+STEP_TIMEOUT_S = 600.0
+
+
+class StepRefused(WfgenError):
+    """A step script rejected its input (exit 2); the message is the step's own stderr line."""
+
+
+def step_argv(script: str, *args: str) -> list[str]:
+    """The same scripts the workflow vendors, isolated from this interpreter's site-packages."""
+    return [sys.executable, "-I", "-S", str(STEPS / script), *args]
+
+
+def run_step(
+    argv: list[str], env: Mapping[str, str], interrupts: Interrupts, timeout: float = STEP_TIMEOUT_S
+) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr); stopped early on Ctrl-C (code 130) or after `timeout` (code 1)."""
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(env),
+        start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            out, err = proc.communicate(timeout=POLL_S)
+            return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+        except subprocess.TimeoutExpired:
+            if interrupts.requested or time.monotonic() > deadline:
+                break
+    proc.terminate()
+    try:
+        out, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate(timeout=30)
+    text, problem = out.decode(errors="replace"), err.decode(errors="replace")
+    if interrupts.requested:
+        return ExitCode.INTERRUPTED, text, problem
+    return ExitCode.FAILED, text, f"{problem}timed out after {timeout:.0f} s\n"
+
+
+def run_prepare(
+    manifest_json: Path,
+    services: str,
+    branch: str | None,
+    force_rebuild: bool,
+    env: Mapping[str, str],
+    interrupts: Interrupts,
+) -> tuple[list[str], str]:
+    """The selection in manifest order and the branch, as prepare.py validates them for the workflow."""
+    argv = ["--json", "--services", services, "--manifest", str(manifest_json)]
+    argv += ["--force-rebuild", "true" if force_rebuild else "false"]
+    if branch is not None:
+        argv += ["--branch", branch]
+    code, out, err = run_step(step_argv("prepare.py", *argv), env, interrupts, timeout=60)
+    if code == ExitCode.INTERRUPTED:
+        raise KeyboardInterrupt
+    if code != 0:
+        raise StepRefused(err.strip() or f"prepare.py exited with code {code}")
+    plan = json.loads(out)
+    return list(plan["services"]), str(plan["branch"])

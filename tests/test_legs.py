@@ -1,0 +1,121 @@
+"""LegPool with real child processes (small Python programs that report through steplib.StatusFile)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from generator.legs import Interrupts, Leg, LegPool
+from generator.steps.steplib import read_json
+from tests.support.fleet import max_overlap
+
+STEPS = Path(__file__).resolve().parents[1] / "generator" / "steps"
+# A stand-in leg: reports phases like deploy_service.py, sleeps, ends with the result from argv.
+CHILD = f"""
+import signal, sys, time
+sys.path.insert(0, {str(STEPS)!r})
+import steplib
+status = steplib.StatusFile(sys.argv[1], sys.argv[2], "main")
+def cancel(signum, frame):
+    status.finish("cancelled", "stopped by signal")
+    raise SystemExit(1)
+if sys.argv[5] == "ignore-term":
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+else:
+    signal.signal(signal.SIGTERM, cancel)
+status.update(phase="build")
+time.sleep(float(sys.argv[3]))
+result = sys.argv[4]
+if result == "crash":
+    raise SystemExit(3)
+status.finish(result, result)
+raise SystemExit(0 if result in ("deployed", "unchanged") else 1)
+"""
+
+
+def make_pool(
+    tmp_path: Path, plan: dict[str, tuple[float, str]], max_parallel: int, **kwargs: object
+) -> LegPool:
+    legs = [Leg(name, "main", tmp_path / f"{name}.json", tmp_path / f"{name}.log") for name in plan]
+
+    def argv(leg: Leg) -> list[str]:
+        seconds, result = plan[leg.service]
+        mode = "ignore-term" if result == "ignore-term" else "normal"
+        return [sys.executable, "-c", CHILD, str(leg.status_path), leg.service, str(seconds), result, mode]
+
+    return LegPool(legs, argv, dict(os.environ), max_parallel, **kwargs)  # type: ignore[arg-type]
+
+
+def drive(pool: LegPool, timeout: float = 60) -> list[tuple[str, str]]:
+    events, deadline = [], time.monotonic() + timeout
+    while not pool.done and time.monotonic() < deadline:
+        events += [(event.leg.service, event.kind) for event in pool.step()]
+        time.sleep(0.05)
+    pool.close()
+    assert pool.done
+    return events
+
+
+def test_pool_never_exceeds_max_parallel_and_reports_every_change(tmp_path: Path) -> None:
+    plan = {f"s{i}": (0.4, "deployed") for i in range(5)}
+    pool = make_pool(tmp_path, plan, max_parallel=2)
+    events = drive(pool)
+    assert [leg.result for leg in pool.legs] == ["deployed"] * 5
+    assert max_overlap([read_json(leg.status_path) for leg in pool.legs]) == 2  # type: ignore[misc]
+    for name in plan:
+        assert [kind for service, kind in events if service == name] == ["start", "phase", "result"]
+    assert all(leg.phase == "done" and leg.exit_code == 0 for leg in pool.legs)
+
+
+def test_a_crash_without_report_is_a_failure_and_does_not_touch_the_others(tmp_path: Path) -> None:
+    pool = make_pool(tmp_path, {"a": (0.1, "crash"), "b": (0.3, "deployed"), "c": (0.1, "failed")}, 3)
+    drive(pool)
+    by_name = {leg.service: leg for leg in pool.legs}
+    assert by_name["a"].result == "failed" and "exited with code 3" in by_name["a"].message
+    assert by_name["b"].result == "deployed" and by_name["c"].result == "failed"
+
+
+def test_fail_fast_skips_what_was_queued(tmp_path: Path) -> None:
+    pool = make_pool(tmp_path, {"a": (0.1, "failed"), "b": (0.1, "deployed"), "c": (0.1, "deployed")}, 1,
+                     fail_fast=True)  # fmt: skip
+    drive(pool)
+    assert [leg.result for leg in pool.legs] == ["failed", "skipped", "skipped"]
+    assert read_json(tmp_path / "b.json")["result"] == "skipped"  # type: ignore[index]
+
+
+def test_cancel_terms_running_legs_and_cancels_queued_ones(tmp_path: Path) -> None:
+    pool = make_pool(tmp_path, {"a": (30, "deployed"), "b": (30, "deployed"), "c": (30, "deployed")}, 2)
+    pool.step()
+    deadline = time.monotonic() + 10
+    while not all(read_json(leg.status_path) for leg in pool.legs[:2]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pool.cancel()
+    drive(pool, timeout=20)
+    assert [leg.result for leg in pool.legs] == ["cancelled"] * 3
+    assert pool.legs[2].proc is None  # never started
+
+
+def test_kill_ends_a_leg_that_ignores_sigterm(tmp_path: Path) -> None:
+    pool = make_pool(tmp_path, {"stubborn": (60, "ignore-term")}, 1)
+    pool.step()
+    time.sleep(0.5)
+    pool.cancel()
+    time.sleep(0.5)
+    pool.step()
+    assert pool.legs[0].running  # SIGTERM ignored
+    pool.kill()
+    drive(pool, timeout=10)
+    assert pool.legs[0].result == "cancelled" and pool.legs[0].exit_code == -signal.SIGKILL
+
+
+def test_interrupts_count_signals_and_restore_handlers() -> None:
+    before = signal.getsignal(signal.SIGINT)
+    with Interrupts() as interrupts:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert interrupts.requested and not interrupts.kill_requested
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert interrupts.kill_requested
+    assert signal.getsignal(signal.SIGINT) is before

@@ -1,0 +1,94 @@
+"""Progress output: timestamped lines off a terminal, a rich live table on one, and the summary."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+from generator.legs import Event, Leg
+from generator.progress import LineReporter, LiveReporter, Reporter, make_reporter, plain_summary
+
+LINE = re.compile(r"^\[\d\d:\d\d:\d\d\] \S+ [\w.-]+: \S.*$")
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def leg(tmp_path: Path, name: str, result: str, phase: str, **status: object) -> Leg:
+    item = Leg(name, "main", tmp_path / f"{name}.json", tmp_path / f"{name}.log", phase=phase, result=result)
+    item.started, item.ended = 100.0, 133.4
+    item.status = {"commit": "9f1c2ab0c1d2e3f4", "duration_s": 33.2, **status}
+    item.message = str(status.get("message", ""))
+    return item
+
+
+def record(tmp_path: Path) -> dict[str, object]:
+    log = tmp_path / "b.log"
+    log.write_text("".join(f"line {i}\n" for i in range(40)))
+    return {
+        "run_id": "20261129-142315-ab12",
+        "inputs": {"branch": "main", "force_rebuild": False},
+        "wall_s": 40.0, "deploy_wall_s": 35.0, "sum_s": 66.4, "speedup": 1.9,
+        "services": {
+            "a": {"result": "deployed", "duration_s": 33.2, "commit": "9f1c2ab0c1", "log_path": None, "message": ""},
+            "b": {"result": "failed", "duration_s": 33.2, "commit": None, "log_path": str(log), "message": "boom"},
+        },
+    }  # fmt: skip
+
+
+def test_lines_name_the_service_phase_and_result(tmp_path: Path) -> None:
+    out = io.StringIO()
+    reporter = LineReporter(out, terminal=False)
+    done = leg(tmp_path, "auth-service", "deployed", "done")
+    failed = leg(tmp_path, "chat-service", "failed", "health", message="candidate never became healthy")
+    building = leg(tmp_path, "user-service", "running", "build")
+    reporter.event(Event(building, "phase"), [done, building])
+    reporter.event(Event(done, "result"), [done, building])
+    reporter.event(Event(failed, "result"), [done, failed])
+    lines = out.getvalue().splitlines()
+    assert all(LINE.match(line) for line in lines), lines
+    assert lines[0].endswith("🔄 user-service: build")
+    assert lines[1].endswith("✅ auth-service: deployed 9f1c2ab in 33 s")
+    assert lines[2].endswith("📊 Progress: 1/2 completed")
+    assert lines[3].endswith("❌ chat-service: failed at health after 33 s: candidate never became healthy")
+
+
+def test_plain_summary_is_parseable_and_has_the_failed_tail(tmp_path: Path) -> None:
+    out = io.StringIO()
+    plain_summary(out, record(tmp_path), tmp_path)
+    lines = out.getvalue().splitlines()
+    assert all(LINE.match(line) for line in lines), lines
+    tail = [line.split("| ", 1)[1] for line in lines if "📄 b: |" in line]
+    assert tail == [f"line {i}" for i in range(25, 40)]
+    assert lines[-1].endswith("speedup over sequential 1.9×.")
+
+
+def test_live_table_draws_rows_and_progress(tmp_path: Path) -> None:
+    out = Terminal()
+    reporter = make_reporter(out, mode="auto")
+    assert isinstance(reporter, LiveReporter)
+    legs = [
+        leg(tmp_path, "auth-service", "deployed", "done"),
+        leg(tmp_path, "user-service", "running", "health"),
+    ]
+    reporter.begin(legs)
+    reporter.event(Event(legs[0], "result"), legs)
+    reporter.end()
+    text = out.getvalue()
+    for expected in ("service", "phase", "elapsed", "auth-service", "health", "Progress: 1/2 completed"):
+        assert expected in text
+
+
+def test_quiet_prints_only_the_summary(tmp_path: Path) -> None:
+    out = io.StringIO()
+    reporter = make_reporter(out, mode="quiet")
+    assert type(reporter) is Reporter
+    building = leg(tmp_path, "user-service", "running", "build")
+    reporter.note("📋", "run", "starting")
+    reporter.event(Event(building, "phase"), [building])
+    assert out.getvalue() == ""
+    reporter.summary(record(tmp_path), tmp_path)
+    assert "📋 summary: a deployed 33.2 s 9f1c2ab" in out.getvalue()

@@ -1,0 +1,61 @@
+"""The run folder: sortable ids, the `latest` pointer, log tails, timing figures, summary.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from generator.legs import Leg
+from generator.runlog import create_run, latest_run, markdown, point_latest, tail, timing, write_run
+
+
+def test_run_ids_are_unique_sortable_and_latest_follows(tmp_path: Path) -> None:
+    assert latest_run(tmp_path) is None
+    ids = []
+    for _ in range(3):
+        run_id, folder = create_run(tmp_path)
+        write_run(folder, {"run_id": run_id})
+        point_latest(tmp_path, run_id)
+        ids.append(run_id)
+        assert latest_run(tmp_path) == folder.resolve()
+    assert len(set(ids)) == 3 and all(len(run_id) == len("20261129-142315-ab12") for run_id in ids)
+    assert sorted(ids, key=lambda i: i[:15]) == ids  # time prefix never goes backwards
+
+
+def test_latest_without_a_pointer_is_the_newest_folder(tmp_path: Path) -> None:
+    runs = tmp_path / ".wfgen" / "runs"
+    for run_id in ("20261129-142315-ab12", "20261130-080000-0001"):
+        (runs / run_id).mkdir(parents=True)
+        write_run(runs / run_id, {"run_id": run_id})
+    assert latest_run(tmp_path) == runs / "20261130-080000-0001"
+
+
+def test_tail_reads_the_end_of_a_big_log(tmp_path: Path) -> None:
+    log = tmp_path / "x.log"
+    log.write_text("".join(f"{i:06d} {'x' * 100}\n" for i in range(20000)))
+    assert [line[:6] for line in tail(log, 3)] == ["019997", "019998", "019999"]
+    assert tail(tmp_path / "missing.log") == []
+
+
+def test_timing_uses_the_runner_clock_for_wall_time(tmp_path: Path) -> None:
+    legs = []
+    for name, (start, end) in {"a": (10.0, 20.0), "b": (11.0, 31.0), "c": (12.0, 17.0)}.items():
+        leg = Leg(name, "main", tmp_path / f"{name}.json", tmp_path / f"{name}.log", result="deployed")
+        leg.started, leg.ended = start, end
+        legs.append(leg)
+    legs.append(Leg("never", "main", tmp_path / "n.json", tmp_path / "n.log", result="skipped"))
+    figures = timing(legs)
+    assert figures == {"deploy_wall_s": 21.0, "sum_s": 35.0, "slowest_s": 20.0, "speedup": 1.67}
+
+
+def test_markdown_summary_rows_and_totals(tmp_path: Path) -> None:
+    record = {
+        "run_id": "r1", "inputs": {"branch": "main", "force_rebuild": True},
+        "wall_s": 12.0, "deploy_wall_s": 10.0, "sum_s": 30.0, "speedup": 3.0,
+        "services": {
+            "a": {"result": "unchanged", "duration_s": 2.0, "commit": "abcdef123", "log_path": None, "message": ""}
+        },
+    }  # fmt: skip
+    text = markdown(record, tmp_path)
+    assert text.startswith("## ✅ 1/1 services deployed — run r1\n")
+    assert "| a | ♻️ unchanged | 2.0 s | abcdef1 | `-` |" in text
+    assert "speedup over sequential 3.0×" in text

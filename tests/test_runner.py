@@ -1,0 +1,228 @@
+"""`wfgen deploy` end to end: real step scripts, real Docker, real git repos, the CLI as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from generator.steps.steplib import read_json
+from tests.support.docker import docker
+from tests.support.files import snapshot
+from tests.support.fleet import Fleet, make_fleet, max_overlap, wait_until
+
+LINE = re.compile(r"^\[\d\d:\d\d:\d\d\] \S+ [\w.-]+: \S.*$")
+FOUR = {
+    "auth-service": {},
+    "user-service": {},
+    "chat-service": {"variant": "broken_health"},
+    "event-service": {},
+}
+
+
+@pytest.fixture
+def fleet_factory(tmp_path: Path, docker_host: str, docker_project: str) -> Iterator[object]:
+    def make(services: dict[str, dict[str, object]], **kwargs: object) -> Fleet:
+        return make_fleet(tmp_path / "fleet", docker_project, docker_host, services, **kwargs)  # type: ignore[arg-type]
+
+    yield make
+
+
+def statuses(run: dict[str, object]) -> dict[str, dict[str, object]]:
+    services = run["services"]
+    assert isinstance(services, dict)
+    return {name: json.loads(Path(item["status_path"]).read_text()) for name, item in services.items()}
+
+
+def test_one_failure_does_not_stop_the_others_and_retry_failed_redeploys_it(fleet_factory) -> None:
+    fleet = fleet_factory(FOUR, max_parallel=4)
+    first = fleet.wfgen("deploy", "all", "main")
+    assert first.returncode == 1, first.stdout + first.stderr
+    for line in first.stdout.splitlines():
+        assert LINE.match(line), f"not a progress line: {line!r}"
+    assert re.search(r"✅ auth-service: deployed [0-9a-f]{7} in \d+ s", first.stdout)
+    assert re.search(r"❌ chat-service: failed at health", first.stdout)
+    assert "Progress: 4/4 completed" in first.stdout
+    run = fleet.last_run()
+    results = {name: item["result"] for name, item in run["services"].items()}
+    assert results == {"auth-service": "deployed", "user-service": "deployed", "chat-service": "failed",
+                       "event-service": "deployed"}  # fmt: skip
+    for name in ("auth-service", "user-service", "event-service"):
+        assert fleet.health(name) == 200, name
+    assert fleet.health("chat-service") is None  # a cold deploy that failed never took the port
+    log = Path(run["services"]["chat-service"]["log_path"]).read_text()
+    assert "health" in log and "chat-service" in log
+    summary = (Path(run["run_dir"]) / "summary.md").read_text()
+    assert "| chat-service | ❌ failed |" in summary and "speedup over sequential" in summary
+    # the tail of the failed log is part of the terminal summary too
+    assert f"📄 chat-service: | {log.splitlines()[-1]}".rstrip() in first.stdout
+
+    fleet.repos["chat-service"].commit_variant("ok")
+    retry = fleet.wfgen("deploy", "--retry-failed", "--json")
+    assert retry.returncode == 0, retry.stdout + retry.stderr
+    result = json.loads(retry.stdout)
+    assert list(result["services"]) == ["chat-service"]
+    assert result["services"]["chat-service"]["result"] == "deployed"
+    assert result["inputs"]["branch"] == "main" and result["inputs"]["retry_of"] == run["run_id"]
+    assert result["run_id"] != run["run_id"] and fleet.last_run()["run_id"] == result["run_id"]
+    assert fleet.health("chat-service") == 200
+
+    again = fleet.wfgen("deploy", "--retry-failed")
+    assert again.returncode == 0 and "nothing to retry" in again.stdout
+
+
+def test_max_parallel_bounds_concurrency(fleet_factory) -> None:
+    names = [f"svc-{i}" for i in range(5)]
+    fleet = fleet_factory({name: {"delay_s": 1} for name in names}, max_parallel=6)
+    done = fleet.wfgen("deploy", "all", "main", "--max-parallel", "2", "--quiet")
+    assert done.returncode == 0, done.stdout + done.stderr
+    legs = list(statuses(fleet.last_run()).values())
+    assert [leg["result"] for leg in legs] == ["deployed"] * 5
+    assert max_overlap(legs) == 2  # never more than two, and the pool did use both slots
+
+
+def test_fail_fast_skips_queued_services(fleet_factory) -> None:
+    fleet = fleet_factory({"bad": {"variant": "exits"}, "good-1": {}, "good-2": {}}, max_parallel=1)
+    done = fleet.wfgen("deploy", "all", "main", "--fail-fast", "--json")
+    assert done.returncode == 1
+    results = {name: item["result"] for name, item in json.loads(done.stdout)["services"].items()}
+    assert results == {"bad": "failed", "good-1": "skipped", "good-2": "skipped"}
+    assert statuses(fleet.last_run())["good-1"]["result"] == "skipped"
+
+
+def process_sessions() -> dict[int, int]:
+    """pid -> session id of every process on this machine."""
+    sessions = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            sessions[int(entry.name)] = int(fields[3])
+    return sessions
+
+
+def test_sigint_cancels_cleanly_and_keeps_the_old_versions_serving(fleet_factory) -> None:
+    names = ["alpha", "beta", "gamma"]
+    fleet = fleet_factory({name: {} for name in names}, max_parallel=3)
+    assert fleet.wfgen("deploy", "all", "main", "--quiet").returncode == 0
+    for name in names:
+        fleet.repos[name].commit_variant("ok", delay_s=30)  # the new version is slow to become healthy
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "generator", "deploy", "all", "main"], cwd=fleet.root, env=fleet.env(),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        runs = fleet.root / ".wfgen" / "runs"
+
+        def all_in_health() -> bool:
+            latest = runs / "latest"
+            found = [read_json(latest / f"{name}.json") or {} for name in names]
+            return all(status.get("phase") == "health" for status in found)
+
+        assert wait_until(all_in_health, timeout=120), "the deploys never reached the health phase"
+        run_dir = (runs / "latest").resolve()
+        os.killpg(runner.pid, signal.SIGINT)  # like Ctrl-C: the whole foreground group of the runner
+        output, _ = runner.communicate(timeout=120)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    assert runner.returncode == 130, output
+    run = json.loads((run_dir / "run.json").read_text())
+    assert {item["result"] for item in run["services"].values()} == {"cancelled"}, output
+    pids = {item["pid"] for item in run["services"].values()}
+    leftovers = {pid for pid, sid in process_sessions().items() if pid in pids or sid in pids}
+    assert not leftovers, f"children still alive: {leftovers}"
+    assert not list((fleet.state_dir / "locks").glob("*")), "a lock was left behind"
+    for name in names:
+        assert fleet.health(name) == 200, f"{name} stopped answering"
+    containers = docker(fleet.docker_host, "ps", "-a", "--format", "{{.Names}}").stdout.split()
+    assert not [c for c in containers if c.startswith(fleet.project) and c.endswith("-candidate")]
+
+
+def read_pty(fd: int, proc: subprocess.Popen[bytes], timeout: float) -> bytes:
+    chunks, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:  # EIO: the other side closed
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        elif proc.poll() is not None:
+            break
+    return b"".join(chunks)
+
+
+def test_terminal_output_is_a_live_table(fleet_factory) -> None:
+    fleet = fleet_factory({"tty-a": {"delay_s": 1}, "tty-b": {}}, max_parallel=2)
+    master, slave = os.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "generator", "deploy", "all", "main"], cwd=fleet.root,
+        env=fleet.env(TERM="xterm-256color", COLUMNS="120"), stdin=slave, stdout=slave, stderr=slave,
+    )  # fmt: skip
+    os.close(slave)
+    try:
+        output = read_pty(master, proc, timeout=300).decode("utf-8", errors="replace")
+        proc.wait(timeout=60)
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, output
+    assert "Progress: 2/2 completed" in output and "Progress: 0/2 completed" in output
+    for header in ("service", "phase", "elapsed", "result"):
+        assert header in output
+    assert "\x1b[" in output  # rich drew with terminal control sequences
+    assert "Traceback" not in output
+    assert "speedup over sequential" in output
+
+
+def test_dry_run_touches_nothing(tmp_path: Path) -> None:
+    spy_host = f"unix://{tmp_path / 'docker.sock'}"
+    fleet = make_fleet(
+        tmp_path / "fleet", "wfgt-dry", spy_host, {"dry-a": {}, "dry-b": {}}, create_network=False
+    )
+    before = snapshot(fleet.root)
+    spy = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    spy.bind(str(tmp_path / "docker.sock"))
+    spy.listen(8)
+    spy.setblocking(False)
+    done = fleet.wfgen("deploy", "all", "main", "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert f"{fleet.project}/dry-a:{fleet.repos['dry-a'].head[:12]}" in done.stdout
+    assert "branch main" in done.stdout and "local Docker" in done.stdout
+    assert snapshot(fleet.root) == before and not (fleet.root / ".wfgen").exists()
+    with pytest.raises(BlockingIOError):
+        spy.accept()  # nobody tried to talk to "Docker"
+    spy.close()
+
+
+def test_retry_failed_without_a_previous_run_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "services.toml").write_text(
+        '[project]\nname = "x"\n\n[services.a]\nrepository = "o/a"\nport = 3000\n'
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run(
+        [sys.executable, "-m", "generator", "deploy", "--retry-failed"], cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"--retry-failed: no previous run in {tmp_path / '.wfgen' / 'runs'}; deploy something first"
+    ]
+    assert not (tmp_path / ".wfgen").exists()
