@@ -19,6 +19,7 @@ import steplib  # noqa: E402
 from target import CommandFailed, Target, http_probe  # noqa: E402
 
 VERIFY_POLL_S = 0.05  # the port is dark until the first healthy answer: poll fast, not every interval_s
+ALIVE_EVERY_S = 1.0  # `docker inspect` is a process spawn: between health probes, ask at most once a second
 STOP_TIMEOUT_S = 10
 
 
@@ -74,15 +75,18 @@ def wait_healthy(
     deadline = start + float(health["deadline_s"])
     interval = float(health["interval_s"]) if poll_s is None else poll_s
     last: int | None = None
+    next_alive = time.monotonic()
     for _ in range(10_000_000):
         left = deadline - time.monotonic()
         code = http_probe(target, url, min(float(health["timeout_s"]), max(left, 0.5)))
         if is_ok(code):
             return time.monotonic() - start
         last = code
-        problem = alive() if alive else None
-        if problem:
-            raise HealthFailed(problem)
+        if alive and time.monotonic() >= next_alive:
+            next_alive = time.monotonic() + ALIVE_EVERY_S
+            problem = alive()
+            if problem:
+                raise HealthFailed(problem)
         left = deadline - time.monotonic()
         if left <= 0:
             break
