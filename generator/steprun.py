@@ -63,10 +63,11 @@ def run_prepare(
     interrupts: Interrupts,
 ) -> tuple[list[str], str]:
     """The selection in manifest order and the branch, as prepare.py validates them for the workflow."""
-    argv = ["--json", "--services", services, "--manifest", str(manifest_json)]
-    argv += ["--force-rebuild", "true" if force_rebuild else "false"]
+    # --opt=value: a value starting with '-' must reach prepare's own checks, not argparse's option parsing.
+    argv = ["--json", f"--services={services}", f"--manifest={manifest_json}"]
+    argv += [f"--force-rebuild={'true' if force_rebuild else 'false'}"]
     if branch is not None:
-        argv += ["--branch", branch]
+        argv += [f"--branch={branch}"]
     code, out, err = run_step(step_argv("prepare.py", *argv), env, interrupts, timeout=60)
     if code == ExitCode.INTERRUPTED:
         raise KeyboardInterrupt

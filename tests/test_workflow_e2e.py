@@ -1,0 +1,188 @@
+"""The rendered deploy workflow on its first dispatch, run by a small Actions simulator (tests/support/actions_sim.py).
+
+Real parts only: the rendered YAML drives everything, jobs clone a real git repo, deploy over a real sshd to the
+real Docker engine, and the services answer on their ports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from generator.manifest import load_manifest
+from generator.output import write_files
+from generator.render import DEPLOY_WORKFLOW, render
+from tests.support.actions_sim import Job, Run, Simulator
+from tests.support.deploys import fetch
+from tests.support.docker import docker
+from tests.support.fixture_service import ServiceRepo, git
+from tests.support.fleet import max_overlap
+from tests.support.manifests import toml_table
+from tests.support.ports import free_port
+from tests.support.sshd import SshServer
+
+CONTAINER_PORT = 3000
+HEALTH = {"interval_s": 0.25, "timeout_s": 2.0, "deadline_s": 8.0}
+SECRET_ENV = {"api": "API_TOKEN", "notes": "NOTES_TOKEN", "site": "SITE_TOKEN"}
+SITE_PATH = "services/site"
+# Host and user are secrets only to keep them out of the YAML: the step scripts name the target they talk to
+# ("root@127.0.0.1:PORT"), which GitHub masks in its logs. Everything else must never be printed at all.
+ADDRESS_SECRETS = {"VPS_HOST", "VPS_USER"}
+
+
+def build_repo(
+    root: Path, project: str, ssh_port: int, service_repo: Callable[..., ServiceRepo]
+) -> tuple[Path, dict[str, int], dict[str, ServiceRepo]]:
+    """A repo on `main` holding services.toml, the rendered files and the `site` folder service."""
+    repo = root / "deploy-repo"
+    repos = {name: service_repo(name, port=CONTAINER_PORT) for name in ("api", "notes", "site-src")}
+    shutil.copytree(repos.pop("site-src").path, repo / SITE_PATH, ignore=shutil.ignore_patterns(".git"))
+    ports = {name: free_port() for name in SECRET_ENV}
+    network = f"{project}-network"
+    sections = [
+        toml_table("project", {"name": project, "branches": ["main", "develop"], "max_parallel": 3,
+                               "lock_wait_s": 30, "deploy_timeout_minutes": 10}),
+        toml_table("target", {"kind": "ssh", "port": ssh_port, "insecure_ignore_host_key": False,
+                              "network": network, "state_dir": str(root / "target-state"),
+                              "connect_timeout_s": 5}),
+        toml_table("infrastructure", {"networks": [network]}),
+    ]  # fmt: skip
+    for name, env in SECRET_ENV.items():
+        source = {"path": SITE_PATH} if name == "site" else {"repository": repos[name].url}
+        table = {
+            **source,
+            "port": ports[name],
+            "container_port": CONTAINER_PORT,
+            "env": [env],
+            "health": HEALTH,
+        }
+        sections.append(toml_table(f"services.{name}", table))
+    (repo / "services.toml").write_text("\n\n".join("\n".join(s) for s in sections) + "\n", encoding="utf-8")
+    write_files(repo, render(load_manifest(repo / "services.toml"), source="services.toml"))
+    git(repo, "init", "-q", "-b", "main")
+    for key, value in (
+        ("user.name", "wfgen e2e"),
+        ("user.email", "e2e@wfgen.invalid"),
+        ("commit.gpgsign", "false"),
+    ):
+        git(repo, "config", key, value)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "wfgen render")
+    return repo, ports, repos
+
+
+def simulator(tmp_path: Path, repo: Path, secrets_: dict[str, str], env: dict[str, str]) -> Simulator:
+    runner_env = {
+        "PATH": os.environ["PATH"], "LANG": "C.UTF-8", "CI": "true", "GITHUB_ACTIONS": "true",
+        "GITHUB_ACTOR": "wfgen-e2e", "GITHUB_RUN_ID": str(secrets.randbelow(10**9)),
+        "GITHUB_EVENT_NAME": "workflow_dispatch", **env,
+    }  # fmt: skip
+    return Simulator(
+        repo / DEPLOY_WORKFLOW, repo.as_uri(), tmp_path / "runner", secrets_=secrets_, env=runner_env
+    )
+
+
+def deploy_exits(run: Run) -> dict[str, int | None]:
+    """service -> exit code of its leg's deploy step."""
+    return {leg.matrix["service"]: leg.step("Deploy ").returncode for leg in run.jobs["deploy-service"]}
+
+
+def leg_errors(run: Run) -> str:
+    return "\n".join(step.stderr for leg in run.jobs.get("deploy-service", []) for step in leg.steps)
+
+
+def leg_statuses(run: Run) -> list[dict[str, Any]]:
+    """The status JSON each leg uploaded as an artifact."""
+    return [json.loads(path.read_text()) for path in sorted(run.artifacts.glob("wfgen-status-*/*.json"))]
+
+
+def results(run: Run) -> dict[str, str]:
+    return {status["service"]: status["result"] for status in leg_statuses(run)}
+
+
+def assert_no_secret_leaked(run: Run, secrets_: dict[str, str]) -> None:
+    """No secret value, nor any line of a multi-line one (the SSH key), in anything a job printed or wrote."""
+    text = run.captured()
+    for name, value in secrets_.items():
+        if name in ADDRESS_SECRETS:
+            continue
+        for line in (line.strip() for line in value.splitlines()):
+            assert line not in text, f"secret {name} leaked into a job's output"
+
+
+def summary_rows(summary: Job) -> dict[str, str]:
+    """service -> "<emoji> <result>" from the Markdown table in the job's step summary."""
+    text = summary.summary
+    return {m.group(1): m.group(2) for m in re.finditer(r"^\| (\w+) \| (\S+ \w+) \|", text, re.MULTILINE)}
+
+
+def test_first_dispatch_deploys_all_then_a_broken_leg_fails_alone(
+    tmp_path: Path,
+    service_repo: Callable[..., ServiceRepo],
+    docker_project: str,
+    docker_host: str,
+    docker_env: dict[str, str],
+    sshd: SshServer,
+) -> None:
+    repo, ports, repos = build_repo(tmp_path, docker_project, sshd.port, service_repo)
+    docker(docker_host, "network", "create", f"{docker_project}-network", timeout=60, check=True)
+    secrets_ = {**sshd.target_env(), **{env: secrets.token_hex(16) for env in SECRET_ENV.values()}}
+    sim = simulator(tmp_path, repo, secrets_, {"DOCKER_HOST": docker_env["DOCKER_HOST"]})
+
+    first = sim.dispatch({"services": "all", "branch": "main", "force_rebuild": False})
+    prepare = first.jobs["prepare"][0]
+    assert prepare.outputs == {"services": '["api","notes","site"]', "count": "3", "branch": "main",
+                               "force_rebuild": "false"}, prepare.step("Plan").stderr  # fmt: skip
+    check = first.jobs["check-infrastructure"][0]
+    assert check.result == "success", (
+        check.step("Check the target").stdout + check.step("Check the target").stderr
+    )
+    assert deploy_exits(first) == {"api": 0, "notes": 0, "site": 0}, leg_errors(first)
+    images = {status["service"]: status["image"] for status in leg_statuses(first)}
+    for name, port in ports.items():
+        assert fetch(f"http://127.0.0.1:{port}/health")[0] == 200, name
+    assert max_overlap(leg_statuses(first)) == 3  # the legs really ran side by side
+    summary = first.jobs["deployment-summary"][0]
+    assert summary.step("Summarize").returncode == 0, summary.step("Summarize").stderr
+    assert summary.result == "success"
+    assert summary_rows(summary) == {"api": "✅ deployed", "notes": "✅ deployed", "site": "✅ deployed"}
+    assert "```mermaid\ngantt\n" in summary.summary
+    assert_no_secret_leaked(first, {**secrets_, "github.token": sim.token})
+
+    repos["notes"].commit_variant("broken_health")
+    second = sim.dispatch({"services": "all", "branch": "main", "force_rebuild": False})
+    assert deploy_exits(second) == {"api": 0, "notes": 1, "site": 0}, leg_errors(second)
+    assert second.result("deploy-service") == "failure"
+    assert results(second) == {"api": "unchanged", "notes": "failed", "site": "unchanged"}
+    assert fetch(f"http://127.0.0.1:{ports['notes']}/health")[0] == 200  # the broken version has no /health
+    running = docker(docker_host, "inspect", "--format", "{{.Config.Image}}", f"{docker_project}-notes")
+    assert running.stdout.strip() == images["notes"]
+    summary = second.jobs["deployment-summary"][0]
+    assert summary_rows(summary) == {"api": "♻️ unchanged", "notes": "❌ failed", "site": "♻️ unchanged"}
+    assert summary.step("Summarize").returncode == 1
+    assert second.result("deployment-summary") == "failure"
+    assert_no_secret_leaked(second, {**secrets_, "github.token": sim.token})
+
+
+def test_unknown_service_stops_in_prepare(tmp_path: Path, service_repo: Callable[..., ServiceRepo]) -> None:
+    """No target is needed: nothing after prepare may run."""
+    repo, _, _ = build_repo(tmp_path, "wfgt-unused", 22, service_repo)
+    sim = simulator(tmp_path, repo, {}, {})
+    run = sim.dispatch({"services": "nope", "branch": "main"})
+    prepare = run.jobs["prepare"][0].step("Plan")
+    assert prepare.returncode == 2
+    assert prepare.stderr.splitlines() == [
+        "prepare: unknown service 'nope' (did you mean 'notes'?); valid: api, notes, site"
+    ]
+    assert {job: run.result(job) for job in run.jobs} == {
+        "prepare": "failure",
+        "check-infrastructure": "skipped",
+        "deploy-service": "skipped",
+        "deployment-summary": "skipped",
+    }
