@@ -278,6 +278,18 @@ def test_nothing_reported(tmp_path: Path, manifest: Path, status_dir: Path) -> N
     assert "Parallel speedup: n/a" in summary_md(tmp_path)
 
 
+def test_failed_infrastructure_check_says_no_leg_started(
+    tmp_path: Path, manifest: Path, status_dir: Path
+) -> None:
+    result = summarize(tmp_path, manifest, status_dir, list(FLEET[:2]), WFGEN_CHECK_RESULT="failure")
+    assert result.returncode == 1
+    text = summary_md(tmp_path)
+    assert text.startswith("## ❌ infrastructure check failed: none of 2 services deployed\n")
+    rows = table_rows(text)
+    assert [row[1:] for row in rows.values()] == [["⏭️ not started", "—", "—", "infrastructure check: failure"]] * 2
+    assert "gantt" not in text
+
+
 def test_markdown_to_stdout_and_output_file(tmp_path: Path, manifest: Path, status_dir: Path) -> None:
     write_status(status_dir, status("auth-service"))
     report = tmp_path / "report.md"

@@ -247,6 +247,7 @@ def test_status_artifacts_are_uploaded_per_leg_and_merged_for_the_summary() -> N
     assert summary["steps"][2]["env"] == {
         "WFGEN_STATUS_DIR": "wfgen-status",
         "WFGEN_SELECTED": "${{ needs.prepare.outputs.services }}",
+        "WFGEN_CHECK_RESULT": "${{ needs.check-infrastructure.result }}",
     }
 
 

@@ -36,6 +36,7 @@ class Row:
     service: str
     status: dict[str, Any] | None
     note: str = ""
+    not_started: bool = False  # the infrastructure check failed, so no leg ran
 
     @property
     def result(self) -> str | None:
@@ -50,6 +51,8 @@ class Row:
 
     @property
     def label(self) -> tuple[str, str]:
+        if self.status is None and self.not_started:
+            return ("⏭️", "not started")
         return LABELS.get(self.result, ("❔", f"unknown result {self.result!r}"))
 
     def field(self, key: str) -> Any:
@@ -90,6 +93,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--services",
         default=steplib.env_default("WFGEN_SELECTED"),
         help="JSON list of selected services, from prepare; default: every status file (env WFGEN_SELECTED)",
+    )
+    parser.add_argument(
+        "--check-result",
+        default=steplib.env_default("WFGEN_CHECK_RESULT"),
+        help="result of the check-infrastructure job: success, failure, ... (env WFGEN_CHECK_RESULT)",
     )
     parser.add_argument("--output", help="also write the Markdown report to this file")
     steplib.add_manifest_option(parser)
@@ -139,14 +147,19 @@ def _newer(candidate: dict[str, Any] | None, current: dict[str, Any] | None) -> 
     return str(candidate.get("started_at") or "") > str(current.get("started_at") or "")
 
 
-def build_rows(selected: list[str] | None, found: dict[str, Any], order: list[str]) -> list[Row]:
+def build_rows(
+    selected: list[str] | None, found: dict[str, Any], order: list[str], check_result: str | None = None
+) -> list[Row]:
     names = selected if selected is not None else list(found)
     rank = {name: i for i, name in enumerate(order)}
     names = sorted(names, key=lambda name: (rank.get(name, len(rank)), names.index(name)))
     rows = []
     for name in names:
         if name not in found:
-            rows.append(Row(name, None, "no status file"))
+            if check_result not in (None, "", "success"):
+                rows.append(Row(name, None, f"infrastructure check: {check_result}", not_started=True))
+            else:
+                rows.append(Row(name, None, "no status file"))
             continue
         path, data = found[name]
         rows.append(Row(name, data, "" if data is not None else f"unreadable status file {path.name}"))
@@ -169,6 +182,8 @@ def verdict(rows: list[Row]) -> str:
     noun = "service" if total == 1 else "services"
     if not rows:
         return "❔ no deployment reports found"
+    if all(row.not_started for row in rows):
+        return f"❌ infrastructure check failed: none of {total} {noun} deployed"
     if failed:
         return f"❌ {failed} of {total} {noun} failed"
     unchanged = sum(row.result == "unchanged" for row in rows)
@@ -244,7 +259,9 @@ def markdown(rows: list[Row], figures: tuple[float, float, float] | None) -> str
                 f"| {cell(row.service)} | {emoji} {word} | {format_duration(row.duration)} "
                 f"| {image_cell(row)} | {cell(row.message)} |"
             )
-        lines += ["", *gantt(rows), ""]
+        lines.append("")
+        if any(row.time("started_at") for row in rows):
+            lines += [*gantt(rows), ""]
     lines.append(speedup_line(figures))
     return "\n".join(lines) + "\n"
 
@@ -270,7 +287,7 @@ def run(args: argparse.Namespace) -> int:
     if not root.is_dir():
         steplib.error("deployment-summary", f"{root}: status folder not found; no leg reported")
     found = find_status_files(root) if root.is_dir() else {}
-    rows = build_rows(selected, found, list(manifest.get("services", {})))
+    rows = build_rows(selected, found, list(manifest.get("services", {})), args.check_result)
     figures = speedup(rows)
     report = markdown(rows, figures)
     summary_path = os.environ.get("GITHUB_STEP_SUMMARY")

@@ -45,6 +45,7 @@ ACTION_INPUTS = {
     "actions/download-artifact": {"pattern", "merge-multiple", "path"},
 }
 _EXPR = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
+_CONTAINS = re.compile(r"contains\(fromJSON\('(\[[^']*\])'\), *([\w.-]+)\)")  # a literal list
 _COMPARE = re.compile(r"([A-Za-z_][\w.-]*)\s*(==|!=)\s*'([^']*)'")
 
 
@@ -147,6 +148,10 @@ class Context:
         terms = [term.strip() for term in (lone.group(1) if lone else text).split("&&")]
         verdict = "!cancelled()" in terms or previous_ok  # nothing is ever cancelled in a simulated run
         for term in (term for term in terms if term != "!cancelled()"):
+            member = _CONTAINS.fullmatch(term)
+            if member:
+                verdict = verdict and self.value(member.group(2)) in json.loads(member.group(1))
+                continue
             compare = _COMPARE.fullmatch(term)
             if not compare:
                 raise SimulatorError(f"simulator does not understand the condition {term!r} in {text!r}")
