@@ -286,7 +286,9 @@ def test_failed_infrastructure_check_says_no_leg_started(
     text = summary_md(tmp_path)
     assert text.startswith("## ❌ infrastructure check failed: none of 2 services deployed\n")
     rows = table_rows(text)
-    assert [row[1:] for row in rows.values()] == [["⏭️ not started", "—", "—", "infrastructure check: failure"]] * 2
+    assert [row[1:] for row in rows.values()] == [
+        ["⏭️ not started", "—", "—", "infrastructure check: failure"]
+    ] * 2
     assert "gantt" not in text
 
 
