@@ -1,0 +1,186 @@
+"""Check the deploy target before any service starts: reachable, Docker, networks, disk, TCP deps, secrets."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import steplib  # noqa: E402
+from target import Target, TargetError, open_target, tcp_probe  # noqa: E402
+
+SUBJECT = "infrastructure"
+TCP_TIMEOUT_S = 5.0
+UNREACHABLE = "target unreachable"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    reason: str
+
+    def row(self) -> str:
+        return f"{'✓' if self.ok else '✗'} {self.name} — {self.reason}"
+
+
+def _problem(stderr: str, stdout: str = "") -> str:
+    lines = [line.strip() for line in (stderr + "\n" + stdout).splitlines() if line.strip()]
+    return lines[0][:200] if lines else "no output"
+
+
+class Checker:
+    """The target-side checks, in order; facts learned by one (the Docker root) feed the next."""
+
+    def __init__(self, manifest: Mapping[str, Any], target: Target):
+        self.manifest = manifest
+        self.target = target
+        self.docker_root: str | None = None
+
+    def planned(self) -> Iterator[tuple[str, Callable[[], Check]]]:
+        infra = self.manifest.get("infrastructure") or {}
+        if self.target.kind == "ssh":
+            yield "target reachable", self.reachable
+        yield "docker engine", self.docker
+        for network in infra.get("networks") or []:
+            yield f"network {network}", lambda n=network: self.network(n)
+        minimum = int(infra.get("min_free_disk_mb") or 0)
+        yield "free disk", lambda: self.disk(minimum)
+        for endpoint in infra.get("tcp") or []:
+            host, port = str(endpoint["host"]), int(endpoint["port"])
+            yield f"tcp {_hostport(host, port)}", lambda h=host, p=port: self.tcp(h, p)
+
+    def reachable(self) -> Check:
+        self.target.run(["true"], timeout=float(self.manifest["target"].get("connect_timeout_s") or 10) + 20)
+        return Check("target reachable", True, self.target.description)
+
+    def docker(self) -> Check:
+        result = self.target.run(
+            ["docker", "info", "--format", "{{.ServerVersion}}|{{.DockerRootDir}}"], timeout=30
+        )
+        version, _, root = result.stdout.strip().partition("|")
+        if result.returncode != 0 or not version:
+            return Check("docker engine", False, _problem(result.stderr, result.stdout))
+        self.docker_root = root or None
+        return Check("docker engine", True, f"server {version}")
+
+    def network(self, name: str) -> Check:
+        result = self.target.run(["docker", "network", "inspect", "--format", "{{.Name}}", name], timeout=20)
+        if result.returncode == 0:
+            return Check(f"network {name}", True, "exists")
+        if "No such network" in result.stderr or "not found" in result.stderr:
+            return Check(f"network {name}", False, f"missing: create it with 'docker network create {name}'")
+        return Check(f"network {name}", False, _problem(result.stderr))
+
+    def disk(self, minimum_mb: int) -> Check:
+        state_dir = str(self.manifest["target"].get("state_dir") or ".wfgen")
+        candidates = [self.docker_root, self.target.home_path(state_dir), self.target.home_path(".")]
+        for path in dict.fromkeys(c for c in candidates if c):
+            free_mb = self._free_mb(path)
+            if free_mb is None:
+                continue
+            reason = f"{free_mb} MB free on {path} (need {minimum_mb} MB)"
+            return Check("free disk", free_mb >= minimum_mb, reason)
+        return Check("free disk", False, "could not measure free space ('df -Pk' failed)")
+
+    def _free_mb(self, path: str) -> int | None:
+        result = self.target.run(["df", "-Pk", path], timeout=20)
+        lines = result.stdout.strip().splitlines()
+        if result.returncode != 0 or len(lines) < 2:
+            return None
+        fields = lines[-1].split()
+        try:
+            return int(fields[3]) // 1024
+        except (IndexError, ValueError):
+            return None
+
+    def tcp(self, host: str, port: int) -> Check:
+        name = f"tcp {_hostport(host, port)}"
+        if tcp_probe(self.target, host, port, TCP_TIMEOUT_S):
+            return Check(name, True, "answers")
+        return Check(name, False, f"no answer within {TCP_TIMEOUT_S:g} s from {self.target.description}")
+
+
+def _hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def check_secrets(names: list[str], environ: Mapping[str, str]) -> list[Check]:
+    """Names only: a secret's value is never read beyond 'is it empty'."""
+    return [
+        Check(f"secret {name}", True, "set")
+        if environ.get(name, "").strip()
+        else Check(f"secret {name}", False, "not set in the environment")
+        for name in names
+    ]
+
+
+def run_checks(manifest: Mapping[str, Any], target: Target, environ: Mapping[str, str]) -> list[Check]:
+    """Every check, in order; once the target is unreachable the remaining target-side checks say so."""
+    checks: list[Check] = []
+    lost = False
+    for name, check in Checker(manifest, target).planned():
+        if lost:
+            checks.append(Check(name, False, UNREACHABLE))
+            continue
+        try:
+            checks.append(check())
+        except TargetError as exc:
+            lost = True
+            checks.append(Check(name, False, str(exc)))
+    secrets = list((manifest.get("infrastructure") or {}).get("secrets") or [])
+    return checks + check_secrets(secrets, environ)
+
+
+def summary_markdown(checks: list[Check], description: str) -> str:
+    lines = [f"### Infrastructure checks ({description})", "", "| | check | result |", "| --- | --- | --- |"]
+    for check in checks:
+        reason = check.reason.replace("|", "\\|")
+        lines.append(f"| {'✓' if check.ok else '✗'} | {check.name} | {reason} |")
+    return "\n".join(lines) + "\n\n"
+
+
+def report(checks: list[Check], description: str, environ: Mapping[str, str]) -> None:
+    for check in checks:
+        print(check.row(), flush=True)
+    summary = environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with Path(summary).open("a", encoding="utf-8") as handle:
+            handle.write(summary_markdown(checks, description))
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="check_infrastructure.py", description=__doc__)
+    steplib.add_manifest_option(parser)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None, environ: Mapping[str, str] = os.environ) -> int:
+    args = parse_args(argv)
+    try:
+        manifest = steplib.load_manifest(args.manifest)
+        target = open_target(manifest, environ)
+    except steplib.UsageError as exc:
+        steplib.error(SUBJECT, str(exc))
+        return steplib.Exit.USAGE
+    with target:
+        steplib.log(SUBJECT, f"checking {target.description}")
+        checks = run_checks(manifest, target, environ)
+    report(checks, target.description, environ)
+    failed = [check for check in checks if not check.ok]
+    if failed:
+        steplib.error(
+            SUBJECT, f"{len(failed)} of {len(checks)} checks failed: {', '.join(c.name for c in failed)}"
+        )
+        return steplib.Exit.FAILED
+    steplib.log(SUBJECT, f"all {len(checks)} checks passed")
+    return steplib.Exit.OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

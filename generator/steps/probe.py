@@ -1,0 +1,69 @@
+"""Probes run from the target's side: is an HTTP endpoint healthy, does a TCP port answer.
+
+Stdlib only. Local targets probe directly; ssh targets run curl/wget/bash on the remote host, so a
+service bound to the remote loopback is reachable.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import urllib.error
+import urllib.request
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from target import Target
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_LOCAL_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
+
+# curl, else wget: whichever the target has. Prints "code:NNN" or wget's headers.
+_HTTP_PROBE_SCRIPT = (
+    "if command -v curl >/dev/null 2>&1; then "
+    'curl -s --noproxy "*" -o /dev/null -w "code:%{http_code}" -m "$1" "$2"; '
+    'elif command -v wget >/dev/null 2>&1; then wget -q -S -O /dev/null -T "$1" "$2" 2>&1; '
+    "else exit 127; fi"
+)
+_TCP_PROBE_SCRIPT = (
+    "if command -v bash >/dev/null 2>&1 && command -v timeout >/dev/null 2>&1; then "
+    'exec timeout "$3" bash -c \'exec 3<>"/dev/tcp/$0/$1"\' "$1" "$2" 2>/dev/null; fi; '
+    "exec python3 -c 'import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), "
+    'float(sys.argv[3])).close()\' "$1" "$2" "$3" 2>/dev/null'
+)
+
+
+def http_probe(target: Target, url: str, timeout: float) -> int | None:
+    """HTTP status of GET url as seen from the target (redirects not followed), or None if no answer."""
+    if not re.match(r"https?://", url):
+        raise ValueError(f"not an http(s) URL: {url!r}")
+    if target.kind == "local":
+        try:
+            with _LOCAL_OPENER.open(url, timeout=timeout) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
+        except (OSError, ValueError):
+            return None
+    result = target.run(["sh", "-c", _HTTP_PROBE_SCRIPT, "sh", f"{timeout:g}", url], timeout=timeout + 15)
+    found = re.search(r"code:(\d{3})", result.stdout)
+    codes = [found.group(1)] if found else re.findall(r"HTTP/\S+\s+(\d{3})", result.stdout)
+    status = int(codes[-1]) if codes else 0
+    return status or None
+
+
+def tcp_probe(target: Target, host: str, port: int, timeout: float) -> bool:
+    """True when host:port accepts a TCP connection from the target's side."""
+    if target.kind == "local":
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                return True
+        except OSError:
+            return False
+    argv = ["sh", "-c", _TCP_PROBE_SCRIPT, "sh", host, str(int(port)), f"{timeout:g}"]
+    return target.run(argv, timeout=timeout + 15).returncode == 0

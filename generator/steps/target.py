@@ -1,0 +1,350 @@
+"""Where deploy commands run: this machine, or a host reached over SSH. One API, two transports.
+
+Stdlib only: vendored into `.github/wfgen/` next to the step scripts.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import steplib  # noqa: E402
+
+SSH_FAILED = 255
+TIMED_OUT = 124
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+class TargetError(Exception):
+    """The target cannot be reached or refuses us; the message is one line without secrets."""
+
+
+class CommandFailed(Exception):
+    """A command run with check=True exited non-zero (or timed out: returncode 124)."""
+
+    def __init__(self, argv: list[str], result: CommandResult):
+        self.argv = argv
+        self.result = result
+        detail = _last_line(result.stderr) or _last_line(result.stdout) or "no output"
+        super().__init__(f"{argv[0] if argv else '?'} exited {result.returncode}: {detail}")
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1][:300] if lines else ""
+
+
+def _decode(data: bytes | None) -> str:
+    return data.decode("utf-8", errors="replace") if data else ""
+
+
+class Target:
+    """Runs argument lists on the deploy host. Use as a context manager so temp files are removed."""
+
+    kind: str = ""
+    description: str = ""
+
+    def run(
+        self,
+        argv: list[str],
+        *,
+        input: bytes | None = None,  # noqa: A002 - mirrors subprocess.run
+        timeout: float = 60,
+        check: bool = False,
+        env: dict[str, str] | None = None,
+    ) -> CommandResult:
+        stdin = subprocess.DEVNULL if input is None else None
+        return self._execute(argv, env=env, timeout=timeout, check=check, input=input, stdin=stdin)
+
+    def run_stream(self, argv: list[str], *, stdin_file: BinaryIO | None, timeout: float) -> CommandResult:
+        """Like run, with stdin read from an open binary file (e.g. a tar piped into `docker build -`)."""
+        if stdin_file is None:
+            return self._execute(argv, env=None, timeout=timeout, check=False, stdin=subprocess.DEVNULL)
+        try:
+            stdin_file.fileno()
+        except (OSError, AttributeError, ValueError):
+            return self._execute(argv, env=None, timeout=timeout, check=False, input=stdin_file.read())
+        return self._execute(argv, env=None, timeout=timeout, check=False, stdin=stdin_file)
+
+    def put_file(self, remote_path: str, data: bytes, mode: int = 0o600) -> None:
+        raise NotImplementedError
+
+    def home_path(self, path: str) -> str:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Nothing to release by default."""
+
+    def __enter__(self) -> Target:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _command(
+        self, argv: list[str], env: dict[str, str] | None
+    ) -> tuple[list[str], dict[str, str] | None]:
+        raise NotImplementedError
+
+    def _execute(
+        self, argv: list[str], *, env: dict[str, str] | None, timeout: float, check: bool, **kwargs: Any
+    ) -> CommandResult:
+        if not argv:
+            raise ValueError("empty command")
+        command, process_env = self._command(argv, env)
+        try:
+            proc = subprocess.run(command, capture_output=True, timeout=timeout, env=process_env, **kwargs)
+            result = CommandResult(proc.returncode, _decode(proc.stdout), _decode(proc.stderr))
+        except subprocess.TimeoutExpired as exc:
+            result = CommandResult(TIMED_OUT, _decode(exc.stdout), f"timed out after {timeout:g} s")
+        except FileNotFoundError:
+            result = CommandResult(127, "", f"{argv[0]}: command not found")
+        self._check_transport(result)
+        if check and result.returncode != 0:
+            raise CommandFailed(argv, result)
+        return result
+
+    def _check_transport(self, result: CommandResult) -> None:
+        """Raise TargetError when the transport (not the command) failed."""
+
+
+class LocalTarget(Target):
+    """Commands run here, as argument lists, never through a shell."""
+
+    kind = "local"
+    description = "local docker"
+
+    def _command(
+        self, argv: list[str], env: dict[str, str] | None
+    ) -> tuple[list[str], dict[str, str] | None]:
+        return list(argv), ({**os.environ, **env} if env else None)
+
+    def home_path(self, path: str) -> str:
+        return str(Path.home() / Path(path).expanduser())
+
+    def put_file(self, remote_path: str, data: bytes, mode: int = 0o600) -> None:
+        target = Path(self.home_path(remote_path))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            Path(tmp).chmod(mode)
+            Path(tmp).replace(target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+# Writes stdin to "$1" atomically with mode "$2"; paths arrive as arguments, never spliced into the script.
+_PUT_FILE_SCRIPT = (
+    'umask 077 && mkdir -p -- "$(dirname -- "$1")" && cat > "$1.wfgen-tmp" '
+    '&& chmod "$2" "$1.wfgen-tmp" && mv -f -- "$1.wfgen-tmp" "$1"'
+)
+
+
+@dataclass(frozen=True)
+class SshSettings:
+    host: str
+    user: str
+    port: int
+    private_key: str
+    known_hosts: str | None
+    connect_timeout: float = 10
+
+
+def normalize_key(text: str) -> str:
+    """Accept keys pasted with literal `\\n`, CRLF, or without the final newline."""
+    if "\n" not in text.strip() and "\\n" in text:
+        text = text.replace("\\n", "\n")
+    return text.replace("\r\n", "\n").strip() + "\n"
+
+
+def _cleanup_dir(path: str, control_args: list[str]) -> None:
+    """Stop the shared connection (if any) and delete the key, known-hosts file and control socket."""
+    if Path(path, "cm").exists():
+        try:
+            subprocess.run(
+                ["ssh", *control_args, "-O", "exit", "wfgen-target"],
+                capture_output=True,
+                timeout=10,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            pass  # the master exits by itself after ControlPersist
+    shutil.rmtree(path, ignore_errors=True)
+
+
+class SshTarget(Target):
+    """Commands run on a remote host through the system OpenSSH client, multiplexed over one connection."""
+
+    kind = "ssh"
+
+    def __init__(self, settings: SshSettings):
+        if settings.host.startswith("-") or settings.user.startswith("-"):
+            raise steplib.UsageError("target: host and user must not start with '-'")
+        self.settings = settings
+        self.description = f"{settings.user}@{settings.host}:{settings.port}"
+        self._dir = tempfile.mkdtemp(prefix="wfgen-ssh-")
+        key_file = Path(self._dir, "id")
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(normalize_key(settings.private_key))
+        self.key_path = str(key_file)
+        self._base = self._base_args()
+        self._finalizer = weakref.finalize(self, _cleanup_dir, self._dir, self._base)
+        self._home: str | None = None
+        self._master_lock = threading.Lock()
+
+    def _base_args(self) -> list[str]:
+        s = self.settings
+        args = ["-F", "/dev/null", "-p", str(s.port), "-l", s.user, "-i", self.key_path]
+        opts = {
+            "BatchMode": "yes",
+            "ConnectTimeout": str(max(1, round(s.connect_timeout))),
+            "ServerAliveInterval": "15",
+            "ServerAliveCountMax": "3",
+            "IdentitiesOnly": "yes",
+            "LogLevel": "ERROR",
+            "ControlPath": str(Path(self._dir, "cm")),
+        }
+        if s.known_hosts is None:
+            opts.update(
+                StrictHostKeyChecking="no", UserKnownHostsFile="/dev/null", GlobalKnownHostsFile="/dev/null"
+            )
+        else:
+            kh = Path(self._dir, "known_hosts")
+            kh.write_text(normalize_key(s.known_hosts), encoding="utf-8")
+            opts.update(
+                StrictHostKeyChecking="yes", UserKnownHostsFile=str(kh), GlobalKnownHostsFile="/dev/null"
+            )
+        for name, value in opts.items():
+            args += ["-o", f"{name}={value}"]
+        return args
+
+    @property
+    def _control_socket(self) -> Path:
+        return Path(self._dir, "cm")
+
+    def _ensure_master(self) -> None:
+        # ControlMaster=auto would fork the persistent master with our captured stderr pipe still open,
+        # so the first command would block until ControlPersist expires; start it detached instead.
+        with self._master_lock:
+            if not self._control_socket.exists():
+                self._start_master()
+
+    def _start_master(self) -> None:
+        with tempfile.TemporaryFile() as err:
+            try:
+                proc = subprocess.run(
+                    ["ssh", *self._base, "-o", "ControlMaster=yes", "-o", "ControlPersist=60", "-f", "-N",
+                     self.settings.host],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                    timeout=self.settings.connect_timeout + 20, check=False,
+                )  # fmt: skip
+            except subprocess.TimeoutExpired:
+                raise TargetError(f"cannot reach {self.description}: timed out") from None
+            err.seek(0)
+            message = _last_line(_decode(err.read()))
+        if proc.returncode != 0:
+            raise TargetError(
+                f"cannot reach {self.description}: {message or f'ssh exited {proc.returncode}'}"
+            )
+
+    def _command(
+        self, argv: list[str], env: dict[str, str] | None
+    ) -> tuple[list[str], dict[str, str] | None]:
+        self._ensure_master()
+        remote = shlex.join(["env", *(f"{k}={v}" for k, v in env.items()), *argv] if env else argv)
+        return ["ssh", *self._base, "-o", "ControlMaster=no", self.settings.host, remote], None
+
+    def _check_transport(self, result: CommandResult) -> None:
+        if result.returncode == SSH_FAILED and not self._control_socket.exists():
+            raise TargetError(f"lost connection to {self.description}: {_last_line(result.stderr)}")
+
+    def home_path(self, path: str) -> str:
+        if path.startswith("/"):
+            return path
+        if self._home is None:
+            result = self.run(["sh", "-c", 'printf %s "$HOME"'], timeout=30, check=True)
+            self._home = result.stdout.strip() or "."
+        relative = path[2:] if path.startswith("~/") else path
+        return f"{self._home.rstrip('/')}/{relative}" if relative not in ("", "~") else self._home
+
+    def put_file(self, remote_path: str, data: bytes, mode: int = 0o600) -> None:
+        argv = ["sh", "-c", _PUT_FILE_SCRIPT, "sh", self.home_path(remote_path), format(mode, "o")]
+        self.run(argv, input=data, timeout=60, check=True)
+
+    def close(self) -> None:
+        self._finalizer()
+
+
+def _require(environ: Mapping[str, str], target: Mapping[str, Any], key: str) -> str:
+    name = target.get(key)
+    if not name:
+        raise steplib.UsageError(f"target.{key} is not set in the manifest")
+    value = environ.get(name, "")
+    if not value.strip():
+        raise steplib.UsageError(f"environment variable {name} is not set (target.{key})")
+    return value
+
+
+def open_target(manifest: Mapping[str, Any], environ: Mapping[str, str] = os.environ) -> Target:
+    """The manifest's target; a missing env var is a UsageError naming the variable, never its value."""
+    target = manifest["target"]
+    if target.get("kind", "local") == "local":
+        return LocalTarget()
+    if target["kind"] != "ssh":
+        raise steplib.UsageError(f"target.kind: unknown kind {target['kind']!r}")
+    insecure = bool(target.get("insecure_ignore_host_key"))
+    settings = SshSettings(
+        host=_require(environ, target, "host_env").strip(),
+        user=_require(environ, target, "user_env").strip(),
+        port=int(target.get("port") or 22),
+        private_key=_require(environ, target, "ssh_key_env"),
+        known_hosts=None if insecure else _require(environ, target, "known_hosts_env"),
+        connect_timeout=float(target.get("connect_timeout_s") or 10),
+    )
+    if insecure:
+        steplib.error(
+            "target",
+            f"warning: insecure_ignore_host_key is true: the host key of {settings.host} is not checked",
+        )
+    return SshTarget(settings)
+
+
+# Re-exported so callers can `from target import http_probe, tcp_probe`.
+from probe import http_probe, tcp_probe  # noqa: E402
+
+__all__ = [
+    "CommandFailed",
+    "CommandResult",
+    "LocalTarget",
+    "SshTarget",
+    "Target",
+    "TargetError",
+    "http_probe",
+    "open_target",
+    "tcp_probe",
+]

@@ -1,0 +1,86 @@
+"""Shared fixtures: a real Docker engine, a real sshd, real git repos and a real registry.
+
+Missing infrastructure skips the test locally and fails it under CI=true (tests/support/requires.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.docker import candidate_docker_host, cleanup_project, probe_engine, unique_name
+from tests.support.docker import docker_env as _docker_env
+from tests.support.fixture_service import ServiceRepo, make_service_repo
+from tests.support.registry import start_registry
+from tests.support.requires import require_executable, skip_or_fail
+from tests.support.sshd import SshServer, start_sshd
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark tests by the infrastructure they use, so `-m "not docker"` works."""
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        if {"docker_host", "docker_env", "docker_project", "registry"} & set(names):
+            item.add_marker(pytest.mark.docker)
+        if "sshd" in names:
+            item.add_marker(pytest.mark.sshd)
+
+
+@pytest.fixture(scope="session")
+def docker_host() -> str:
+    """DOCKER_HOST of a live engine: $WFGEN_TEST_DOCKER_HOST, else $DOCKER_HOST, else the default socket."""
+    require_executable("docker", "apt-get install docker.io")
+    host = candidate_docker_host()
+    if probe_engine(host) is None:
+        skip_or_fail(f"no Docker engine: 'docker info' failed for DOCKER_HOST={host}")
+    return host
+
+
+@pytest.fixture
+def docker_env(docker_host: str) -> dict[str, str]:
+    """os.environ plus DOCKER_HOST, for subprocesses (step scripts, the runner)."""
+    return _docker_env(docker_host)
+
+
+@pytest.fixture
+def docker_project(docker_host: str) -> Iterator[str]:
+    """A unique project name; its containers, images, networks and volumes are removed afterwards."""
+    project = unique_name("wfgt")
+    yield project
+    cleanup_project(docker_host, project)
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
+    """A real sshd on 127.0.0.1; sessions get DOCKER_HOST so remote `docker` reaches the test engine."""
+    server = start_sshd(tmp_path_factory.mktemp("sshd"), docker_host=candidate_docker_host())
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def service_repo(tmp_path: Path) -> Callable[..., ServiceRepo]:
+    """Factory: make(name="svc", *, variant="ok", port=3000, delay_s=0.0, branch="main") -> ServiceRepo."""
+    root = tmp_path / "service-repos"
+
+    def make(
+        name: str = "svc",
+        *,
+        variant: str = "ok",
+        port: int = 3000,
+        delay_s: float = 0.0,
+        branch: str = "main",
+    ) -> ServiceRepo:
+        return make_service_repo(root, name, variant=variant, port=port, delay_s=delay_s, branch=branch)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """ "127.0.0.1:PORT" of a real docker-registry with filesystem storage in a temp dir."""
+    server = start_registry(tmp_path_factory.mktemp("registry"))
+    yield server.address
+    server.stop()

@@ -1,0 +1,166 @@
+"""A real OpenSSH server on 127.0.0.1 for tests, with throwaway host and client keys."""
+
+from __future__ import annotations
+
+import getpass
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.support.ports import free_port
+from tests.support.requires import require_executable, skip_or_fail
+
+SSHD = "/usr/sbin/sshd"
+HINT = "apt-get install openssh-server openssh-client"
+
+
+@dataclass
+class SshServer:
+    host: str
+    port: int
+    user: str
+    key_path: Path
+    private_key: str
+    known_hosts: str
+    workdir: Path
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def target_env(self, prefix: str = "VPS") -> dict[str, str]:
+        """Env vars for an ssh target: PREFIX_HOST, PREFIX_USER, PREFIX_SSH_KEY, PREFIX_KNOWN_HOSTS."""
+        return {
+            f"{prefix}_HOST": self.host,
+            f"{prefix}_USER": self.user,
+            f"{prefix}_SSH_KEY": self.private_key,
+            f"{prefix}_KNOWN_HOSTS": self.known_hosts,
+        }
+
+    def target_config(self, prefix: str = "VPS", **overrides: object) -> dict[str, object]:
+        """The resolved manifest's `target` table (docs/design.md) pointing at this server via target_env(prefix)."""
+        config: dict[str, object] = {
+            "kind": "ssh",
+            "host_env": f"{prefix}_HOST",
+            "user_env": f"{prefix}_USER",
+            "ssh_key_env": f"{prefix}_SSH_KEY",
+            "known_hosts_env": f"{prefix}_KNOWN_HOSTS",
+            "insecure_ignore_host_key": False,
+            "port": self.port,
+            "network": None,
+            "state_dir": ".wfgen",
+            "environment": None,
+            "connect_timeout_s": 5,
+        }
+        config.update(overrides)
+        return config
+
+    def ssh_argv(self, *remote: str) -> list[str]:
+        """An ssh command line (pinned host key, test key) that runs `remote` on this server."""
+        return [
+            "ssh", "-F", "/dev/null", "-p", str(self.port), "-i", str(self.key_path),
+            "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=5",
+            "-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={self.workdir / 'known_hosts'}",
+            f"{self.user}@{self.host}", *remote,
+        ]  # fmt: skip
+
+    def run(self, *remote: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            self.ssh_argv(*remote), capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+        )
+
+    @property
+    def log(self) -> str:
+        path = self.workdir / "sshd.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+def _keygen(path: Path) -> None:
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "wfgen-test", "-f", str(path)],
+        check=True, capture_output=True, timeout=30, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def _config(workdir: Path, port: int, docker_host: str | None) -> str:
+    lines = [
+        f"Port {port}",
+        "ListenAddress 127.0.0.1",
+        f"HostKey {workdir / 'host_ed25519'}",
+        f"AuthorizedKeysFile {workdir / 'authorized_keys'}",
+        f"PidFile {workdir / 'sshd.pid'}",
+        "StrictModes no",
+        "PubkeyAuthentication yes",
+        "PasswordAuthentication no",
+        "KbdInteractiveAuthentication no",
+        "PermitRootLogin prohibit-password",
+        "UsePAM no",
+        # Parallel deploys open several connections at once; the default 10:30:100 drops some at random.
+        "MaxStartups 100",
+        "MaxSessions 100",
+        "LogLevel VERBOSE",
+    ]
+    if docker_host:
+        lines.append(f"SetEnv DOCKER_HOST={docker_host}")
+    return "\n".join(lines) + "\n"
+
+
+def start_sshd(workdir: Path, docker_host: str | None = None, timeout: float = 20.0) -> SshServer:
+    """Start sshd on a free 127.0.0.1 port and wait until a real `ssh ... true` succeeds."""
+    require_executable(SSHD, HINT)
+    require_executable("ssh", HINT)
+    require_executable("ssh-keygen", HINT)
+    try:
+        Path("/run/sshd").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        skip_or_fail(f"sshd needs /run/sshd: {exc}")
+    workdir.mkdir(parents=True, exist_ok=True)
+    _keygen(workdir / "host_ed25519")
+    _keygen(workdir / "client_ed25519")
+    (workdir / "authorized_keys").write_text((workdir / "client_ed25519.pub").read_text())
+    port = free_port()
+    host_pub = (workdir / "host_ed25519.pub").read_text().split()
+    known_hosts = f"[127.0.0.1]:{port} {host_pub[0]} {host_pub[1]}\n"
+    (workdir / "known_hosts").write_text(known_hosts)
+    config = workdir / "sshd_config"
+    config.write_text(_config(workdir, port, docker_host))
+    with (workdir / "sshd.log").open("wb") as log:
+        process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=log, stderr=log)
+    server = SshServer(
+        host="127.0.0.1",
+        port=port,
+        user=getpass.getuser(),
+        key_path=workdir / "client_ed25519",
+        private_key=(workdir / "client_ed25519").read_text(),
+        known_hosts=known_hosts,
+        workdir=workdir,
+        process=process,
+    )
+    _wait_ready(server, timeout)
+    return server
+
+
+def _wait_ready(server: SshServer, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        assert server.process is not None
+        if server.process.poll() is not None:
+            break
+        try:
+            proc = server.run("true", timeout=10)
+        except subprocess.TimeoutExpired:
+            continue
+        if proc.returncode == 0:
+            return
+        last = proc.stderr.strip()
+        time.sleep(0.2)
+    server.stop()
+    skip_or_fail(f"sshd did not accept a login within {timeout:g} s: {last or server.log[-500:]}")

@@ -1,0 +1,206 @@
+"""check_infrastructure.py as a real `python3 -I -S` subprocess against a real engine, sshd and sockets."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.docker import docker
+from tests.support.ports import free_port
+from tests.support.sshd import SshServer
+
+SCRIPT = Path(__file__).resolve().parents[1] / "generator" / "steps" / "check_infrastructure.py"
+SECRET_VALUE = "s3cr3t-value-that-must-never-be-printed"
+
+
+def manifest(target: dict[str, Any], **infrastructure: Any) -> dict[str, Any]:
+    """A resolved manifest in the docs/design.md shape."""
+    infra = {"networks": [], "min_free_disk_mb": 1, "tcp": [], "secrets": [], **infrastructure}
+    return {
+        "_generated": "test",
+        "format": 1,
+        "source": "services.toml",
+        "project": {"name": "wfgt", "branches": ["main"], "max_parallel": 2, "runs_on": "ubuntu-latest"},
+        "target": target,
+        "build": {
+            "where": "target",
+            "registry": None,
+            "registry_user_env": None,
+            "registry_password_env": None,
+        },
+        "infrastructure": infra,
+        "services": {},
+    }
+
+
+LOCAL = {
+    "kind": "local",
+    "host_env": None,
+    "user_env": None,
+    "ssh_key_env": None,
+    "known_hosts_env": None,
+    "insecure_ignore_host_key": False,
+    "port": None,
+    "network": None,
+    "state_dir": ".wfgen",
+    "environment": None,
+    "connect_timeout_s": 10,
+}
+
+
+def run_check(
+    tmp_path: Path, data: dict[str, Any] | None, env: dict[str, str], *args: str
+) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "manifest.json"
+    if data is not None:
+        path.write_text(json.dumps(data, indent=2) + "\n")
+    return subprocess.run(
+        [sys.executable, "-I", "-S", str(SCRIPT), "--manifest", str(path), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def rows(output: str) -> dict[str, tuple[bool, str]]:
+    """{check name: (passed, reason)} from the ✓/✗ lines."""
+    table = {}
+    for line in output.splitlines():
+        if line[:2] in ("✓ ", "✗ "):
+            name, _, reason = line[2:].partition(" — ")
+            table[name] = (line[0] == "✓", reason)
+    return table
+
+
+@pytest.fixture
+def listening_port() -> Iterator[int]:
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        yield int(server.getsockname()[1])
+
+
+@pytest.fixture
+def network(docker_host: str, docker_project: str) -> str:
+    name = f"{docker_project}-net"
+    docker(docker_host, "network", "create", name, check=True, timeout=60)
+    return name
+
+
+def test_all_good_locally(
+    tmp_path: Path, docker_env: dict[str, str], network: str, listening_port: int
+) -> None:
+    data = manifest(
+        LOCAL, networks=[network], tcp=[{"host": "127.0.0.1", "port": listening_port}], secrets=["WFGT_JWT"]
+    )
+    summary = tmp_path / "summary.md"
+    env = {**docker_env, "WFGT_JWT": SECRET_VALUE, "GITHUB_STEP_SUMMARY": str(summary)}
+    proc = run_check(tmp_path, data, env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    table = rows(proc.stdout)
+    expected = ["docker engine", f"network {network}", "free disk", f"tcp 127.0.0.1:{listening_port}"]
+    assert list(table) == [*expected, "secret WFGT_JWT"]
+    assert all(ok for ok, _ in table.values())
+    assert table[f"network {network}"] == (True, "exists")
+    assert table["docker engine"][1].startswith("server ")
+    text = summary.read_text()
+    assert "| ✓ | secret WFGT_JWT | set |" in text
+    assert SECRET_VALUE not in proc.stdout + proc.stderr + text
+
+
+def test_each_failure_is_reported_for_its_own_reason(tmp_path: Path, docker_env: dict[str, str]) -> None:
+    missing_net, closed = "wfgt-no-such-network-x9", free_port()
+    data = manifest(
+        LOCAL,
+        networks=[missing_net],
+        tcp=[{"host": "127.0.0.1", "port": closed}],
+        secrets=["WFGT_SET", "WFGT_MISSING"],
+        min_free_disk_mb=1024**3,
+    )
+    env = {**docker_env, "WFGT_SET": SECRET_VALUE}
+    env.pop("WFGT_MISSING", None)
+    proc = run_check(tmp_path, data, env)
+    assert proc.returncode == 1
+    table = rows(proc.stdout)
+    assert table["docker engine"][0] is True
+    assert table[f"network {missing_net}"] == (
+        False,
+        f"missing: create it with 'docker network create {missing_net}'",
+    )
+    assert table["free disk"][0] is False
+    assert table["free disk"][1].endswith(f"(need {1024**3} MB)")
+    assert table[f"tcp 127.0.0.1:{closed}"] == (False, "no answer within 5 s from local docker")
+    assert table["secret WFGT_SET"] == (True, "set")
+    assert table["secret WFGT_MISSING"] == (False, "not set in the environment")
+    assert "4 of 6 checks failed" in proc.stderr
+    assert SECRET_VALUE not in proc.stdout + proc.stderr
+
+
+def test_docker_engine_down(tmp_path: Path, docker_env: dict[str, str]) -> None:
+    env = {**docker_env, "DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"}
+    proc = run_check(tmp_path, manifest(LOCAL, networks=["wfgt-any"]), env)
+    assert proc.returncode == 1
+    table = rows(proc.stdout)
+    assert table["docker engine"][0] is False
+    assert "no-docker.sock" in table["docker engine"][1]
+    assert table["network wfgt-any"][0] is False
+    assert table["free disk"][0] is True, "falls back to the state dir when Docker does not answer"
+
+
+def test_all_good_over_ssh(
+    tmp_path: Path, sshd: SshServer, docker_env: dict[str, str], network: str, listening_port: int
+) -> None:
+    data = manifest(
+        sshd.target_config(), networks=[network], tcp=[{"host": "127.0.0.1", "port": listening_port}]
+    )
+    proc = run_check(tmp_path, data, {**docker_env, **sshd.target_env()})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    table = rows(proc.stdout)
+    assert table["target reachable"] == (True, f"{sshd.user}@127.0.0.1:{sshd.port}")
+    assert list(table)[1:] == ["docker engine", f"network {network}", "free disk",
+                               f"tcp 127.0.0.1:{listening_port}"]  # fmt: skip
+    assert sshd.private_key.strip().splitlines()[1] not in proc.stdout + proc.stderr
+
+
+def test_unreachable_ssh_marks_the_rest(tmp_path: Path, sshd: SshServer, docker_env: dict[str, str]) -> None:
+    data = manifest(
+        sshd.target_config(port=free_port()),
+        networks=["wfgt-net"],
+        tcp=[{"host": "127.0.0.1", "port": 5432}],
+        secrets=["WFGT_SET"],
+    )
+    proc = run_check(tmp_path, data, {**docker_env, **sshd.target_env(), "WFGT_SET": SECRET_VALUE})
+    assert proc.returncode == 1
+    table = rows(proc.stdout)
+    assert table["target reachable"][0] is False
+    assert table["target reachable"][1].startswith("cannot reach ")
+    for name in ("docker engine", "network wfgt-net", "free disk", "tcp 127.0.0.1:5432"):
+        assert table[name] == (False, "target unreachable")
+    assert table["secret WFGT_SET"] == (True, "set")
+
+
+def test_missing_manifest_is_usage_error(tmp_path: Path) -> None:
+    proc = run_check(tmp_path, None, {"PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 2
+    assert "resolved manifest not found" in proc.stderr
+
+
+def test_missing_target_env_var_is_usage_error(tmp_path: Path, sshd: SshServer) -> None:
+    env = {"PATH": "/usr/bin:/bin", **sshd.target_env()}
+    del env["VPS_SSH_KEY"]
+    proc = run_check(tmp_path, manifest(sshd.target_config()), env)
+    assert proc.returncode == 2
+    assert (
+        proc.stderr.strip()
+        == "infrastructure: environment variable VPS_SSH_KEY is not set (target.ssh_key_env)"
+    )
+    assert proc.stdout == ""
