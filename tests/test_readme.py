@@ -1,0 +1,39 @@
+"""README, --help, .ci/run and the step scripts stay in step."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from generator.cli import cli
+
+README = Path("README.md").read_text(encoding="utf-8")
+STEPS = Path("generator/steps")
+
+
+def _setup_commands() -> list[str]:
+    section = README.split("## Set up", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```sh\n(.*?)\n```", section, flags=re.S)
+
+
+def test_readme_has_exactly_two_setup_commands() -> None:
+    install_render, install_test = _setup_commands()
+    assert "\n" not in install_render and "\n" not in install_test
+    assert install_render.endswith("wfgen render")
+    assert install_test.endswith("pytest")
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    ci = Path(".ci/run").read_text(encoding="utf-8")
+    assert _setup_commands()[1] in ci
+
+
+def test_every_command_is_documented() -> None:
+    documented = set(re.findall(r"^\| `wfgen (\w+)", README, flags=re.M))
+    assert documented == set(cli.commands)
+
+
+def test_every_step_script_is_documented() -> None:
+    entry_points = {p.name for p in STEPS.glob("*.py") if "def main(" in p.read_text(encoding="utf-8")}
+    documented = set(re.findall(r"^\| `\.github/wfgen/(\w+\.py)`", README, flags=re.M))
+    assert documented == entry_points
