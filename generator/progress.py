@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from pathlib import Path
 from typing import Any, TextIO
@@ -17,6 +18,7 @@ from generator.runlog import ICONS, display_path, seconds, short, tail, totals_l
 from generator.steps.steplib import RESULTS_OK
 
 REFRESH_S = 1.0
+_CLOCK = re.compile(r"^\[\d\d:\d\d:\d\d\] ")  # a step's own timestamp on a line we relay
 
 
 def clock() -> str:
@@ -94,7 +96,7 @@ class LineReporter(Reporter):
     def block(self, subject: str, text: str) -> None:
         for row in text.splitlines():
             if row.strip():
-                self.line("🔍", subject, row.rstrip())
+                self.line("🔍", subject, _CLOCK.sub("", row.rstrip()))  # one timestamp per line is enough
 
     def event(self, event: Event, legs: list[Leg]) -> None:
         leg = event.leg
