@@ -80,7 +80,11 @@ def deploy(
         if options.dry_run:
             print_plan(resolved, selected, branch, options, env, stream)
             return ExitCode.OK
-        return Run(options, resolved, selected, branch, env, stream, interrupts).execute()
+        # Checked before the run folder exists: a missing target variable is bad input and writes nothing.
+        check = run_step(step_argv("check_infrastructure.py", "--manifest", str(scratch)), env, interrupts)
+        if check[0] == ExitCode.USAGE:
+            raise RunnerError(check[2].strip() or "check_infrastructure.py: bad usage")
+        return Run(options, resolved, selected, branch, env, stream, interrupts).execute(check)
 
 
 def options_from_last_run(options: DeployOptions) -> DeployOptions | None:
@@ -142,7 +146,7 @@ class Run:
         (self.dir / "manifest.json").write_text(json.dumps(resolved, indent=2) + "\n", encoding="utf-8")
         self.save(state="running")
 
-    def execute(self) -> int:
+    def execute(self, check: tuple[int, str, str]) -> int:
         count = len(self.legs)
         self.reporter.note(
             "📋",
@@ -150,20 +154,14 @@ class Run:
             f"{self.run_id}: {count} service(s), branch {self.branch}, "
             f"at most {self.max_parallel} in parallel, log folder {self.dir}",
         )
-        if not self.check_infrastructure():
+        if not self.check_infrastructure(*check):
             return self.finish()
         self.stage = "deploy"
         self.deploy_legs()
         return self.finish()
 
-    def check_infrastructure(self) -> bool:
-        argv = step_argv("check_infrastructure.py", "--manifest", str(self.dir / "manifest.json"))
-        code, out, err = run_step(argv, self.env, self.interrupts)
+    def check_infrastructure(self, code: int, out: str, err: str) -> bool:
         (self.dir / "check-infrastructure.log").write_text(out + err, encoding="utf-8")
-        if code == ExitCode.USAGE:
-            self.never_start("skipped", "infrastructure check could not run")
-            self.finish()
-            raise RunnerError(err.strip() or "check_infrastructure.py: bad usage")
         if code == 0:
             self.reporter.block("check-infrastructure", out)
             return True

@@ -165,7 +165,7 @@ def test_all_good_over_ssh(
     proc = run_check(tmp_path, data, {**docker_env, **sshd.target_env()})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     table = rows(proc.stdout)
-    assert table["target reachable"] == (True, f"{sshd.user}@127.0.0.1:{sshd.port}")
+    assert table["target reachable"] == (True, f"$VPS_USER@$VPS_HOST:{sshd.port}")
     assert list(table)[1:] == ["docker engine", f"network {network}", "free disk",
                                f"tcp 127.0.0.1:{listening_port}"]  # fmt: skip
     assert sshd.private_key.strip().splitlines()[1] not in proc.stdout + proc.stderr

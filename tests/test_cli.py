@@ -253,3 +253,49 @@ def test_schema_is_the_model_schema_and_validates_the_dogfood_manifest() -> None
 def test_committed_schema_file_is_current() -> None:
     result = CliRunner().invoke(cli, ["schema"])
     assert Path("docs/services.schema.json").read_text(encoding="utf-8") == result.stdout
+
+
+def _render_then_check(tmp_path: Path) -> tuple[CliRunner, str]:
+    build_file_tree(tmp_path, {"services.toml": BASE})
+    manifest = str(tmp_path / "services.toml")
+    runner = CliRunner()
+    rendered = runner.invoke(cli, ["render", "--manifest", manifest])
+    assert rendered.exit_code == 0, rendered.output
+    assert "wrote .github/workflows/deploy-services-parallel.yml\n" in rendered.stdout
+    again = runner.invoke(cli, ["render", "--manifest", manifest])
+    assert again.stdout.startswith("up to date: ")
+    current = runner.invoke(cli, ["check", "--manifest", manifest])
+    assert current.exit_code == 0 and current.stdout.startswith("up to date: "), current.output
+    return runner, manifest
+
+
+def test_check_fails_on_a_hand_edited_file(tmp_path: Path) -> None:
+    runner, manifest = _render_then_check(tmp_path)
+    workflow = tmp_path / ".github/workflows/deploy-services-parallel.yml"
+    workflow.write_text(workflow.read_text(encoding="utf-8").replace("max-parallel: 6", "max-parallel: 9"))
+    result = runner.invoke(cli, ["check", "--manifest", manifest])
+    assert result.exit_code == 1
+    assert "-      max-parallel: 9\n+      max-parallel: 6\n" in result.stdout  # disk -> what render writes
+    assert result.stderr.endswith("1 generated file(s) out of date; run 'wfgen render'\n")
+
+
+def test_check_fails_after_a_manifest_change_until_rendered(tmp_path: Path) -> None:
+    runner, manifest = _render_then_check(tmp_path)
+    path = tmp_path / "services.toml"
+    path.write_text(BASE.replace('branches = ["main", "develop"]', 'branches = ["main", "develop", "qa"]'))
+    result = runner.invoke(cli, ["check", "--manifest", manifest])
+    assert result.exit_code == 1
+    assert "+          - qa\n" in result.stdout
+    assert "changed: .github/workflows/deploy-services-parallel.yml" in result.stderr
+    assert "changed: .github/wfgen/manifest.json" in result.stderr
+    assert runner.invoke(cli, ["render", "--manifest", manifest]).exit_code == 0
+    assert runner.invoke(cli, ["check", "--manifest", manifest]).exit_code == 0
+
+
+def test_check_fails_on_a_deleted_file(tmp_path: Path) -> None:
+    runner, manifest = _render_then_check(tmp_path)
+    (tmp_path / ".github/wfgen/prepare.py").unlink()
+    result = runner.invoke(cli, ["check", "--manifest", manifest])
+    assert result.exit_code == 1
+    assert "missing: .github/wfgen/prepare.py" in result.stderr
+    assert not (tmp_path / ".github/wfgen/prepare.py").exists()  # check never writes

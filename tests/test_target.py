@@ -143,7 +143,7 @@ def test_missing_command_is_127(any_target: targets.Target) -> None:
 
 def test_descriptions(sshd: SshServer, ssh_target: targets.Target) -> None:
     assert ssh_target.kind == "ssh"
-    assert ssh_target.description == f"{sshd.user}@127.0.0.1:{sshd.port}"
+    assert ssh_target.description == f"$VPS_USER@$VPS_HOST:{sshd.port}"
     assert targets.open_target({"target": {"kind": "local"}}).description == "local docker"
 
 

@@ -31,8 +31,8 @@ CONTAINER_PORT = 3000
 HEALTH = {"interval_s": 0.25, "timeout_s": 2.0, "deadline_s": 8.0}
 SECRET_ENV = {"api": "API_TOKEN", "notes": "NOTES_TOKEN", "site": "SITE_TOKEN"}
 SITE_PATH = "services/site"
-# Host and user are secrets only to keep them out of the YAML: the step scripts name the target they talk to
-# ("root@127.0.0.1:PORT"), which GitHub masks in its logs. Everything else must never be printed at all.
+# The step scripts name the target by its variables ("$VPS_USER@$VPS_HOST:PORT"), but here the host is 127.0.0.1
+# and the user root: values that health URLs and paths contain anyway. Every other secret must never appear.
 ADDRESS_SECRETS = {"VPS_HOST", "VPS_USER"}
 
 
@@ -168,6 +168,12 @@ def test_first_dispatch_deploys_all_then_a_broken_leg_fails_alone(
     assert summary.step("Summarize").returncode == 1
     assert second.result("deployment-summary") == "failure"
     assert_no_secret_leaked(second, {**secrets_, "github.token": sim.token})
+
+    # A branch only the service's own repository has: the folder-source checkout must not run for its leg.
+    git(repos["api"].path, "branch", "develop")
+    third = sim.dispatch({"services": "api", "branch": "develop", "force_rebuild": False})
+    assert deploy_exits(third) == {"api": 0}, leg_errors(third)
+    assert results(third) == {"api": "unchanged"}
 
 
 def test_unknown_service_stops_in_prepare(tmp_path: Path, service_repo: Callable[..., ServiceRepo]) -> None:
