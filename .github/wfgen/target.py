@@ -173,6 +173,8 @@ class SshSettings:
     private_key: str
     known_hosts: str | None
     connect_timeout: float = 10
+    host_env: str = "host"  # the names of the variables holding host and user: what we print instead
+    user_env: str = "user"
 
 
 def normalize_key(text: str) -> str:
@@ -206,7 +208,8 @@ class SshTarget(Target):
         if settings.host.startswith("-") or settings.user.startswith("-"):
             raise steplib.UsageError("target: host and user must not start with '-'")
         self.settings = settings
-        self.description = f"{settings.user}@{settings.host}:{settings.port}"
+        # Host and user come from secrets: name the variables, never print their values.
+        self.description = f"${settings.user_env}@${settings.host_env}:{settings.port}"
         self._dir = tempfile.mkdtemp(prefix="wfgen-ssh-")
         key_file = Path(self._dir, "id")
         fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -267,7 +270,7 @@ class SshTarget(Target):
             except subprocess.TimeoutExpired:
                 raise TargetError(f"cannot reach {self.description}: timed out") from None
             err.seek(0)
-            message = _last_line(_decode(err.read()))
+            message = self.redact(_last_line(_decode(err.read())))
         if proc.returncode != 0:
             raise TargetError(
                 f"cannot reach {self.description}: {message or f'ssh exited {proc.returncode}'}"
@@ -282,7 +285,18 @@ class SshTarget(Target):
 
     def _check_transport(self, result: CommandResult) -> None:
         if result.returncode == SSH_FAILED and not self._control_socket.exists():
-            raise TargetError(f"lost connection to {self.description}: {_last_line(result.stderr)}")
+            detail = self.redact(_last_line(result.stderr))
+            raise TargetError(f"lost connection to {self.description}: {detail}")
+
+    def redact(self, text: str) -> str:
+        """ssh's own messages name the host and user; replace their values with the variables' names."""
+        for value, name in (
+            (self.settings.host, self.settings.host_env),
+            (self.settings.user, self.settings.user_env),
+        ):
+            if value:
+                text = text.replace(value, f"${name}")
+        return text
 
     def home_path(self, path: str) -> str:
         if path.startswith("/"):
@@ -326,11 +340,13 @@ def open_target(manifest: Mapping[str, Any], environ: Mapping[str, str] = os.env
         private_key=_require(environ, target, "ssh_key_env"),
         known_hosts=None if insecure else _require(environ, target, "known_hosts_env"),
         connect_timeout=float(target.get("connect_timeout_s") or 10),
+        host_env=str(target["host_env"]),
+        user_env=str(target["user_env"]),
     )
     if insecure:
         steplib.error(
             "target",
-            f"warning: insecure_ignore_host_key is true: the host key of {settings.host} is not checked",
+            f"warning: insecure_ignore_host_key is true: the host key of ${settings.host_env} is not checked",
         )
     return SshTarget(settings)
 
