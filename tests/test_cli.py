@@ -299,3 +299,8 @@ def test_check_fails_on_a_deleted_file(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "missing: .github/wfgen/prepare.py" in result.stderr
     assert not (tmp_path / ".github/wfgen/prepare.py").exists()  # check never writes
+
+
+def test_this_repository_generated_files_are_current() -> None:
+    result = CliRunner().invoke(cli, ["check", "--manifest", "services.toml"])
+    assert result.exit_code == 0, result.output + "\nrun 'wfgen render' and commit the result"
