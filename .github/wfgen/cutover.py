@@ -202,7 +202,9 @@ class Cutover:
             if self.old and self.old.running:
                 self.docker("start", self.running)
             return "previous container restored"
-        if self.old is None and inspect(self.target, self.running):
-            self.docker("rm", "-f", self.running, check=False)
-            return "new container removed"
+        if self.old is None:
+            if inspect(self.target, self.running):
+                self.docker("rm", "-f", self.running, check=False)
+                return "new container removed; nothing was running before"
+            return "nothing was running before"
         return "running container untouched"
