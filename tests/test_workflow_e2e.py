@@ -21,7 +21,7 @@ from generator.render import DEPLOY_WORKFLOW, render
 from tests.support.actions_sim import Job, Run, Simulator
 from tests.support.deploys import fetch
 from tests.support.docker import docker
-from tests.support.fixture_service import ServiceRepo, git
+from tests.support.fixture_service import ServiceRepo, git, init_repo
 from tests.support.fleet import max_overlap
 from tests.support.manifests import toml_table
 from tests.support.ports import free_port
@@ -65,13 +65,7 @@ def build_repo(
         sections.append(toml_table(f"services.{name}", table))
     (repo / "services.toml").write_text("\n\n".join("\n".join(s) for s in sections) + "\n", encoding="utf-8")
     write_files(repo, render(load_manifest(repo / "services.toml"), source="services.toml"))
-    git(repo, "init", "-q", "-b", "main")
-    for key, value in (
-        ("user.name", "wfgen e2e"),
-        ("user.email", "e2e@wfgen.invalid"),
-        ("commit.gpgsign", "false"),
-    ):
-        git(repo, "config", key, value)
+    init_repo(repo, author="wfgen e2e")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "wfgen render")
     return repo, ports, repos

@@ -91,6 +91,17 @@ class ServiceRepo:
         return self._commit(f"marker {text}")
 
 
+def init_repo(path: Path, author: str = "wfgen tests") -> None:
+    """`git init -b main` with a local identity, so commits work on a machine without a git config."""
+    git(path, "init", "-q", "-b", "main")
+    for key, value in (
+        ("user.name", author),
+        ("user.email", "tests@wfgen.invalid"),
+        ("commit.gpgsign", "false"),
+    ):
+        git(path, "config", key, value)
+
+
 def make_service_repo(
     root: Path,
     name: str = "svc",
@@ -107,13 +118,7 @@ def make_service_repo(
         skip_or_fail("git not found: apt-get install git")
     path = root / name
     path.mkdir(parents=True)
-    git(path, "init", "-q", "-b", "main")
-    for key, value in (
-        ("user.name", "wfgen tests"),
-        ("user.email", "tests@wfgen.invalid"),
-        ("commit.gpgsign", "false"),
-    ):
-        git(path, "config", key, value)
+    init_repo(path)
     shutil.copy2(BUSYBOX, path / "busybox")
     (path / ".dockerignore").write_text(".git\n")
     repo = ServiceRepo(name=name, path=path, port=port, variant=variant, delay_s=delay_s, branch=branch)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.support.ports import free_port
+from tests.support.processes import stop_process
 from tests.support.requires import require_executable, skip_or_fail
 
 REGISTRY = "/usr/bin/docker-registry"
@@ -28,13 +29,7 @@ class Registry:
             return list(json.load(response).get("repositories", []))
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)
 
 
 def _config(storage: Path, port: int) -> str:
