@@ -57,14 +57,13 @@ def workflow_context(resolved: dict[str, Any], header: str) -> dict[str, Any]:
     target, build = resolved["target"], resolved["build"]
     target_names = [target[key] for key in ("host_env", "user_env", "ssh_key_env", "known_hosts_env")]
     registry_names = [build["registry_user_env"], build["registry_password_env"]]
-    service_names = [name for service in resolved["services"].values() for name in service["env"]]
     registry = build["registry"] or ""
     return {
         **resolved,
         "header": header,
         "pins": action_pins(),
         "check_env": secret_env([*target_names, *resolved["infrastructure"]["secrets"]]),
-        "deploy_env": secret_env([*target_names, *registry_names, *service_names]),
+        "deploy_env": deploy_env(resolved, [*target_names, *registry_names]),
         "push_to_ghcr": build["where"] == "runner" and registry.split("/")[0] == "ghcr.io",
         "path_services": any(service["path"] is not None for service in resolved["services"].values()),
         "path_service_names": [name for name, service in resolved["services"].items() if service["path"]],
@@ -87,6 +86,27 @@ def secret_env(names: Iterable[str | None]) -> dict[str, str]:
             env[name] = "${{ github.token }}"  # the job's own token, scoped by the job's permissions
         elif not name.startswith("GITHUB_"):  # the runner sets GITHUB_* itself; no secret may use the prefix
             env[name] = "${{ secrets." + name + " }}"
+    return env
+
+
+def deploy_env(resolved: dict[str, Any], every_leg: list[str | None]) -> dict[str, str]:
+    """Secrets of a deploy leg: target and registry ones for all, a service's own only for its own leg."""
+    env = secret_env(every_leg)
+    users: dict[str, list[str]] = {}
+    for name, service in resolved["services"].items():
+        for secret in service["env"]:
+            if secret not in env:
+                users.setdefault(secret, []).append(name)
+    env.update(secret_env(users))
+    everyone = list(resolved["services"])
+    for secret, services in users.items():
+        if secret in env and services != everyone and env[secret].startswith("${{ secrets."):
+            names = json.dumps(
+                services, separators=(",", ":")
+            )  # service names are [a-z0-9-]: no quoting issue
+            env[secret] = (
+                f"${{{{ contains(fromJSON('{names}'), matrix.service) && secrets.{secret} || '' }}}}"
+            )
     return env
 
 

@@ -197,8 +197,17 @@ def test_secrets_reach_the_jobs_that_need_them_through_env(name: str) -> None:
     deploy_env = jobs["deploy-service"]["steps"][-2]["env"]
     for needed in {n for n in [*target, *data["infrastructure"]["secrets"]] if n}:
         assert check_env[needed] == f"${{{{ secrets.{needed} }}}}"
-    for needed in {n for n in [*target, *service_env] if n}:
+    for needed in {n for n in target if n}:
         assert deploy_env[needed] == f"${{{{ secrets.{needed} }}}}"
+    for needed in set(service_env) - set(target):
+        users = [n for n, service in data["services"].items() if needed in service["env"]]
+        if users == list(data["services"]):
+            assert deploy_env[needed] == f"${{{{ secrets.{needed} }}}}"
+        else:  # only the legs of the services that declare it receive it
+            names = json.dumps(users, separators=(",", ":"))
+            assert deploy_env[needed] == (
+                f"${{{{ contains(fromJSON('{names}'), matrix.service) && secrets.{needed} || '' }}}}"
+            )
     assert {k: v for k, v in deploy_env.items() if k.startswith("WFGEN_")} == {
         "WFGEN_SERVICE": "${{ matrix.service }}",
         "WFGEN_BRANCH": "${{ needs.prepare.outputs.branch }}",

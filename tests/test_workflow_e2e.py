@@ -138,6 +138,12 @@ def test_first_dispatch_deploys_all_then_a_broken_leg_fails_alone(
         check.step("Check the target").stdout + check.step("Check the target").stderr
     )
     assert deploy_exits(first) == {"api": 0, "notes": 0, "site": 0}, leg_errors(first)
+    for leg in first.jobs["deploy-service"]:  # each leg receives its own service's secret and no other
+        own = SECRET_ENV[leg.matrix["service"]]
+        given = {
+            name: value for name, value in leg.step("Deploy ").env.items() if name in SECRET_ENV.values()
+        }
+        assert given == {**dict.fromkeys(SECRET_ENV.values(), ""), own: secrets_[own]}
     images = {status["service"]: status["image"] for status in leg_statuses(first)}
     for name, port in ports.items():
         assert fetch(f"http://127.0.0.1:{port}/health")[0] == 200, name

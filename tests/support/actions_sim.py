@@ -46,6 +46,7 @@ ACTION_INPUTS = {
 }
 _EXPR = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 _CONTAINS = re.compile(r"contains\(fromJSON\('(\[[^']*\])'\), *([\w.-]+)\)")  # a literal list
+_GATED = re.compile(r"contains\(fromJSON\('(\[[^']*\])'\), *([\w.-]+)\) && (secrets\.\w+) \|\| ''")
 _COMPARE = re.compile(r"([A-Za-z_][\w.-]*)\s*(==|!=)\s*'([^']*)'")
 
 
@@ -62,6 +63,7 @@ class Step:
     stderr: str = ""
     outputs: dict[str, str] = field(default_factory=dict)
     summary: str = ""
+    env: dict[str, str] = field(default_factory=dict)  # the step's own env: block, evaluated
 
 
 @dataclass
@@ -110,6 +112,11 @@ class Context:
     steps: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def value(self, expr: str) -> Any:
+        gated = _GATED.fullmatch(expr)
+        if gated:  # a secret only the listed services' legs receive
+            return (
+                self.value(gated.group(3)) if self.value(gated.group(2)) in json.loads(gated.group(1)) else ""
+            )
         call = re.fullmatch(r"fromJSON\((.+)\)", expr)
         if call:
             return json.loads(str(self.value(call.group(1))))
@@ -315,6 +322,7 @@ class Simulator:
             err,
             outputs,
             summary,
+            env,
         )
 
 
