@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 _HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
 _ASSIGN = re.compile(
     r"""^\s*((?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*)\s*="""
 )
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _PART = re.compile(r"""[A-Za-z0-9_-]+|"[^"]*"|'[^']*'""")
 
 
@@ -25,7 +27,8 @@ class KeyLocator:
             header = _HEADER.match(line)
             if header:
                 table = _split_key(header.group(1))
-                self._lines.setdefault(table, number)
+                for depth in range(1, len(table) + 1):  # [servics.api] is where 'servics' is misspelt
+                    self._lines.setdefault(table[:depth], number)
                 continue
             assign = _ASSIGN.match(line)
             if assign:
@@ -49,6 +52,7 @@ def format_loc(loc: tuple[str | int, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             text += f"[{part}]"
-        else:
-            text += f".{part}" if text else str(part)
+            continue
+        key = part if _BARE_KEY.fullmatch(part) else json.dumps(part)  # a quoted TOML key, escapes visible
+        text += f".{key}" if text else key
     return text or "(top level)"

@@ -40,7 +40,7 @@ def load_manifest(path: Path) -> Manifest:
     """Read and validate a manifest, or raise ManifestError listing every problem."""
     display = path.name if path.parent == Path() else str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # editors on Windows may save a byte-order mark
     except FileNotFoundError:
         raise ManifestError([f"{display}: no such file; create it or pass --manifest"]) from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -63,11 +63,9 @@ def parse_manifest(text: str, display: str = "services.toml") -> Manifest:
     if manifest is not None:
         problems += cross_check(manifest)
     if problems:
-        lines = []
-        for loc, message in problems:
-            lines.append(f"{display}:{locator.line(loc)}: {format_loc(loc)}: {message}")
-        unique = sorted(set(lines), key=lines.index)
-        raise ManifestError(sorted(unique, key=lambda line: int(line.split(":")[1])))
+        found = dict.fromkeys((locator.line(loc), format_loc(loc), message) for loc, message in problems)
+        located = sorted(found, key=lambda item: item[0])  # stable: same-line problems keep their order
+        raise ManifestError([f"{display}:{line}: {key}: {message}" for line, key, message in located])
     assert manifest is not None
     return manifest
 

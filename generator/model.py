@@ -23,7 +23,7 @@ _HTTP_PATH = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*$")
 
 
 def check_name(value: str) -> str:
-    if not _NAME.match(value):
+    if not _NAME.fullmatch(value):
         raise ValueError(
             "must be lowercase letters, digits and '-', start with a letter or digit, at most 63 characters"
         )
@@ -31,7 +31,7 @@ def check_name(value: str) -> str:
 
 
 def check_env_name(value: str) -> str:
-    if not _ENV_NAME.match(value):
+    if not _ENV_NAME.fullmatch(value):
         raise ValueError("must be an environment variable name such as VPS_HOST (letters, digits, '_')")
     if value.upper().startswith("WFGEN_"):
         raise ValueError("names starting with WFGEN_ are reserved for wfgen's own settings")
@@ -39,7 +39,7 @@ def check_env_name(value: str) -> str:
 
 
 def check_docker_name(value: str) -> str:
-    if not _DOCKER_NAME.match(value):
+    if not _DOCKER_NAME.fullmatch(value):
         raise ValueError("must be a Docker network name (letters, digits, '_', '.', '-')")
     return value
 
@@ -47,7 +47,7 @@ def check_docker_name(value: str) -> str:
 def check_git_ref(value: str) -> str:
     parts = value.split("/")
     unsafe = (
-        not _GIT_REF.match(value)
+        not _GIT_REF.fullmatch(value)
         or value.startswith(("-", "/", "."))
         or value.endswith(("/", ".", ".lock"))
         or ".." in value
@@ -65,7 +65,7 @@ def check_port(value: int) -> int:
 
 
 def check_repository(value: str) -> str:
-    if not (_OWNER_REPO.match(value) or value.startswith(_URL_SCHEMES)) or any(c.isspace() for c in value):
+    if not (_OWNER_REPO.fullmatch(value) or value.startswith(_URL_SCHEMES)) or any(c.isspace() for c in value):
         raise ValueError(
             "must be 'owner/name' on GitHub or a git URL (https://, ssh://, file://, git@host:path)"
         )
@@ -80,13 +80,13 @@ def check_relative_path(value: str) -> str:
 
 
 def check_registry(value: str) -> str:
-    if not _REGISTRY.match(value):
+    if not _REGISTRY.fullmatch(value):
         raise ValueError("must be a registry prefix such as ghcr.io/owner (lowercase, no scheme)")
     return value
 
 
 def check_health_path(value: str) -> str:
-    if not _HTTP_PATH.match(value):
+    if not _HTTP_PATH.fullmatch(value):
         raise ValueError("must be an HTTP path starting with '/', without spaces")
     return value
 

@@ -78,7 +78,7 @@ def secret_env(names: Iterable[str | None]) -> dict[str, str]:
     for name in names:
         if name is None or name in env:
             continue
-        if not _ENV_NAME.match(name):
+        if not _ENV_NAME.fullmatch(name):
             raise WfgenError(f"{name!r}: not a valid environment variable name")
         if name.startswith(RESERVED_ENV_PREFIX):
             raise WfgenError(f"{name}: names starting with {RESERVED_ENV_PREFIX} are reserved for wfgen")
@@ -130,7 +130,7 @@ def yaml_value(value: Any) -> str:
         raise TypeError(f"cannot write {type(value).__name__} into YAML")
     if "${{" in value:
         raise WfgenError(f"{value!r}: must not contain '${{{{' (GitHub expression syntax)")
-    if _PLAIN.match(value) and value.lower() not in _YAML_KEYWORDS:
+    if _PLAIN.fullmatch(value) and value.lower() not in _YAML_KEYWORDS:
         return value
     # JSON strings are YAML double-quoted scalars; U+2028/9 are escaped so no parser sees a line break.
     return json.dumps(value, ensure_ascii=False).replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")

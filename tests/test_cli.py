@@ -175,6 +175,30 @@ MISTAKES = [
         id="reserved-env",
     ),
     pytest.param(
+        '"develop"]',
+        '"develop\\n"]',
+        "services.toml:3: project.branches[1]: is not a safe git branch name (letters, digits, '.', '_', '-', '/'; no '..')",
+        id="newline-in-branch",
+    ),
+    pytest.param(
+        'env = ["JWT_SECRET"]',
+        'env = ["JWT\\n"]',
+        "services.toml:15: services.auth.env[0]: must be an environment variable name such as VPS_HOST (letters, digits, '_')",
+        id="newline-in-env-name",
+    ),
+    pytest.param(
+        "[services.web]",
+        '[services."web\\n"]',
+        "services.toml:12: services.\"web\\n\": must be lowercase letters, digits and '-', start with a letter or digit, at most 63 characters",
+        id="newline-in-service-name",
+    ),
+    pytest.param(
+        "[services.web]",
+        "[servics.web]",
+        "services.toml:17: servics: unknown key (did you mean 'services'?)",
+        id="misspelt-dotted-table",
+    ),
+    pytest.param(
         "port = 3000\n",
         'port = 3000\nhealth = { path = "health" }\n',
         "services.toml:15: services.auth.health.path: must be an HTTP path starting with '/', without spaces",
@@ -304,3 +328,14 @@ def test_check_fails_on_a_deleted_file(tmp_path: Path) -> None:
 def test_this_repository_generated_files_are_current() -> None:
     result = CliRunner().invoke(cli, ["check", "--manifest", "services.toml"])
     assert result.exit_code == 0, result.output + "\nrun 'wfgen render' and commit the result"
+
+
+def test_path_with_a_colon_and_a_byte_order_mark(tmp_path: Path) -> None:
+    folder = tmp_path / "a:b"
+    folder.mkdir()
+    (folder / "services.toml").write_bytes(b"\xef\xbb\xbf" + BASE.replace("port = 3000", "port = 0").encode())
+    result = CliRunner().invoke(cli, ["validate", "--manifest", str(folder / "services.toml")])
+    assert result.exit_code == 2
+    assert (
+        result.stderr == f"{folder / 'services.toml'}:14: services.auth.port: must be between 1 and 65535\n"
+    )
