@@ -65,7 +65,8 @@ def check_port(value: int) -> int:
 
 
 def check_repository(value: str) -> str:
-    if not (_OWNER_REPO.fullmatch(value) or value.startswith(_URL_SCHEMES)) or any(c.isspace() for c in value):
+    shaped = _OWNER_REPO.fullmatch(value) or value.startswith(_URL_SCHEMES)
+    if not shaped or any(c.isspace() for c in value):
         raise ValueError(
             "must be 'owner/name' on GitHub or a git URL (https://, ssh://, file://, git@host:path)"
         )
