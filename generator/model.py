@@ -214,9 +214,12 @@ class Service(StrictModel):
         default=[], description="Env vars passed into the container (values from secrets)."
     )
     health: Health = Field(default_factory=Health)
-    depends_on: list[Name] = Field(default=[], description="Services that must deploy first.")
+    depends_on: list[Name] = Field(
+        default=[],
+        description="Services this one needs (validated: known names, no cycles; not yet used to order).",
+    )
     paths: list[Annotated[str, AfterValidator(check_relative_path)]] = Field(
-        default=[], description="Paths whose changes trigger this service."
+        default=[], description="Paths whose changes concern this service (validated; for change detection)."
     )
 
     @model_validator(mode="after")

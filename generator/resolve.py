@@ -38,10 +38,19 @@ def resolve_manifest(manifest: Manifest, source: str = "services.toml") -> dict[
         "source": source,
         "project": project,
         "target": target,
-        "build": manifest.build.model_dump(),
+        "build": resolve_build(manifest),
         "infrastructure": infrastructure,
         "services": {name: resolve_service(name, service) for name, service in manifest.services.items()},
     }
+
+
+def resolve_build(manifest: Manifest) -> dict[str, Any]:
+    build = manifest.build.model_dump()
+    ghcr = (build["registry"] or "").split("/")[0] == "ghcr.io"
+    if build["where"] == "runner" and ghcr and build["registry_user_env"] is None:
+        # ghcr.io takes the job's own token; without a login the push is refused.
+        build.update(registry_user_env="GITHUB_ACTOR", registry_password_env="GITHUB_TOKEN")
+    return build
 
 
 def resolve_service(name: str, service: Service) -> dict[str, Any]:

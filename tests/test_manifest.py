@@ -162,3 +162,14 @@ def test_format_loc() -> None:
 )
 def test_find_cycle(graph: dict[str, list[str]], cycle: list[str]) -> None:
     assert find_cycle(graph) == cycle
+
+
+def test_ghcr_push_logs_in_with_the_job_token_unless_told_otherwise() -> None:
+    text = '[project]\nname = "p"\n[build]\nwhere = "runner"\nregistry = "ghcr.io/acme"\n'
+    text += '[services.a]\nrepository = "o/a"\nport = 80\n'
+    build = resolve_manifest(parse_manifest(text))["build"]
+    assert (build["registry_user_env"], build["registry_password_env"]) == ("GITHUB_ACTOR", "GITHUB_TOKEN")
+    other = resolve_manifest(parse_manifest(text.replace("ghcr.io/acme", "registry.example.com/acme")))[
+        "build"
+    ]
+    assert (other["registry_user_env"], other["registry_password_env"]) == (None, None)
