@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from generator.steps.steplib import RESULTS_FINAL, now_iso, read_json, write_json_atomic
+from generator.steps.steplib import RESULTS_FINAL, now_iso, parse_iso, read_json, write_json_atomic
 
 PHASES = ("queued", "lock", "source", "build", "candidate", "health", "switch", "verify", "cleanup", "done")
 
@@ -213,6 +213,8 @@ class LegPool:
             leg.result, leg.message = "failed", f"timed out after {leg.elapsed() or 0:.0f} s; {leg.message}"
         if leg.result in ("deployed", "unchanged") and code != 0:
             leg.result, leg.message = "failed", f"reported {reported} but exited with code {code}"
+        if leg.result != reported:
+            write_settled(leg)  # the step died without a final report: its status file says so now
 
     def _drop_queued(self, result: str, message: str) -> list[Event]:
         events = []
@@ -226,8 +228,24 @@ class LegPool:
 
 def write_never_started(leg: Leg) -> None:
     """Status JSON for a leg never started (`skipped` / `cancelled`), so every service has a report."""
+    data = _blank_status(leg, now_iso())
+    write_json_atomic(leg.status_path, data)
+    leg.status = data
+
+
+def write_settled(leg: Leg) -> None:
+    """Status JSON with the result the runner settled on, keeping what the step had reported."""
     now = now_iso()
-    data: dict[str, Any] = {
+    data = {**_blank_status(leg, now), **leg.status, "result": leg.result, "message": leg.message}
+    data["finished_at"] = now
+    if data.get("started_at"):
+        data["duration_s"] = round((parse_iso(now) - parse_iso(str(data["started_at"]))).total_seconds(), 3)
+    write_json_atomic(leg.status_path, data)
+    leg.status = data
+
+
+def _blank_status(leg: Leg, now: str) -> dict[str, Any]:
+    return {
         "service": leg.service,
         "result": leg.result,
         "phase": leg.phase,
@@ -242,8 +260,6 @@ def write_never_started(leg: Leg) -> None:
         "log_path": None,
         "phases": [],
     }
-    write_json_atomic(leg.status_path, data)
-    leg.status = data
 
 
 def _signal(leg: Leg, sig: signal.Signals, *, group: bool) -> None:
@@ -257,9 +273,7 @@ def _signal(leg: Leg, sig: signal.Signals, *, group: bool) -> None:
 
 
 class Interrupts:
-    """Records SIGINT/SIGTERM instead of raising; the main loop cancels once and kills on a quick second."""
-
-    KILL_WINDOW_S = 5.0
+    """Records SIGINT/SIGTERM instead of raising; the main loop cancels on the first, kills on the second."""
 
     def __init__(self) -> None:
         self.times: list[float] = []
@@ -284,4 +298,4 @@ class Interrupts:
 
     @property
     def kill_requested(self) -> bool:
-        return len(self.times) >= 2 and self.times[-1] - self.times[-2] <= self.KILL_WINDOW_S
+        return len(self.times) >= 2

@@ -164,6 +164,11 @@ def markdown(record: dict[str, Any], base: Path) -> str:
             f"| {name} | {result} | {seconds(item['duration_s'])} | {short(item['commit'])} | `{log}` |"
         )
     lines += ["", totals_line(record)]
+    if record.get("message"):  # e.g. the infrastructure check failed: say so, and show its table
+        lines += ["", f"**{record['message']}**"]
+        check_log = Path(record["run_dir"]) / "check-infrastructure.log"
+        if check_log.is_file():
+            lines += ["", "```", *(line.replace("```", "'''") for line in tail(check_log)), "```"]
     for name, item in services.items():
         if item["result"] not in RESULTS_OK and item["log_path"]:
             lines += ["", f"### {name}: {item['message'] or item['result']}", "", "```"]

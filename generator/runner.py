@@ -64,7 +64,11 @@ def deploy(
     if options.retry_failed:
         retry = options_from_last_run(options)
         if retry is None:
-            print("nothing to retry: every service of the last run ended deployed or unchanged", file=stream)
+            message = "nothing to retry: every service of the last run ended deployed or unchanged"
+            print(
+                json.dumps({"services": {}, "message": message}) if options.output == "json" else message,
+                file=stream,
+            )
             return ExitCode.OK
         options = retry
     if options.max_parallel is not None and options.max_parallel < 1:
@@ -203,9 +207,7 @@ class Run:
             now = time.monotonic()
             if self.interrupts.requested and cancelled_at is None:
                 cancelled_at = now
-                self.reporter.note(
-                    "🛑", "run", "interrupted: stopping; Ctrl-C again within 5 s kills the deploys"
-                )
+                self.reporter.note("🛑", "run", "interrupted: stopping; Ctrl-C again kills the deploys")
                 for event in pool.cancel():
                     self.reporter.event(event, self.legs)
             wants_kill = self.interrupts.kill_requested or (

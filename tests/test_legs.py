@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -76,6 +77,9 @@ def test_a_crash_without_report_is_a_failure_and_does_not_touch_the_others(tmp_p
     by_name = {leg.service: leg for leg in pool.legs}
     assert by_name["a"].result == "failed" and "exited with code 3" in by_name["a"].message
     assert by_name["b"].result == "deployed" and by_name["c"].result == "failed"
+    written = json.loads(by_name["a"].status_path.read_text(encoding="utf-8"))  # the summary reads this file
+    assert written["result"] == "failed" and "exited with code 3" in written["message"]
+    assert written["finished_at"] is not None
 
 
 def test_fail_fast_skips_what_was_queued(tmp_path: Path) -> None:

@@ -59,3 +59,18 @@ def test_markdown_summary_rows_and_totals(tmp_path: Path) -> None:
     assert text.startswith("## ✅ 1/1 services deployed — run r1\n")
     assert "| a | ♻️ unchanged | 2.0 s | abcdef1 | `-` |" in text
     assert "speedup over sequential 3.0×" in text
+
+
+def test_markdown_says_why_nothing_was_deployed(tmp_path: Path) -> None:
+    (tmp_path / "check-infrastructure.log").write_text("✗ network app-net — missing\n", encoding="utf-8")
+    record = {
+        "run_id": "r2", "run_dir": str(tmp_path), "inputs": {"branch": "main", "force_rebuild": False},
+        "wall_s": 0.5, "deploy_wall_s": None, "sum_s": None, "speedup": None,
+        "message": "infrastructure check failed; nothing deployed",
+        "services": {
+            "a": {"result": "skipped", "duration_s": None, "commit": None, "log_path": None, "message": ""}
+        },
+    }  # fmt: skip
+    text = markdown(record, tmp_path)
+    assert "**infrastructure check failed; nothing deployed**" in text
+    assert "✗ network app-net — missing" in text
