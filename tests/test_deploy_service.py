@@ -245,6 +245,48 @@ def test_broken_health_keeps_previous_serving(
     assert_clean_failure(bench, docker_host, docker_project)
 
 
+def test_a_deploy_killed_mid_cutover_leaves_its_rollback_point_for_the_next(
+    bench: DeployBench, web: ServiceRepo, docker_project: str, docker_host: str
+) -> None:
+    """SIGKILL between 'rename old to -previous' and 'verify' leaves two containers; -previous is the good one."""
+    port = setup_local(bench, docker_project, web, deadline_s=4.0)
+    assert bench.deploy().returncode == 0
+    running = f"{docker_project}-{SERVICE}"
+    good_image = inspect(docker_host, running, "{{.Config.Image}}")
+    # What a killed deploy leaves: the verified container renamed (still serving), an unverified one created.
+    docker(docker_host, "rename", running, f"{running}-previous", timeout=60, check=True)
+    docker(docker_host, "create", "--name", running, "--network", f"{docker_project}-network", str(good_image),
+           "sh", "-c", "exit 1", timeout=60, check=True)  # fmt: skip
+    web.commit_variant("broken_health")
+    broken = bench.deploy()
+    assert broken.returncode == 1 and broken.status["result"] == "failed", broken.stdout + broken.stderr
+    assert "left by an interrupted deploy" in broken.stdout
+    assert inspect(docker_host, running, "{{.Config.Image}}") == good_image
+    assert inspect(docker_host, running, "{{.State.Running}}") == "true"
+    assert version(port) == "v1"
+    assert_clean_failure(bench, docker_host, docker_project)
+
+
+def test_unreachable_ssh_target_is_one_line_and_a_final_status(tmp_path: Path) -> None:
+    closed = free_port()
+    text = manifest_toml(
+        {SERVICE: {"repository": "file:///nowhere", "port": 3000}},
+        project={"name": "unreach"},
+        target={"kind": "ssh", "port": closed, "state_dir": str(tmp_path / "state"), "connect_timeout_s": 3},
+    )
+    manifest = write_resolved_manifest(tmp_path, text)
+    env = {"VPS_HOST": "127.0.0.1", "VPS_USER": "nobody", "VPS_SSH_KEY": "not a key", "VPS_KNOWN_HOSTS": "x"}
+    proc = run_step(
+        "deploy_service.py", "--manifest", str(manifest), "--service", SERVICE, "--branch", "main",
+        "--status-file", str(tmp_path / "st.json"), env=env,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith(f"{SERVICE}: cannot reach $VPS_USER@$VPS_HOST:")
+    status = json.loads((tmp_path / "st.json").read_text())
+    assert status["result"] == "failed" and status["finished_at"] is not None
+
+
 def test_final_check_failure_rolls_back(
     bench: DeployBench, web: ServiceRepo, docker_project: str, docker_host: str
 ) -> None:
