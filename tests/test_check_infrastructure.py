@@ -14,10 +14,12 @@ import pytest
 
 from tests.support.docker import docker
 from tests.support.ports import free_port
-from tests.support.sshd import SshServer
+from tests.support.sshd import BASE_TOOLS, SshServer, start_sshd_with_tools
+from tests.support.stepscripts import STEPS
 
-SCRIPT = Path(__file__).resolve().parents[1] / "generator" / "steps" / "check_infrastructure.py"
+SCRIPT = STEPS / "check_infrastructure.py"
 SECRET_VALUE = "s3cr3t-value-that-must-never-be-printed"
+LOCAL_HTTP = "not needed: local probes use Python's urllib"
 
 
 def manifest(target: dict[str, Any], **infrastructure: Any) -> dict[str, Any]:
@@ -107,11 +109,18 @@ def test_all_good_locally(
     proc = run_check(tmp_path, data, env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     table = rows(proc.stdout)
-    expected = ["docker engine", f"network {network}", "free disk", f"tcp 127.0.0.1:{listening_port}"]
+    expected = [
+        "docker engine",
+        "http client",
+        f"network {network}",
+        "free disk",
+        f"tcp 127.0.0.1:{listening_port}",
+    ]
     assert list(table) == [*expected, "secret WFGT_JWT"]
     assert all(ok for ok, _ in table.values())
     assert table[f"network {network}"] == (True, "exists")
     assert table["docker engine"][1].startswith("server ")
+    assert table["http client"] == (True, LOCAL_HTTP)
     text = summary.read_text()
     assert "| ✓ | secret WFGT_JWT | set |" in text
     assert SECRET_VALUE not in proc.stdout + proc.stderr + text
@@ -141,7 +150,7 @@ def test_each_failure_is_reported_for_its_own_reason(tmp_path: Path, docker_env:
     assert table[f"tcp 127.0.0.1:{closed}"] == (False, "no answer within 5 s from local docker")
     assert table["secret WFGT_SET"] == (True, "set")
     assert table["secret WFGT_MISSING"] == (False, "not set in the environment")
-    assert "4 of 6 checks failed" in proc.stderr
+    assert "4 of 7 checks failed" in proc.stderr
     assert SECRET_VALUE not in proc.stdout + proc.stderr
 
 
@@ -166,8 +175,9 @@ def test_all_good_over_ssh(
     assert proc.returncode == 0, proc.stdout + proc.stderr
     table = rows(proc.stdout)
     assert table["target reachable"] == (True, f"$VPS_USER@$VPS_HOST:{sshd.port}")
-    assert list(table)[1:] == ["docker engine", f"network {network}", "free disk",
+    assert list(table)[1:] == ["docker engine", "http client", f"network {network}", "free disk",
                                f"tcp 127.0.0.1:{listening_port}"]  # fmt: skip
+    assert table["http client"] in ((True, "curl"), (True, "wget"))
     assert sshd.private_key.strip().splitlines()[1] not in proc.stdout + proc.stderr
 
 
@@ -183,7 +193,7 @@ def test_unreachable_ssh_marks_the_rest(tmp_path: Path, sshd: SshServer, docker_
     table = rows(proc.stdout)
     assert table["target reachable"][0] is False
     assert table["target reachable"][1].startswith("cannot reach ")
-    for name in ("docker engine", "network wfgt-net", "free disk", "tcp 127.0.0.1:5432"):
+    for name in ("docker engine", "http client", "network wfgt-net", "free disk", "tcp 127.0.0.1:5432"):
         assert table[name] == (False, "target unreachable")
     assert table["secret WFGT_SET"] == (True, "set")
 
@@ -204,3 +214,67 @@ def test_missing_target_env_var_is_usage_error(tmp_path: Path, sshd: SshServer) 
         == "infrastructure: environment variable VPS_SSH_KEY is not set (target.ssh_key_env)"
     )
     assert proc.stdout == ""
+
+
+def network_ids(docker_host: str, name: str) -> list[str]:
+    listing = docker(docker_host, "network", "ls", "--filter", f"name=^{name}$", "--format", "{{.ID}}")
+    return listing.stdout.split()
+
+
+def test_project_network_is_created_once_before_the_deploys(
+    tmp_path: Path, docker_env: dict[str, str], docker_host: str, docker_project: str
+) -> None:
+    name = f"{docker_project}-net"
+    data = manifest({**LOCAL, "network": name}, networks=[name])
+    first = run_check(tmp_path, data, docker_env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert rows(first.stdout)[f"network {name}"] == (True, "created")
+    assert first.stdout.count(f"network {name} — ") == 1
+    assert len(network_ids(docker_host, name)) == 1
+    again = run_check(tmp_path, data, docker_env)
+    assert rows(again.stdout)[f"network {name}"] == (True, "exists")
+    assert len(network_ids(docker_host, name)) == 1
+
+
+def test_project_network_fails_when_docker_is_down(tmp_path: Path, docker_env: dict[str, str]) -> None:
+    env = {**docker_env, "DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"}
+    proc = run_check(tmp_path, manifest({**LOCAL, "network": "wfgt-project-net"}), env)
+    assert proc.returncode == 1
+    ok, reason = rows(proc.stdout)["network wfgt-project-net"]
+    assert not ok and "no-docker.sock" in reason
+
+
+def test_ssh_target_without_curl_or_wget_fails_the_http_client_check(
+    tmp_path: Path, docker_env: dict[str, str]
+) -> None:
+    server = start_sshd_with_tools(tmp_path / "sshd-no-curl")
+    try:
+        proc = run_check(tmp_path, manifest(server.target_config()), {**docker_env, **server.target_env()})
+    finally:
+        server.stop()
+    assert proc.returncode == 1
+    table = rows(proc.stdout)
+    assert table["target reachable"][0] is True
+    assert table["http client"] == (False, "neither curl nor wget on the target; install curl")
+    assert "1 of" in proc.stderr and "checks failed: http client" in proc.stderr
+
+
+def test_free_disk_names_the_ssh_user_by_variable(tmp_path: Path, docker_env: dict[str, str]) -> None:
+    """No docker on the target: the state dir is measured instead, and its path names the user's home."""
+    server = start_sshd_with_tools(tmp_path / "sshd-no-docker", tuple(t for t in BASE_TOOLS if t != "docker"))
+    state_dir = tmp_path / server.user / "state"
+    state_dir.mkdir(parents=True)
+    summary = tmp_path / "summary.md"
+    env = {**docker_env, **server.target_env(), "GITHUB_STEP_SUMMARY": str(summary)}
+    try:
+        proc = run_check(tmp_path, manifest(server.target_config(state_dir=str(state_dir))), env)
+    finally:
+        server.stop()
+    table = rows(proc.stdout)
+    assert table["docker engine"][0] is False
+    ok, reason = table["free disk"]
+    assert ok and reason.endswith(
+        f" MB free on {str(state_dir).replace(server.user, '$VPS_USER')} (need 1 MB)"
+    )
+    assert server.user not in reason
+    assert server.user not in summary.read_text()

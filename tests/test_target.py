@@ -16,7 +16,7 @@ import pytest
 
 from tests.support.docker import docker
 from tests.support.ports import free_port
-from tests.support.sshd import SshServer, start_sshd
+from tests.support.sshd import SshServer, start_sshd, start_sshd_with_tools
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "generator" / "steps"))
 import steplib  # noqa: E402
@@ -253,3 +253,24 @@ def test_http_probe_rejects_non_http_urls(any_target: targets.Target) -> None:
 def test_tcp_probe_from_the_target(any_target: targets.Target, http_port: int) -> None:
     assert targets.tcp_probe(any_target, "127.0.0.1", http_port, 3) is True
     assert targets.tcp_probe(any_target, "127.0.0.1", free_port(), 3) is False
+
+
+# What a minimal VPS without curl and wget still has.
+@pytest.fixture
+def sshd_without_http_client(tmp_path: Path) -> Iterator[SshServer]:
+    server = start_sshd_with_tools(tmp_path / "sshd-no-curl")
+    yield server
+    server.stop()
+
+
+def test_http_probe_without_curl_or_wget_is_an_error_not_no_answer(
+    sshd_without_http_client: SshServer, http_port: int
+) -> None:
+    server = sshd_without_http_client
+    with targets.open_target(ssh_manifest(server), server.target_env()) as target:
+        assert target.run(["sh", "-c", "command -v curl || command -v wget"]).returncode != 0
+        started = time.monotonic()
+        with pytest.raises(targets.TargetError) as caught:
+            targets.http_probe(target, f"http://127.0.0.1:{http_port}/health", 5)
+    assert str(caught.value) == "neither curl nor wget on the target; install curl"
+    assert time.monotonic() - started < 10

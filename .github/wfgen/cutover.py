@@ -36,11 +36,22 @@ class Container:
 
 
 def inspect(target: Target, name: str) -> Container | None:
-    fmt = "{{.Image}}|{{.Config.Image}}|{{.State.Running}}"
-    result = target.run(["docker", "container", "inspect", "--format", fmt, name], timeout=60)
+    """The container, or None when it does not exist. Any other failure raises: a daemon hiccup must never
+    look like "nothing is running", or a restore would remove a live container."""
+    argv = [
+        "docker",
+        "container",
+        "inspect",
+        "--format",
+        "{{.Image}}|{{.Config.Image}}|{{.State.Running}}",
+        name,
+    ]
+    result = target.run(argv, timeout=60)
+    if result.returncode != 0 and "no such" in result.stderr.lower():
+        return None
     parts = result.stdout.strip().split("|")
     if result.returncode != 0 or len(parts) != 3:
-        return None
+        raise CommandFailed(argv, result)
     return Container(image_id=parts[0], image=parts[1], running=parts[2] == "true")
 
 
@@ -111,23 +122,28 @@ class Cutover:
         self.project = manifest["project"]["name"]
         self.old: Container | None = None
         self.touched = False
+        self.created = False  # this deploy created the container under the running name
+        self.stopping = False  # `docker stop` of the old container was started (and maybe cut short)
 
     def docker(self, *args: str, timeout: float = 60, check: bool = True) -> str:
         return self.target.run(["docker", *args], timeout=timeout, check=check).stdout.strip()
 
     def survey(self) -> Container | None:
-        """Clear leftovers of an interrupted deploy (we hold the lock), then look at what serves now."""
+        """Clear leftovers of an interrupted deploy (we hold the lock), then look at what serves now.
+
+        A `-previous` container only outlives a deploy that was killed mid-cutover; it is the last verified
+        version, while a container under the running name beside it never finished its check: restore it."""
         self.docker("rm", "-f", self.candidate, check=False)
-        current, previous = inspect(self.target, self.running), inspect(self.target, self.previous)
-        if previous and current is None:
+        if inspect(self.target, self.previous):
             steplib.log(self.service["name"], f"restoring {self.previous} left by an interrupted deploy")
+            self.docker(
+                "stop", "-t", str(STOP_TIMEOUT_S), self.previous, timeout=STOP_TIMEOUT_S + 60, check=False
+            )
+            self.docker("rm", "-f", self.running, check=False)
             self.docker("rename", self.previous, self.running)
             self.docker("start", self.running)
-            current = inspect(self.target, self.running)
-        elif previous:
-            self.docker("rm", "-f", self.previous, check=False)
-        self.old = current
-        return current
+        self.old = inspect(self.target, self.running)
+        return self.old
 
     def ensure_network(self) -> None:
         if self.target.run(["docker", "network", "inspect", self.network], timeout=60).returncode != 0:
@@ -175,8 +191,10 @@ class Cutover:
             self.docker("rename", self.running, self.previous)
         publish = f"{self.service['port']}:{self.service['container_port']}"
         self.docker("create", *self._run_args(self.running, publish, env_file, alias=True))
+        self.created = True
         dark = time.monotonic()
         if self.old and self.old.running:
+            self.stopping = True
             self.docker("stop", "-t", str(STOP_TIMEOUT_S), self.previous, timeout=STOP_TIMEOUT_S + 60)
         self.docker("start", self.running)
         return dark
@@ -194,16 +212,24 @@ class Cutover:
         self.touched = False
 
     def restore(self) -> str:
-        """Undo whatever part of the cutover happened, judged from the containers that exist now."""
+        """Undo whatever part of the cutover happened; only ever removes containers this deploy created."""
         self.docker("rm", "-f", self.candidate, check=False)
         if inspect(self.target, self.previous):
-            self.docker("rm", "-f", self.running, check=False)
+            if self.created:
+                self.docker("rm", "-f", self.running, check=False)
+            if self.stopping:
+                # A stop cut short by a signal goes on in the daemon: let it end, or `start` below is a no-op
+                # on a container that stops a moment later.
+                self.docker("stop", "-t", str(STOP_TIMEOUT_S), self.previous, timeout=STOP_TIMEOUT_S + 60)
             self.docker("rename", self.previous, self.running)
             if self.old and self.old.running:
                 self.docker("start", self.running)
+                restored = inspect(self.target, self.running)
+                if restored is None or not restored.running:
+                    return "previous container restored but it is not running"
             return "previous container restored"
         if self.old is None:
-            if inspect(self.target, self.running):
+            if self.created:
                 self.docker("rm", "-f", self.running, check=False)
                 return "new container removed; nothing was running before"
             return "nothing was running before"

@@ -68,6 +68,7 @@ class Deployment:
         self.cut: Cutover | None = None
         self.commit: str | None = None
         self.deployed = False
+        self.lock: ServiceLock | None = None
         self.cleanups: list[tuple[str, list[str]]] = []
 
     def log(self, message: str) -> None:
@@ -86,27 +87,37 @@ class Deployment:
 
     def run(self, cancelled: type[BaseException]) -> str:
         """Deploy; returns the result. Internal errors still release the lock, then keep their traceback."""
-        lock = ServiceLock(self.target, self.state_dir, self.name)
+        decided: tuple[str, str] | None = None
         try:
-            result, message = self.locked(lock)
-        except Outcome as exc:
-            result, message = exc.result, str(exc)
-        except cancelled as exc:
-            result, message = self.on_cancel(str(exc) or "signal")
-        except EXPECTED as exc:
-            result, message = "failed", str(exc)
-        except Exception as exc:
-            self.finish(lock, "failed", f"internal error: {exc!r}")
-            raise
-        self.finish(lock, result, message)
+            decided = self.attempt(cancelled)
+        except cancelled as exc:  # the one signal arrived after the outcome was decided, before finish()
+            decided = decided or self.on_cancel(str(exc) or "signal")
+        result, message = decided
+        self.finish(result, message)
         return result
 
-    def locked(self, lock: ServiceLock) -> tuple[str, str]:
+    def attempt(self, cancelled: type[BaseException]) -> tuple[str, str]:
+        try:
+            return self.locked()
+        except Outcome as exc:
+            return exc.result, str(exc)
+        except cancelled as exc:
+            return self.on_cancel(str(exc) or "signal")
+        except EXPECTED as exc:
+            return "failed", str(exc)
+        except Exception as exc:
+            self.finish("failed", f"internal error: {exc!r}")
+            raise
+
+    def locked(self) -> tuple[str, str]:
         port = self.service["port"]
         self.log(f"starting deployment on port {port} (branch {self.ref})")
         env_data = self.env_file_data()
         stale = float(self.manifest["project"]["lock_stale_s"])
-        lock.acquire(self.settings.lock_wait_s, stale, lambda holder: self.on_lock_wait(holder.describe()))
+        self.lock = ServiceLock(self.target, self.state_dir, self.name)  # reaches the target: inside the try
+        self.lock.acquire(
+            self.settings.lock_wait_s, stale, lambda holder: self.on_lock_wait(holder.describe())
+        )
         return self.deploy(env_data)
 
     def on_lock_wait(self, holder: str) -> None:
@@ -143,7 +154,10 @@ class Deployment:
         self.status.update(commit=self.commit, image=image)
         self.cut.image = image
         self.cutover(env_data)
-        self.prune(image, old)
+        try:
+            self.prune(image, old)
+        except EXPECTED as exc:  # the new version serves: a failed prune is worth a warning, not a failure
+            self.log(f"warning: pruning old images failed: {exc}")
         return "deployed", f"deployed {self.commit[:7]} in {self.elapsed():.0f} s"
 
     def resolve_commit(self) -> str:
@@ -212,13 +226,13 @@ class Deployment:
             cut.verify()
         except (HealthFailed, CommandFailed) as exc:
             self.fail_switch(str(exc))
+        self.deployed = True  # verified on the real port: from here on, nothing rolls it back
         dark = time.monotonic() - dark_since
         self.log(
             f"healthy on port {self.service['port']}" + (f" (port dark {dark:.2f} s)" if cut.old else "")
         )
         self.status.update(phase="cleanup", message="removing the previous container")
         cut.commit()
-        self.deployed = True
 
     def fail_switch(self, problem: str) -> None:
         assert self.cut is not None
@@ -265,29 +279,28 @@ class Deployment:
                 "deployed",
                 f"deployed {self.commit and self.commit[:7]} ({signal_name} arrived during cleanup)",
             )
-        what = self.cut.restore() if self.cut and self.cut.touched else "running container untouched"
-        return "cancelled", f"cancelled by {signal_name}; {what}"
+        return "cancelled", f"cancelled by {signal_name}"  # finish() restores what the cutover touched
 
-    def finish(self, lock: ServiceLock, result: str, message: str) -> None:
+    def finish(self, result: str, message: str) -> None:
         """Restore if a cutover was left half-way, drop temp files, audit, unlock, report. Never raises."""
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(
                 sig, signal.SIG_IGN
             )  # the deploy is decided; a late signal must not cut the cleanup short
+        restored: list[str] = []
         steps = [
-            (
-                "restore",
-                lambda: self.cut.restore() if self.cut and self.cut.touched and not self.deployed else None,
-            ),
+            ("restore", lambda: restored.append(self.restore_if_touched())),
             ("remove temporary files", self.run_cleanups),
             ("audit", lambda: self.audit(result)),
-            ("unlock", lock.release),
+            ("unlock", lambda: self.lock.release() if self.lock else None),
         ]
         for what, step in steps:
             try:
                 step()
             except Exception as exc:  # noqa: BLE001 - the report below must still be written
                 self.log(f"warning: {what} failed: {exc}")
+        if result == "cancelled":
+            message += f"; {restored[0] if restored and restored[0] else 'running container untouched'}"
         message = source.redact(message, self.service.get("clone_url"))
         self.status.finish(result, message)
         if result in steplib.RESULTS_OK:
@@ -295,6 +308,11 @@ class Deployment:
         else:
             self.log(f"{result}: {message}")
             steplib.error(self.name, message)
+
+    def restore_if_touched(self) -> str | None:
+        if self.cut and self.cut.touched and not self.deployed:
+            return self.cut.restore()
+        return None
 
     def audit(self, result: str) -> None:
         append_audit(self.target, self.state_dir, audit_line(self.name, self.commit, result, self.elapsed()))

@@ -82,23 +82,28 @@ def registry_host(registry: str) -> str:
     return registry.split("/", 1)[0]
 
 
-def login(host: Target, registry: str, user: str, password: str) -> None:
-    """docker login with the password on stdin, never on a command line."""
+def _config_env(config_dir: str | None) -> dict[str, str] | None:
+    """DOCKER_CONFIG for a throwaway client config, so a login's credentials do not outlive the deploy."""
+    return {"DOCKER_CONFIG": config_dir} if config_dir else None
+
+
+def login(host: Target, registry: str, user: str, password: str, config_dir: str | None = None) -> None:
+    """docker login with the password on stdin, never on a command line; stored in config_dir when given."""
     argv = ["docker", "login", "--username", user, "--password-stdin", registry_host(registry)]
-    result = host.run(argv, input=password.encode(), timeout=120)
+    result = host.run(argv, input=password.encode(), timeout=120, env=_config_env(config_dir))
     if result.returncode != 0:
         lines = [line.replace(password, "***") for line in tail(result, 3)]
         raise ImageError(f"docker login to {registry_host(registry)} failed", lines)
 
 
-def push(host: Target, image: str, timeout: float) -> None:
-    result = host.run(["docker", "push", "--quiet", image], timeout=timeout)
+def push(host: Target, image: str, timeout: float, config_dir: str | None = None) -> None:
+    result = host.run(["docker", "push", "--quiet", image], timeout=timeout, env=_config_env(config_dir))
     if result.returncode != 0:
         raise ImageError(f"docker push {image} failed", tail(result))
 
 
-def pull(host: Target, image: str, timeout: float) -> None:
-    result = host.run(["docker", "pull", "--quiet", image], timeout=timeout)
+def pull(host: Target, image: str, timeout: float, config_dir: str | None = None) -> None:
+    result = host.run(["docker", "pull", "--quiet", image], timeout=timeout, env=_config_env(config_dir))
     if result.returncode != 0:
         raise ImageError(f"docker pull {image} on the target failed", tail(result))
 

@@ -26,22 +26,24 @@ from target import Target  # noqa: E402
 
 POLL_S = 1.0
 
+# The lock's mtime in epoch seconds: GNU stat, else BSD/macOS stat, else 0 (age unknown: never judged stale).
+_MTIME = '{ stat -c %Y -- "$d" 2>/dev/null || stat -f %m -- "$d" 2>/dev/null || echo 0; }'
 # Try to take the lock; otherwise print the holder: "held", target clock, lock age source (mtime), owner JSON.
+# A lock dir whose owner file cannot be written is removed again: nobody could ever release it by token.
 _ACQUIRE = (
     'd=$1; mkdir -p -- "$(dirname -- "$d")" || exit 3; '
     'if mkdir -- "$d" 2>/dev/null; then printf "%s\\n" "$2" > "$d/owner.tmp" '
     '&& mv -f -- "$d/owner.tmp" "$d/owner" '
-    "&& echo acquired && exit 0; exit 4; fi; "
-    'echo held; date +%s; stat -c %Y -- "$d" 2>/dev/null || echo 0; cat -- "$d/owner" 2>/dev/null; exit 0'
+    '&& echo acquired && exit 0; rm -rf -- "$d"; exit 4; fi; '
+    f"echo held; date +%s; {_MTIME}; "
+    'cat -- "$d/owner" 2>/dev/null; exit 0'
 )
 # Break a stale lock only if it is still the one we judged stale (same mtime); the rename makes it one-winner.
-_BREAK = (
-    'd=$1; [ "$(stat -c %Y -- "$d" 2>/dev/null)" = "$2" ] || exit 1; '
-    'mv -- "$d" "$3" 2>/dev/null || exit 1; rm -rf -- "$3"'
-)
-# Release only our own lock: someone may have broken it as stale and taken it since.
+_BREAK = f'd=$1; [ "$({_MTIME})" = "$2" ] || exit 1; mv -- "$d" "$3" 2>/dev/null || exit 1; rm -rf -- "$3"'
+# Release only our own lock: someone may have broken it as stale and taken it since. owner.tmp counts too:
+# an acquire cut short between mkdir and the rename of the owner file still left a lock that is ours.
 _RELEASE = (
-    'd=$1; grep -qF -- "$2" "$d/owner" 2>/dev/null || exit 1; '
+    'd=$1; [ -d "$d" ] || exit 2; grep -qsF -- "$2" "$d/owner" "$d/owner.tmp" || exit 1; '
     'mv -- "$d" "$3" 2>/dev/null || exit 1; rm -rf -- "$3"'
 )
 
@@ -112,6 +114,7 @@ class ServiceLock:
         self.path = target.home_path(f"{state_dir.rstrip('/')}/locks/{service}")
         self.token = secrets.token_hex(8)
         self.held = False
+        self.attempted = False
 
     def owner_text(self) -> str:
         owner = {
@@ -126,13 +129,15 @@ class ServiceLock:
 
     def try_acquire(self) -> Holder | None:
         """Take the lock now, or say who holds it."""
+        self.attempted = True  # from here on a cancel may leave the lock dir behind: release() checks
         result = self.target.run(["sh", "-c", _ACQUIRE, "sh", self.path, self.owner_text()], timeout=60)
         lines = result.stdout.splitlines()
         if result.returncode == 0 and lines[:1] == ["acquired"]:
             self.held = True
             return None
         if result.returncode != 0 or lines[:1] != ["held"]:
-            raise OSError(f"cannot create lock {self.path}: {result.stderr.strip()[:200] or 'no output'}")
+            problem = result.stderr.strip()[:200] or "no output"
+            raise OSError(self.target.redact(f"cannot create lock {self.path}: {problem}"))
         return _parse_holder(lines[1:])
 
     def break_stale(self, holder: Holder) -> bool:
@@ -143,19 +148,16 @@ class ServiceLock:
     def acquire(self, wait_s: float, stale_s: float, on_wait: Callable[[Holder], None]) -> None:
         """Poll until the lock is ours, breaking it when older than stale_s; LockTimeout after wait_s."""
         start = time.monotonic()
-        announced = False
+        announced = break_failed = False
         holder: Holder | None = None
         for _ in range(1_000_000):
             holder = self.try_acquire()
             if holder is None:
                 return
             if stale_s > 0 and holder.age_s > stale_s:
-                steplib.log(
-                    self.service,
-                    f"warning: breaking stale lock held by {holder.describe()} ({holder.age_s:.0f} s old)",
-                )
-                self.break_stale(holder)
-                continue
+                if self._break(holder, quiet=break_failed):
+                    continue
+                break_failed = True
             if not announced:
                 on_wait(holder)
                 announced = True
@@ -166,13 +168,26 @@ class ServiceLock:
         who = holder.describe() if holder else "another deploy"
         raise LockTimeout(f"locked by {who}; gave up after {wait_s:g} s")
 
+    def _break(self, holder: Holder, quiet: bool) -> bool:
+        """Break a stale lock; when that fails, say so once and let the caller wait like for a held lock."""
+        if not quiet:
+            age = f"{holder.age_s:.0f} s old"
+            steplib.log(self.service, f"warning: breaking stale lock held by {holder.describe()} ({age})")
+        if self.break_stale(holder):
+            return True
+        if not quiet:
+            where = self.target.redact(self.path)
+            steplib.log(self.service, f"warning: could not break the stale lock {where}; waiting instead")
+        return False
+
     def release(self) -> None:
-        if not self.held:
+        """Remove the lock if it is ours, also after an acquire that was cut short before it reported back."""
+        if not self.attempted:
             return
         grave = f"{self.path}.released-{self.token}"
         result = self.target.run(["sh", "-c", _RELEASE, "sh", self.path, self.token, grave], timeout=60)
-        self.held = False
-        if result.returncode != 0:
+        was_held, self.held, self.attempted = self.held, False, False
+        if was_held and result.returncode != 0:
             steplib.log(self.service, "warning: the lock was no longer ours at release (broken as stale?)")
 
 

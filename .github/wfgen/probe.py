@@ -24,7 +24,8 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 _LOCAL_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
 
-# curl, else wget: whichever the target has. Prints "code:NNN" or wget's headers.
+NO_HTTP_CLIENT = 127
+# curl, else wget: whichever the target has. Prints "code:NNN" or wget's headers; exit 127 when neither.
 _HTTP_PROBE_SCRIPT = (
     "if command -v curl >/dev/null 2>&1; then "
     'curl -s --noproxy "*" -o /dev/null -w "code:%{http_code}" -m "$1" "$2"; '
@@ -52,6 +53,11 @@ def http_probe(target: Target, url: str, timeout: float) -> int | None:
         except (OSError, ValueError):
             return None
     result = target.run(["sh", "-c", _HTTP_PROBE_SCRIPT, "sh", f"{timeout:g}", url], timeout=timeout + 15)
+    if result.returncode == NO_HTTP_CLIENT:
+        from target import TargetError  # here, not at the top: target.py imports this module
+
+        # Not "no answer": otherwise every health check would wait out its deadline and blame the service.
+        raise TargetError("neither curl nor wget on the target; install curl")
     found = re.search(r"code:(\d{3})", result.stdout)
     codes = [found.group(1)] if found else re.findall(r"HTTP/\S+\s+(\d{3})", result.stdout)
     status = int(codes[-1]) if codes else 0

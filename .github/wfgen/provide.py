@@ -6,12 +6,14 @@ Stdlib only: vendored into `.github/wfgen/` next to the step scripts.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import secrets
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,15 +41,43 @@ def provide_image(deploy: Deployment, image: str) -> tuple[str, str]:
     if force or not images.image_id(builder, image):
         commit, image = build_on(deploy, builder, image)
     credentials = registry_credentials(build)
-    if credentials:
-        images.login(builder, build["registry"], *credentials)
-    deploy.log(f"pushing {image}")
-    images.push(builder, image, timeout=deploy.left())
-    if credentials:
-        images.login(deploy.target, build["registry"], *credentials)
-    deploy.log(f"pulling {image} on the target")
-    images.pull(deploy.target, image, timeout=deploy.left())
+    with login_config(deploy, "runner", credentials) as config:
+        if credentials:
+            images.login(builder, build["registry"], *credentials, config_dir=config)
+        deploy.log(f"pushing {image}")
+        images.push(builder, image, timeout=deploy.left(), config_dir=config)
+    with login_config(deploy, "target", credentials) as config:
+        if credentials:
+            images.login(deploy.target, build["registry"], *credentials, config_dir=config)
+        deploy.log(f"pulling {image} on the target")
+        images.pull(deploy.target, image, timeout=deploy.left(), config_dir=config)
     return commit, image
+
+
+@contextlib.contextmanager
+def login_config(deploy: Deployment, where: str, credentials: tuple[str, str] | None) -> Iterator[str | None]:
+    """A private DOCKER_CONFIG dir on the runner or the target for a registry login, removed right after.
+
+    `docker login` would otherwise keep the password in ~/.docker/config.json for good. The deploy's cleanups
+    remove the dir too, should this process be cut short before the `finally` below.
+    """
+    if not credentials:
+        yield None
+        return
+    host = deploy.target if where == "target" else deploy.builder()
+    if where == "runner":
+        path = tempfile.mkdtemp(prefix=f"wfgen-docker-{deploy.name}-")
+    else:
+        relative = f"{deploy.state_dir.rstrip('/')}/docker-config/{deploy.name}-{secrets.token_hex(6)}"
+        path = host.home_path(relative)
+    remove = ["rm", "-rf", "--", path]
+    deploy.cleanups.append((where, remove))
+    try:
+        if where == "target":
+            host.run(["sh", "-c", 'umask 077 && mkdir -p -- "$1"', "sh", path], timeout=60, check=True)
+        yield path
+    finally:
+        host.run(remove, timeout=120)
 
 
 def registry_credentials(build: dict[str, str | None]) -> tuple[str, str] | None:

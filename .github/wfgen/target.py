@@ -94,6 +94,10 @@ class Target:
     def home_path(self, path: str) -> str:
         raise NotImplementedError
 
+    def redact(self, text: str) -> str:
+        """Text that may name the target, with secret values (SSH host, user) replaced by their names."""
+        return text
+
     def close(self) -> None:
         """Nothing to release by default."""
 

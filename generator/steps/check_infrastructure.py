@@ -1,9 +1,14 @@
-"""Check the deploy target before any service starts: reachable, Docker, networks, disk, TCP deps, secrets."""
+"""Check the deploy target before any service starts: reachable, Docker, networks, disk, TCP deps, secrets.
+
+It also creates the project network (target.network) if missing: deploy legs creating it at the same time
+can leave duplicate networks of one name on Docker < 25.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
+import posixpath
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -17,6 +22,7 @@ from target import Target, TargetError, open_target, tcp_probe  # noqa: E402
 SUBJECT = "infrastructure"
 TCP_TIMEOUT_S = 5.0
 UNREACHABLE = "target unreachable"
+NO_HTTP_CLIENT = "neither curl nor wget on the target; install curl"
 
 
 @dataclass(frozen=True)
@@ -47,8 +53,13 @@ class Checker:
         if self.target.kind == "ssh":
             yield "target reachable", self.reachable
         yield "docker engine", self.docker
+        yield "http client", self.http_client
+        project_network = self.manifest["target"].get("network")
+        if project_network:
+            yield f"network {project_network}", lambda: self.ensure_network(project_network)
         for network in infra.get("networks") or []:
-            yield f"network {network}", lambda n=network: self.network(n)
+            if network != project_network:
+                yield f"network {network}", lambda n=network: self.network(n)
         minimum = int(infra.get("min_free_disk_mb") or 0)
         yield "free disk", lambda: self.disk(minimum)
         for endpoint in infra.get("tcp") or []:
@@ -69,13 +80,44 @@ class Checker:
         self.docker_root = root or None
         return Check("docker engine", True, f"server {version}")
 
-    def network(self, name: str) -> Check:
+    def http_client(self) -> Check:
+        """Health probes on an ssh target run curl or wget there; local probes use urllib."""
+        if self.target.kind == "local":
+            return Check("http client", True, "not needed: local probes use Python's urllib")
+        result = self.target.run(["sh", "-c", "command -v curl || command -v wget"], timeout=20)
+        found = result.stdout.strip().splitlines()
+        if result.returncode == 0 and found:
+            return Check("http client", True, posixpath.basename(found[0]))
+        return Check("http client", False, NO_HTTP_CLIENT)
+
+    def _inspect_network(self, name: str) -> tuple[bool | None, str]:
+        """(True, "") if it exists, (False, "") if it does not, (None, problem) if Docker could not say."""
         result = self.target.run(["docker", "network", "inspect", "--format", "{{.Name}}", name], timeout=20)
         if result.returncode == 0:
-            return Check(f"network {name}", True, "exists")
+            return True, ""
         if "No such network" in result.stderr or "not found" in result.stderr:
+            return False, ""
+        return None, _problem(result.stderr)
+
+    def network(self, name: str) -> Check:
+        exists, problem = self._inspect_network(name)
+        if exists is None:
+            return Check(f"network {name}", False, problem)
+        if not exists:
             return Check(f"network {name}", False, f"missing: create it with 'docker network create {name}'")
-        return Check(f"network {name}", False, _problem(result.stderr))
+        return Check(f"network {name}", True, "exists")
+
+    def ensure_network(self, name: str) -> Check:
+        """The project network, created here once rather than by parallel deploy legs."""
+        exists, problem = self._inspect_network(name)
+        if exists is None:  # e.g. "ambiguous": creating yet another one would make it worse
+            return Check(f"network {name}", False, problem)
+        if exists:
+            return Check(f"network {name}", True, "exists")
+        result = self.target.run(["docker", "network", "create", name], timeout=60)
+        if result.returncode == 0:
+            return Check(f"network {name}", True, "created")
+        return Check(f"network {name}", False, _problem(result.stderr, result.stdout))
 
     def disk(self, minimum_mb: int) -> Check:
         state_dir = str(self.manifest["target"].get("state_dir") or ".wfgen")
@@ -129,7 +171,8 @@ def run_checks(manifest: Mapping[str, Any], target: Target, environ: Mapping[str
             checks.append(Check(name, False, UNREACHABLE))
             continue
         try:
-            checks.append(check())
+            done = check()
+            checks.append(Check(done.name, done.ok, target.redact(done.reason)))
         except TargetError as exc:
             lost = True
             checks.append(Check(name, False, str(exc)))

@@ -78,7 +78,15 @@ def clone(host: Target, url: str, ref: str, dest: str, timeout: float) -> str:
     commit = head.stdout.strip()
     if head.returncode != 0 or not _SHA.match(commit):
         raise SourceError(f"cannot read the cloned commit: {_detail(head.stderr, url)}")
+    forget_origin(host, dest, url)
     return commit
+
+
+def forget_origin(host: Target, dest: str, url: str) -> None:
+    """Drop the clone's origin remote: its URL may hold a token, and `.git` may be in the build context."""
+    result = host.run(["git", "-C", dest, "remote", "remove", "origin"], timeout=60)
+    if result.returncode != 0:
+        raise SourceError(f"cannot remove the origin URL from the clone: {_detail(result.stderr, url)}")
 
 
 def _git(repo_root: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import getpass
+import shutil
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.support.docker import candidate_docker_host
 from tests.support.ports import free_port
 from tests.support.processes import stop_process
 from tests.support.requires import require_executable, skip_or_fail
@@ -160,3 +162,21 @@ def _wait_ready(server: SshServer, timeout: float) -> None:
         time.sleep(0.2)
     server.stop()
     skip_or_fail(f"sshd did not accept a login within {timeout:g} s: {last or server.log[-500:]}")
+
+
+BASE_TOOLS = ("sh", "env", "true", "printf", "cat", "df", "mkdir", "rm", "date", "grep", "docker")
+
+
+def start_sshd_with_tools(workdir: Path, names: tuple[str, ...] = BASE_TOOLS) -> SshServer:
+    """A real sshd whose sessions see a PATH with only these tools (a forced command in authorized_keys)."""
+    server = start_sshd(workdir, docker_host=candidate_docker_host())
+    tools = workdir / "bin"
+    tools.mkdir()
+    for name in names:
+        found = shutil.which(name)
+        if found:
+            (tools / name).symlink_to(found)
+    keys = workdir / "authorized_keys"
+    forced = f'command="PATH={tools}; export PATH; exec sh -c \\"$SSH_ORIGINAL_COMMAND\\""'
+    keys.write_text(f"{forced} {keys.read_text().strip()}\n")
+    return server

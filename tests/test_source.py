@@ -1,0 +1,58 @@
+"""generator/steps/source.py with real git: what a clone keeps, where the code comes from."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.fixture_service import git, init_repo
+from tests.support.stepscripts import STEPS
+
+sys.path.insert(0, str(STEPS))
+import source  # noqa: E402
+import target as targets  # noqa: E402
+
+TOKEN = "ghp_tokenThatMustNotStayInTheClone42"
+URL = f"https://x-access-token:{TOKEN}@git.example.invalid/letzgo/web.git"
+
+
+@pytest.fixture
+def origin(tmp_path: Path) -> Path:
+    repo = tmp_path / "origin"
+    repo.mkdir()
+    init_repo(repo)
+    (repo / "Dockerfile").write_text("FROM scratch\nCOPY . /src\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "initial")
+    return repo
+
+
+@pytest.fixture
+def token_url(origin: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """An https URL with a token in it that git fetches from the local `origin` repo (url.<base>.insteadOf)."""
+    monkeypatch.setenv("GIT_CONFIG_COUNT", "1")
+    monkeypatch.setenv("GIT_CONFIG_KEY_0", f"url.{origin.as_uri()}.insteadOf")
+    monkeypatch.setenv("GIT_CONFIG_VALUE_0", URL)
+    return URL
+
+
+def test_clone_keeps_no_credentials(tmp_path: Path, origin: Path, token_url: str) -> None:
+    dest = tmp_path / "clone"
+    with targets.LocalTarget() as local:
+        commit = source.clone(local, token_url, "main", str(dest), timeout=60)
+    assert commit == git(origin, "rev-parse", "HEAD")
+    assert (dest / "Dockerfile").exists()
+    assert git(dest, "remote") == ""
+    leaks = [
+        str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file() and TOKEN.encode() in p.read_bytes()
+    ]
+    assert leaks == []
+
+
+def test_clone_errors_mask_the_token(tmp_path: Path, token_url: str) -> None:
+    with targets.LocalTarget() as local, pytest.raises(source.SourceError) as caught:
+        source.clone(local, token_url, "no-such-branch", str(tmp_path / "clone"), timeout=60)
+    assert "https://***@git.example.invalid/letzgo/web.git (no-such-branch)" in str(caught.value)
+    assert TOKEN not in str(caught.value)
