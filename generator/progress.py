@@ -10,6 +10,7 @@ from typing import Any, TextIO
 
 from rich.console import Console, Group
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -119,7 +120,10 @@ class LiveReporter(Reporter):
         self._drawn = 0.0
 
     def note(self, icon: str, subject: str, message: str) -> None:
-        self.console.print(f"[dim]{clock()}[/] {icon} [bold]{subject}[/]: {message}", highlight=False)
+        # Messages come from steps and logs: '[...]' in them is text, never rich markup.
+        self.console.print(
+            f"[dim]{clock()}[/] {icon} [bold]{escape(subject)}[/]: {escape(message)}", highlight=False
+        )
 
     def block(self, subject: str, text: str) -> None:
         self.console.print(Text(text.rstrip("\n")))
@@ -155,7 +159,7 @@ class LiveReporter(Reporter):
         for leg in legs:
             elapsed = leg.elapsed(now)
             table.add_row(
-                leg.service, leg.phase, seconds(elapsed), f"{ICONS.get(leg.result, '❔')} {brief(leg)}"
+                leg.service, leg.phase, seconds(elapsed), Text(f"{ICONS.get(leg.result, '❔')} {brief(leg)}")
             )
         return Group(table, Text(progress_text(legs), style="bold"))
 
@@ -167,10 +171,11 @@ def rich_summary(console: Console, record: dict[str, Any], base: Path) -> None:
     for name, item in record["services"].items():
         log = display_path(Path(item["log_path"]), base) if item["log_path"] else "-"
         result = f"{ICONS.get(item['result'], '❔')} {item['result']}"
-        table.add_row(name, result, seconds(item["duration_s"]), short(item["commit"]), log)
+        table.add_row(name, result, seconds(item["duration_s"]), short(item["commit"]), Text(log))
     console.print(table)
     for name, item in failed_with_logs(record):
-        console.print(f"[bold red]── {name}[/]: {item['message'] or item['result']} (last lines of its log)")
+        reason = escape(str(item["message"] or item["result"]))
+        console.print(f"[bold red]── {name}[/]: {reason} (last lines of its log)", highlight=False)
         console.print(Text("\n".join(tail(Path(item["log_path"])))))
     console.print(totals_line(record), highlight=False)
 

@@ -92,3 +92,15 @@ def test_quiet_prints_only_the_summary(tmp_path: Path) -> None:
     assert out.getvalue() == ""
     reporter.summary(record(tmp_path), tmp_path)
     assert "📋 summary: a deployed 33.2 s 9f1c2ab" in out.getvalue()
+
+
+def test_live_output_prints_brackets_in_messages_as_text(tmp_path: Path) -> None:
+    out = Terminal()
+    reporter = make_reporter(out, mode="auto")
+    reporter.note("📋", "run", "log folder /srv/[app]/runs [/bold] [Errno 2]")
+    summary = record(tmp_path)
+    summary["services"]["b"]["message"] = "[/red] [Errno 13] denied"  # type: ignore[index]
+    reporter.summary(summary, tmp_path)
+    text = out.getvalue()
+    assert "/srv/[app]/runs [/bold] [Errno 2]" in text
+    assert "[/red] [Errno 13] denied" in text
