@@ -65,7 +65,6 @@ def workflow_context(resolved: dict[str, Any], header: str) -> dict[str, Any]:
         "check_env": secret_env([*target_names, *resolved["infrastructure"]["secrets"]]),
         "deploy_env": deploy_env(resolved, [*target_names, *registry_names]),
         "push_to_ghcr": build["where"] == "runner" and registry.split("/")[0] == "ghcr.io",
-        "path_services": any(service["path"] is not None for service in resolved["services"].values()),
         "path_service_names": [name for name, service in resolved["services"].items() if service["path"]],
         "check_paths": check_paths(resolved),
         "services_example": ",".join(list(resolved["services"])[:2]),
