@@ -17,12 +17,17 @@ import jinja2
 from generator.errors import WfgenError
 from generator.model import Manifest
 from generator.resolve import GENERATED_NOTE, resolve_manifest
+from generator.steps import JOBS
 
 DEPLOY_WORKFLOW = ".github/workflows/deploy-services-parallel.yml"
 CHECK_WORKFLOW = ".github/workflows/wfgen-check.yml"
 MANIFEST_JSON = ".github/wfgen/manifest.json"
 STEPS_DIR = ".github/wfgen"
+STEP_PACKAGE = (
+    "steps"  # generator/steps/ vendored as .github/wfgen/steps/, one entry script per job beside it
+)
 WORKFLOWS = {DEPLOY_WORKFLOW: "deploy-services-parallel.yml.j2", CHECK_WORKFLOW: "wfgen-check.yml.j2"}
+ENTRY_TEMPLATE = "step-entry.py.j2"
 # The job env of the deploy leg sets these itself; a manifest env name must not shadow them.
 RESERVED_ENV_PREFIX = "WFGEN_"
 
@@ -47,8 +52,11 @@ def render_resolved(resolved: dict[str, Any]) -> dict[str, str]:
     environment = _environment()
     out = {path: environment.get_template(name).render(context) for path, name in WORKFLOWS.items()}
     out[MANIFEST_JSON] = json.dumps(resolved, indent=2) + "\n"
-    for name, text in step_scripts():
-        out[f"{STEPS_DIR}/{name}"] = header + "\n" + text
+    for name, text in step_modules():
+        out[f"{STEPS_DIR}/{STEP_PACKAGE}/{name}"] = header + "\n" + text
+    for job in JOBS:
+        entry = environment.get_template(ENTRY_TEMPLATE)
+        out[f"{STEPS_DIR}/{job}.py"] = entry.render(header=header, package=STEP_PACKAGE, job=job)
     return dict(sorted(out.items()))
 
 
@@ -155,13 +163,13 @@ def action_pins() -> dict[str, str]:
     return {name: f"{name}@{pin['sha']} # {pin['version']}" for name, pin in data["actions"].items()}
 
 
-def step_scripts() -> list[tuple[str, str]]:
-    """(file name, source) of every public step script in generator/steps, sorted by name."""
+def step_modules() -> list[tuple[str, str]]:
+    """(file name, source) of every module of the generator.steps package, sorted by name."""
     steps = files("generator").joinpath("steps")
     return sorted(
         (entry.name, entry.read_text(encoding="utf-8"))
         for entry in steps.iterdir()
-        if entry.is_file() and entry.name.endswith(".py") and not entry.name.startswith("_")
+        if entry.is_file() and entry.name.endswith(".py")
     )
 
 

@@ -85,7 +85,7 @@ def deploy(
             print_plan(resolved, selected, branch, options, env, stream)
             return ExitCode.OK
         # Checked before the run folder exists: a missing target variable is bad input and writes nothing.
-        check = run_step(step_argv("check_infrastructure.py", "--manifest", str(scratch)), env, interrupts)
+        check = run_step(step_argv("check_infrastructure", "--manifest", str(scratch)), env, interrupts)
         if check[0] == ExitCode.USAGE:
             raise RunnerError(check[2].strip() or "check_infrastructure.py: bad usage")
         return Run(options, resolved, selected, branch, env, stream, interrupts).execute(check)
@@ -242,7 +242,7 @@ class Run:
             "--repo-root",
             str(self.root),
         ]
-        return step_argv("deploy_service.py", *args)
+        return step_argv("deploy_service", *args)
 
     def finish(self) -> int:
         interrupted = self.interrupts.requested

@@ -11,8 +11,9 @@ from pathlib import Path
 
 from generator.errors import ExitCode, WfgenError
 from generator.legs import Interrupts
+from generator.steps import JOBS
 
-STEPS = Path(__file__).resolve().parent / "steps"
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # the folder that holds `generator/`
 POLL_S = 0.2
 STEP_TIMEOUT_S = 600.0
 
@@ -21,9 +22,17 @@ class StepRefused(WfgenError):
     """A step script rejected its input (exit 2); the message is the step's own stderr line."""
 
 
-def step_argv(script: str, *args: str) -> list[str]:
-    """The same scripts the workflow vendors, isolated from this interpreter's site-packages."""
-    return [sys.executable, "-I", "-S", str(STEPS / script), *args]
+def step_argv(job: str, *args: str) -> list[str]:
+    """Run generator.steps.<job> as the workflow's entry script does: `python -I -S`, stdlib only.
+
+    `generator/__init__.py` imports nothing, so only the step package itself is loaded."""
+    if job not in JOBS:
+        raise ValueError(f"not a step job: {job!r}")
+    bootstrap = (
+        f"import sys; sys.path.insert(0, {str(PACKAGE_ROOT)!r}); sys.argv[0] = {job + '.py'!r}; "
+        f"from generator.steps.{job} import main; raise SystemExit(main())"
+    )
+    return [sys.executable, "-I", "-S", "-c", bootstrap, *args]
 
 
 def run_step(
@@ -68,7 +77,7 @@ def run_prepare(
     argv += [f"--force-rebuild={'true' if force_rebuild else 'false'}"]
     if branch is not None:
         argv += [f"--branch={branch}"]
-    code, out, err = run_step(step_argv("prepare.py", *argv), env, interrupts, timeout=60)
+    code, out, err = run_step(step_argv("prepare", *argv), env, interrupts, timeout=60)
     if code == ExitCode.INTERRUPTED:
         raise KeyboardInterrupt
     if code != 0:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,9 +14,8 @@ import pytest
 from tests.support.docker import docker
 from tests.support.ports import free_port
 from tests.support.sshd import BASE_TOOLS, SshServer, start_sshd_with_tools
-from tests.support.stepscripts import STEPS
+from tests.support.stepscripts import step_argv
 
-SCRIPT = STEPS / "check_infrastructure.py"
 SECRET_VALUE = "s3cr3t-value-that-must-never-be-printed"
 LOCAL_HTTP = "not needed: local probes use Python's urllib"
 
@@ -64,7 +62,7 @@ def run_check(
     if data is not None:
         path.write_text(json.dumps(data, indent=2) + "\n")
     return subprocess.run(
-        [sys.executable, "-I", "-S", str(SCRIPT), "--manifest", str(path), *args],
+        step_argv("check_infrastructure", "--manifest", str(path), *args),
         env=env,
         capture_output=True,
         text=True,

@@ -6,8 +6,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -83,7 +81,7 @@ def test_unknown_service_suggests_and_exits_2(tmp_path: Path) -> None:
         tmp_path, manifest_toml({"auth-service": {"repository": "o/a", "port": 3000}})
     )
     proc = run_step(
-        "deploy_service.py", "--manifest", str(manifest), "--service", "auth-servce", "--branch", "main"
+        "deploy_service", "--manifest", str(manifest), "--service", "auth-servce", "--branch", "main"
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
@@ -93,7 +91,7 @@ def test_unknown_service_suggests_and_exits_2(tmp_path: Path) -> None:
 
 def test_missing_manifest_exits_2(tmp_path: Path) -> None:
     proc = run_step(
-        "deploy_service.py", "--manifest", str(tmp_path / "nope.json"), "--service", "x", "--branch", "m"
+        "deploy_service", "--manifest", str(tmp_path / "nope.json"), "--service", "x", "--branch", "m"
     )
     assert proc.returncode == 2
     assert "resolved manifest not found" in proc.stderr
@@ -106,7 +104,7 @@ def test_missing_secret_fails_without_touching_anything(tmp_path: Path) -> None:
     )
     status = tmp_path / "st.json"
     proc = run_step(
-        "deploy_service.py", "--manifest", str(manifest), "--service", "auth-service", "--branch", "main",
+        "deploy_service", "--manifest", str(manifest), "--service", "auth-service", "--branch", "main",
         "--status-file", str(status),
     )  # fmt: skip
     assert proc.returncode == 1
@@ -133,7 +131,7 @@ def test_lock_held_gives_up_after_wait(tmp_path: Path) -> None:
     (held / "owner").write_text(json.dumps(owner) + "\n")
     started = time.monotonic()
     proc = run_step(
-        "deploy_service.py", "--manifest", str(manifest), "--service", SERVICE, "--branch", "main",
+        "deploy_service", "--manifest", str(manifest), "--service", SERVICE, "--branch", "main",
         "--lock-wait", "1.5", "--status-file", str(tmp_path / "st.json"),
     )  # fmt: skip
     assert proc.returncode == 1
@@ -277,7 +275,7 @@ def test_unreachable_ssh_target_is_one_line_and_a_final_status(tmp_path: Path) -
     manifest = write_resolved_manifest(tmp_path, text)
     env = {"VPS_HOST": "127.0.0.1", "VPS_USER": "nobody", "VPS_SSH_KEY": "not a key", "VPS_KNOWN_HOSTS": "x"}
     proc = run_step(
-        "deploy_service.py", "--manifest", str(manifest), "--service", SERVICE, "--branch", "main",
+        "deploy_service", "--manifest", str(manifest), "--service", SERVICE, "--branch", "main",
         "--status-file", str(tmp_path / "st.json"), env=env,
     )  # fmt: skip
     assert proc.returncode == 1
@@ -465,9 +463,6 @@ def test_ssh_target_cold_unchanged_broken(
 
 
 def test_script_runs_without_site_packages(tmp_path: Path) -> None:
-    """-I -S: the script and its sibling modules need nothing outside the stdlib."""
-    proc = subprocess.run(
-        [sys.executable, "-I", "-S", str(Path("generator/steps/deploy_service.py").resolve()), "--help"],
-        capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path,
-    )  # fmt: skip
+    """-I -S: the step and its sibling modules need nothing outside the stdlib."""
+    proc = run_step("deploy_service", "--help")
     assert proc.returncode == 0 and "--force-rebuild" in proc.stdout

@@ -83,7 +83,7 @@ def summarize(
     extra = {"GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"), "WFGEN_STATUS_DIR": str(status_dir), **env}
     if selected is not None:
         extra["WFGEN_SELECTED"] = json.dumps(selected)
-    return run_step("deployment_summary.py", "--manifest", str(manifest), env=extra)
+    return run_step("deployment_summary", "--manifest", str(manifest), env=extra)
 
 
 def summary_md(tmp_path: Path) -> str:
@@ -296,7 +296,7 @@ def test_markdown_to_stdout_and_output_file(tmp_path: Path, manifest: Path, stat
     write_status(status_dir, status("auth-service"))
     report = tmp_path / "report.md"
     args = ("--manifest", str(manifest), "--status-dir", str(status_dir), "--output", str(report))
-    result = run_step("deployment_summary.py", *args)
+    result = run_step("deployment_summary", *args)
     assert result.returncode == 0, result.stderr
     markdown = report.read_text(encoding="utf-8")
     assert markdown.startswith("## ✅ 1/1 service deployed\n")
@@ -313,7 +313,7 @@ def test_non_utf8_console_under_isolated_python(tmp_path: Path, manifest: Path, 
         "WFGEN_STATUS_DIR": str(status_dir),
     }
     args = ("--manifest", str(manifest))
-    result = run_step("deployment_summary.py", *args, env=env, python_flags=("-X", "utf8=0"))
+    result = run_step("deployment_summary", *args, env=env, python_flags=("-X", "utf8=0"))
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[1].split() == ["?", "auth-service", "deployed", "33.2", "s", "9f1c2ab"]
     assert "Parallel speedup: 1.0? (" in result.stdout
@@ -340,7 +340,7 @@ def test_selection_from_prepare_output(tmp_path: Path, manifest: Path, status_di
     """The workflow passes prepare's `services` output straight into WFGEN_SELECTED."""
     output = tmp_path / "output"
     prepared = run_step(
-        "prepare.py", "--manifest", str(manifest), "--services", "chat-service, auth-service",
+        "prepare", "--manifest", str(manifest), "--services", "chat-service, auth-service",
         env={"GITHUB_OUTPUT": str(output)},
     )  # fmt: skip
     assert prepared.returncode == 0, prepared.stderr

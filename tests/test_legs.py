@@ -12,13 +12,13 @@ from pathlib import Path
 from generator.legs import Interrupts, Leg, LegPool
 from generator.steps.steplib import read_json
 from tests.support.fleet import max_overlap
+from tests.support.stepscripts import PACKAGE_ROOT
 
-STEPS = Path(__file__).resolve().parents[1] / "generator" / "steps"
 # A stand-in leg: reports phases like deploy_service.py, sleeps, ends with the result from argv.
 CHILD = f"""
 import signal, sys, time
-sys.path.insert(0, {str(STEPS)!r})
-import steplib
+sys.path.insert(0, {str(PACKAGE_ROOT)!r})
+from generator.steps import steplib
 status = steplib.StatusFile(sys.argv[1], sys.argv[2], "main")
 def cancel(signum, frame):
     status.finish("cancelled", "stopped by signal")

@@ -15,21 +15,19 @@ from pathlib import Path
 
 import pytest
 
+from generator.steps import lock
+from generator.steps import target as targets
 from tests.support.sshd import SshServer
-from tests.support.stepscripts import STEPS, step_env
-
-sys.path.insert(0, str(STEPS))
-import lock  # noqa: E402
-import target as targets  # noqa: E402
+from tests.support.stepscripts import PACKAGE_ROOT, step_env
 
 SERVICE = "svc"
 
-# argv: steps dir, state dir, wait_s, stale_s, cancel after s (0: never), block the stale break (0/1).
+# argv: the folder holding generator/, state dir, wait_s, stale_s, cancel after s (0: never), block the stale break (0/1).
 DRIVER = """
 import signal, sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
-import lock, target
+from generator.steps import lock, target
 
 class Cancelled(BaseException):
     pass
@@ -73,7 +71,14 @@ def run_driver(
     env = step_env()
     if path_dir is not None:
         env["PATH"] = f"{path_dir}{os.pathsep}{env.get('PATH', os.defpath)}"
-    args = [str(STEPS), str(state), str(wait_s), str(stale_s), str(cancel_s), "1" if block_break else "0"]
+    args = [
+        str(PACKAGE_ROOT),
+        str(state),
+        str(wait_s),
+        str(stale_s),
+        str(cancel_s),
+        "1" if block_break else "0",
+    ]
     return subprocess.run(
         [sys.executable, "-I", "-S", "-c", DRIVER, *args],
         env=env,

@@ -120,10 +120,12 @@ def test_manifest_change_makes_workflow_and_manifest_json_stale(tmp_path: Path) 
 def test_deleted_file_is_missing(tmp_path: Path) -> None:
     files = rendered()
     write_files(tmp_path, files)
-    (tmp_path / ".github/wfgen/steplib.py").unlink()
+    (tmp_path / ".github/wfgen/steps/steplib.py").unlink()
     [stale] = stale_files(tmp_path, files)
-    assert (stale.path, stale.reason) == (".github/wfgen/steplib.py", "missing")
-    assert stale.diff.startswith("--- a/.github/wfgen/steplib.py\n+++ b/.github/wfgen/steplib.py\n")
+    assert (stale.path, stale.reason) == (".github/wfgen/steps/steplib.py", "missing")
+    assert stale.diff.startswith(
+        "--- a/.github/wfgen/steps/steplib.py\n+++ b/.github/wfgen/steps/steplib.py\n"
+    )
     assert f"+{HEADER}\n" in stale.diff
 
 

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from generator.cli import cli
+from generator.steps import JOBS
 
 README = Path("README.md").read_text(encoding="utf-8")
 STEPS = Path("generator/steps")
@@ -33,7 +34,11 @@ def test_every_command_is_documented() -> None:
     assert documented == set(cli.commands)
 
 
-def test_every_step_script_is_documented() -> None:
-    entry_points = {p.name for p in STEPS.glob("*.py") if "def main(" in p.read_text(encoding="utf-8")}
-    documented = set(re.findall(r"^\| `\.github/wfgen/(\w+\.py)`", README, flags=re.M))
-    assert documented == entry_points
+def test_every_job_entry_script_is_documented() -> None:
+    documented = set(re.findall(r"^\| `\.github/wfgen/(\w+)\.py`", README, flags=re.M))
+    assert documented == set(JOBS)
+
+
+def test_jobs_are_the_step_modules_with_a_main() -> None:
+    with_main = {p.stem for p in STEPS.glob("*.py") if "\ndef main(" in p.read_text(encoding="utf-8")}
+    assert with_main == set(JOBS)

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
+from generator.steps import source
+from generator.steps import target as targets
 from tests.support.fixture_service import git, init_repo
-from tests.support.stepscripts import STEPS
-
-sys.path.insert(0, str(STEPS))
-import source  # noqa: E402
-import target as targets  # noqa: E402
 
 TOKEN = "ghp_tokenThatMustNotStayInTheClone42"
 URL = f"https://x-access-token:{TOKEN}@git.example.invalid/letzgo/web.git"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.server
 import io
 import stat
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -14,13 +13,11 @@ from typing import Any
 
 import pytest
 
+from generator.steps import probe, steplib
+from generator.steps import target as targets
 from tests.support.docker import docker
 from tests.support.ports import free_port
 from tests.support.sshd import SshServer, start_sshd, start_sshd_with_tools
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "generator" / "steps"))
-import steplib  # noqa: E402
-import target as targets  # noqa: E402
 
 HOSTILE = [
     "; touch {marker}",
@@ -239,20 +236,20 @@ def test_remote_docker_reaches_the_test_engine(ssh_target: targets.Target, docke
 
 def test_http_probe_from_the_target(any_target: targets.Target, http_port: int) -> None:
     base = f"http://127.0.0.1:{http_port}"
-    assert targets.http_probe(any_target, f"{base}/health", 5) == 200
-    assert targets.http_probe(any_target, f"{base}/missing", 5) == 404
-    assert targets.http_probe(any_target, f"{base}/moved", 5) == 302
-    assert targets.http_probe(any_target, f"http://127.0.0.1:{free_port()}/health", 2) is None
+    assert probe.http_probe(any_target, f"{base}/health", 5) == 200
+    assert probe.http_probe(any_target, f"{base}/missing", 5) == 404
+    assert probe.http_probe(any_target, f"{base}/moved", 5) == 302
+    assert probe.http_probe(any_target, f"http://127.0.0.1:{free_port()}/health", 2) is None
 
 
 def test_http_probe_rejects_non_http_urls(any_target: targets.Target) -> None:
     with pytest.raises(ValueError, match="not an http"):
-        targets.http_probe(any_target, "file:///etc/passwd", 2)
+        probe.http_probe(any_target, "file:///etc/passwd", 2)
 
 
 def test_tcp_probe_from_the_target(any_target: targets.Target, http_port: int) -> None:
-    assert targets.tcp_probe(any_target, "127.0.0.1", http_port, 3) is True
-    assert targets.tcp_probe(any_target, "127.0.0.1", free_port(), 3) is False
+    assert probe.tcp_probe(any_target, "127.0.0.1", http_port, 3) is True
+    assert probe.tcp_probe(any_target, "127.0.0.1", free_port(), 3) is False
 
 
 # What a minimal VPS without curl and wget still has.
@@ -271,6 +268,6 @@ def test_http_probe_without_curl_or_wget_is_an_error_not_no_answer(
         assert target.run(["sh", "-c", "command -v curl || command -v wget"]).returncode != 0
         started = time.monotonic()
         with pytest.raises(targets.TargetError) as caught:
-            targets.http_probe(target, f"http://127.0.0.1:{http_port}/health", 5)
+            probe.http_probe(target, f"http://127.0.0.1:{http_port}/health", 5)
     assert str(caught.value) == "neither curl nor wget on the target; install curl"
     assert time.monotonic() - started < 10

@@ -7,17 +7,17 @@ can leave duplicate networks of one name on Docker < 25.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import posixpath
-import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import steplib  # noqa: E402
-from target import Target, TargetError, open_target, tcp_probe  # noqa: E402
+from . import steplib
+from .probe import tcp_probe
+from .target import Target, TargetError, open_target
 
 SUBJECT = "infrastructure"
 TCP_TIMEOUT_S = 5.0
@@ -56,15 +56,15 @@ class Checker:
         yield "http client", self.http_client
         project_network = self.manifest["target"].get("network")
         if project_network:
-            yield f"network {project_network}", lambda: self.ensure_network(project_network)
+            yield f"network {project_network}", functools.partial(self.ensure_network, project_network)
         for network in infra.get("networks") or []:
             if network != project_network:
-                yield f"network {network}", lambda n=network: self.network(n)
+                yield f"network {network}", functools.partial(self.network, network)
         minimum = int(infra.get("min_free_disk_mb") or 0)
-        yield "free disk", lambda: self.disk(minimum)
+        yield "free disk", functools.partial(self.disk, minimum)
         for endpoint in infra.get("tcp") or []:
             host, port = str(endpoint["host"]), int(endpoint["port"])
-            yield f"tcp {_hostport(host, port)}", lambda h=host, p=port: self.tcp(h, p)
+            yield f"tcp {_hostport(host, port)}", functools.partial(self.tcp, host, port)
 
     def reachable(self) -> Check:
         self.target.run(["true"], timeout=float(self.manifest["target"].get("connect_timeout_s") or 10) + 20)

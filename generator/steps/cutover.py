@@ -7,16 +7,14 @@ Stdlib only: vendored into `.github/wfgen/` next to the step scripts. Containers
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import steplib  # noqa: E402
-from target import CommandFailed, Target, http_probe  # noqa: E402
+from . import steplib
+from .probe import http_probe
+from .target import CommandFailed, Target
 
 VERIFY_POLL_S = 0.05  # the port is dark until the first healthy answer: poll fast, not every interval_s
 ALIVE_EVERY_S = 1.0  # `docker inspect` is a process spawn: between health probes, ask at most once a second

@@ -10,15 +10,13 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import sys
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import steplib  # noqa: E402
-from deployment import Deployment, Settings  # noqa: E402
-from target import open_target  # noqa: E402
+from . import steplib
+from .deployment import Deployment, Settings
+from .target import open_target
 
 RESULT_EXIT = {"deployed": steplib.Exit.OK, "unchanged": steplib.Exit.OK}
 

@@ -10,20 +10,17 @@ import os
 import secrets
 import signal
 import subprocess
-import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import images  # noqa: E402
-import source  # noqa: E402
-import steplib  # noqa: E402
-from cutover import Container, Cutover, HealthFailed, crash_reason, is_ok, wait_healthy  # noqa: E402
-from lock import LockTimeout, ServiceLock, append_audit, audit_line  # noqa: E402
-from provide import provide_image  # noqa: E402
-from target import CommandFailed, Target, TargetError, http_probe  # noqa: E402
+from . import images, source, steplib
+from .cutover import Container, Cutover, HealthFailed, crash_reason, is_ok, wait_healthy
+from .lock import LockTimeout, ServiceLock, append_audit, audit_line
+from .probe import http_probe
+from .provide import provide_image
+from .target import CommandFailed, LocalTarget, Target, TargetError
 
 EXPECTED = (
     TargetError,
@@ -171,8 +168,6 @@ class Deployment:
     def builder(self) -> Target:
         """Where images are built: the target, or this machine (the runner) when build.where = 'runner'."""
         if self.manifest["build"]["where"] == "runner":
-            from target import LocalTarget
-
             return LocalTarget()
         return self.target
 
@@ -286,8 +281,8 @@ class Deployment:
             signal.signal(
                 sig, signal.SIG_IGN
             )  # the deploy is decided; a late signal must not cut the cleanup short
-        restored: list[str] = []
-        steps = [
+        restored: list[str | None] = []
+        steps: list[tuple[str, Callable[[], object]]] = [
             ("restore", lambda: restored.append(self.restore_if_touched())),
             ("remove temporary files", self.run_cleanups),
             ("audit", lambda: self.audit(result)),

@@ -7,13 +7,11 @@ import datetime as dt
 import json
 import os
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import steplib  # noqa: E402
+from . import steplib
 
 MAX_DEPTH = 3
 MAX_FILES = 2000

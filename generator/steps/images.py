@@ -5,13 +5,10 @@ Stdlib only: vendored into `.github/wfgen/` next to the step scripts.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import steplib  # noqa: E402
-from target import CommandResult, Target  # noqa: E402
+from . import steplib
+from .target import CommandResult, Target
 
 TAIL_LINES = 20
 
@@ -67,7 +64,7 @@ def build_dir(
 
 
 def build_stream(
-    host: Target, image: str, labels: list[str], tar: BinaryIO, dockerfile: str, timeout: float
+    host: Target, image: str, labels: list[str], tar: IO[bytes], dockerfile: str, timeout: float
 ) -> None:
     """docker build with the context streamed as a tar on stdin (no copy of the source on `host`)."""
     argv = ["docker", "build", "--pull=false", "-t", image, *labels, "-f", dockerfile, "-"]

@@ -10,19 +10,42 @@ import os
 import posixpath
 import secrets
 import shutil
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import images  # noqa: E402
-import source  # noqa: E402
-from target import Target  # noqa: E402
+from . import images, source
+from .steplib import StatusFile
+from .target import Target
 
-if TYPE_CHECKING:
-    from deployment import Deployment
+
+class BuildSettings(Protocol):
+    @property
+    def force_rebuild(self) -> bool: ...
+    @property
+    def repo_root(self) -> str: ...
+
+
+class Deployment(Protocol):
+    """What providing an image needs of the deploy in progress (deployment.Deployment is one)."""
+
+    manifest: dict[str, Any]
+    service: dict[str, Any]
+    name: str
+    ref: str
+    state_dir: str
+    commit: str | None
+    target: Target
+    status: StatusFile
+    cleanups: list[tuple[str, list[str]]]
+
+    @property
+    def settings(self) -> BuildSettings: ...
+    def builder(self) -> Target: ...
+    def left(self) -> float: ...
+    def log(self, message: str) -> None: ...
+    def phase(self, name: str, message: str) -> None: ...
 
 
 def provide_image(deploy: Deployment, image: str) -> tuple[str, str]:
@@ -127,12 +150,11 @@ def build_path(deploy: Deployment, host: Target, image: str) -> tuple[str, str]:
 def build_clone(deploy: Deployment, host: Target, image: str) -> tuple[str, str]:
     """Shallow clone on `host` into a fresh directory (removed afterwards), then docker build there."""
     service = deploy.service
-    if host.kind == "local" and host is not deploy.target:
+    here = host.kind == "local" and host is not deploy.target
+    if here:
         dest = str(Path(tempfile.mkdtemp(prefix=f"wfgen-{deploy.name}-")) / "src")
-        cleanup = lambda: shutil.rmtree(Path(dest).parent, ignore_errors=True)  # noqa: E731
     else:
         dest = host.home_path(f"{deploy.state_dir.rstrip('/')}/src/{deploy.name}-{secrets.token_hex(6)}")
-        cleanup = lambda: host.run(["rm", "-rf", "--", dest], timeout=120)  # noqa: E731
     try:
         deploy.status.update(message=f"cloning {deploy.ref}")
         commit = source.clone(host, service["clone_url"], deploy.ref, dest, timeout=min(600, deploy.left()))
@@ -147,4 +169,7 @@ def build_clone(deploy: Deployment, host: Target, image: str) -> tuple[str, str]
         )
         return commit, image
     finally:
-        cleanup()
+        if here:
+            shutil.rmtree(Path(dest).parent, ignore_errors=True)
+        else:
+            host.run(["rm", "-rf", "--", dest], timeout=120)

@@ -9,17 +9,15 @@ import os
 import shlex
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import steplib  # noqa: E402
+from . import steplib
 
 SSH_FAILED = 255
 TIMED_OUT = 124
@@ -77,7 +75,7 @@ class Target:
         stdin = subprocess.DEVNULL if input is None else None
         return self._execute(argv, env=env, timeout=timeout, check=check, input=input, stdin=stdin)
 
-    def run_stream(self, argv: list[str], *, stdin_file: BinaryIO | None, timeout: float) -> CommandResult:
+    def run_stream(self, argv: list[str], *, stdin_file: IO[bytes] | None, timeout: float) -> CommandResult:
         """Like run, with stdin read from an open binary file (e.g. a tar piped into `docker build -`)."""
         if stdin_file is None:
             return self._execute(argv, env=None, timeout=timeout, check=False, stdin=subprocess.DEVNULL)
@@ -352,19 +350,3 @@ def open_target(manifest: Mapping[str, Any], environ: Mapping[str, str] = os.env
             f"warning: insecure_ignore_host_key is true: the host key of ${settings.host_env} is not checked",
         )
     return SshTarget(settings)
-
-
-# Re-exported so callers can `from target import http_probe, tcp_probe`.
-from probe import http_probe, tcp_probe  # noqa: E402
-
-__all__ = [
-    "CommandFailed",
-    "CommandResult",
-    "LocalTarget",
-    "SshTarget",
-    "Target",
-    "TargetError",
-    "http_probe",
-    "open_target",
-    "tcp_probe",
-]

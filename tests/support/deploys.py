@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -15,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.manifests import manifest_toml, write_resolved_manifest
-from tests.support.stepscripts import STEPS
+from tests.support.stepscripts import step_argv
 
-SCRIPT = STEPS / "deploy_service.py"
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -65,10 +63,10 @@ class DeployBench:
         return self.manifest
 
     def argv(self, *args: str, status: str = "status.json") -> list[str]:
-        return [
-            sys.executable, "-I", "-S", str(SCRIPT), "--manifest", str(self.manifest),
+        return step_argv(
+            "deploy_service", "--manifest", str(self.manifest),
             "--service", self.service, "--branch", "main", "--status-file", str(self.workdir / status), *args,
-        ]  # fmt: skip
+        )  # fmt: skip
 
     def start(
         self, *args: str, status: str = "status.json", env: Mapping[str, str] | None = None

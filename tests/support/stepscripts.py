@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Mapping
-from pathlib import Path
 
-STEPS = Path(__file__).resolve().parents[2] / "generator" / "steps"
+from generator.steprun import PACKAGE_ROOT, step_argv
+
+__all__ = ["PACKAGE_ROOT", "run_step", "step_argv", "step_env"]
 
 
 def step_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -18,14 +18,15 @@ def step_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def run_step(
-    script: str,
+    job: str,
     *args: str,
     env: Mapping[str, str] | None = None,
     python_flags: tuple[str, ...] = (),
     timeout: float = 60,
 ) -> subprocess.CompletedProcess[str]:
-    """`python -I -S generator/steps/<script> args...`; output decoded as UTF-8, bad bytes replaced."""
-    command = [sys.executable, "-I", "-S", *python_flags, str(STEPS / script), *args]
+    """generator.steps.<job> in a fresh `python -I -S`; output decoded as UTF-8, bad bytes replaced."""
+    python, *rest = step_argv(job, *args)
+    command = [python, *python_flags, *rest]
     return subprocess.run(
         command,
         env=step_env(env),

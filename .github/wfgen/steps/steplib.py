@@ -37,7 +37,8 @@ RESULTS_FINAL = frozenset({"deployed", "unchanged", "failed", "rolled_back", "ca
 
 
 def default_manifest_path() -> Path:
-    return Path(__file__).resolve().with_name("manifest.json")
+    """manifest.json beside the job entry scripts, one folder above this package (.github/wfgen/)."""
+    return Path(__file__).resolve().parent.parent / "manifest.json"
 
 
 def add_manifest_option(parser: argparse.ArgumentParser) -> None:

@@ -11,10 +11,9 @@ import re
 import socket
 import urllib.error
 import urllib.request
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from target import Target
+from .target import Target, TargetError
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -54,8 +53,6 @@ def http_probe(target: Target, url: str, timeout: float) -> int | None:
             return None
     result = target.run(["sh", "-c", _HTTP_PROBE_SCRIPT, "sh", f"{timeout:g}", url], timeout=timeout + 15)
     if result.returncode == NO_HTTP_CLIENT:
-        from target import TargetError  # here, not at the top: target.py imports this module
-
         # Not "no answer": otherwise every health check would wait out its deadline and blame the service.
         raise TargetError("neither curl nor wget on the target; install curl")
     found = re.search(r"code:(\d{3})", result.stdout)

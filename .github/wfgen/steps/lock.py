@@ -13,16 +13,13 @@ import json
 import os
 import secrets
 import socket
-import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import steplib  # noqa: E402
-from target import Target  # noqa: E402
+from . import steplib
+from .target import Target
 
 POLL_S = 1.0
 

@@ -9,13 +9,10 @@ from __future__ import annotations
 import posixpath
 import re
 import subprocess
-import sys
-from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import steplib  # noqa: E402
-from target import Target  # noqa: E402
+from . import steplib
+from .target import Target
 
 GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "GIT_SSH_COMMAND": "ssh -o BatchMode=yes"}
 _SHA = re.compile(r"^[0-9a-f]{40}$")

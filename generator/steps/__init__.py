@@ -1,0 +1,10 @@
+"""The steps of a deploy, run by the workflow's jobs and by `wfgen deploy`: stdlib only, Python >= 3.11.
+
+`wfgen render` vendors this package into `.github/wfgen/steps/` with one small entry script per job beside it,
+so a job runs `python3 -I -S .github/wfgen/<job>.py` with nothing installed.
+"""
+
+from __future__ import annotations
+
+# The modules with a `main(argv) -> int` that a job (or the local runner) runs, in pipeline order.
+JOBS = ("prepare", "check_infrastructure", "deploy_service", "deployment_summary")
