@@ -9,13 +9,13 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from generator import __version__
+from generator.steps.steplib import GIT_REF_HINT, is_safe_git_ref
 
 MAX_SERVICES = 256  # GitHub's limit of jobs a matrix can generate
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DOCKER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-_GIT_REF = re.compile(r"^[A-Za-z0-9._/-]{1,200}$")
 _OWNER_REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _URL_SCHEMES = ("https://", "ssh://", "file://", "git@")
 _REGISTRY = re.compile(r"^[a-z0-9][a-z0-9.-]*(:[0-9]{1,5})?(/[a-z0-9._-]+)*$")
@@ -45,16 +45,8 @@ def check_docker_name(value: str) -> str:
 
 
 def check_git_ref(value: str) -> str:
-    parts = value.split("/")
-    unsafe = (
-        not _GIT_REF.fullmatch(value)
-        or value.startswith(("-", "/", "."))
-        or value.endswith(("/", ".", ".lock"))
-        or ".." in value
-        or any(part == "" or part.startswith(".") for part in parts)
-    )
-    if unsafe:
-        raise ValueError("is not a safe git branch name (letters, digits, '.', '_', '-', '/'; no '..')")
+    if not is_safe_git_ref(value):
+        raise ValueError(f"is not a safe git branch name ({GIT_REF_HINT})")
     return value
 
 

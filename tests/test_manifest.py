@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -11,6 +12,8 @@ from generator.errors import ManifestError
 from generator.locate import KeyLocator, format_loc
 from generator.manifest import find_cycle, load_manifest, parse_manifest
 from generator.resolve import resolve_manifest
+from generator.steps.steplib import GIT_REF_HINT
+from tests.support.git_refs import SAFE_REFS, UNSAFE_REFS
 
 ISSUE_EXAMPLE = textwrap.dedent(
     """\
@@ -173,3 +176,24 @@ def test_ghcr_push_logs_in_with_the_job_token_unless_told_otherwise() -> None:
         "build"
     ]
     assert (other["registry_user_env"], other["registry_password_env"]) == (None, None)
+
+
+def _with_ref(ref: str) -> str:
+    quoted = json.dumps(ref)  # a TOML basic string
+    return f'[project]\nname = "p"\nbranches = [{quoted}]\n[services.a]\nrepository = "o/a"\nport = 80\nref = {quoted}\n'
+
+
+@pytest.mark.parametrize("ref", SAFE_REFS)
+def test_a_safe_ref_is_a_valid_branch_and_service_ref(ref: str) -> None:
+    manifest = parse_manifest(_with_ref(ref))
+    assert (manifest.project.branches, manifest.services["a"].ref) == ([ref], ref)
+
+
+@pytest.mark.parametrize("ref", UNSAFE_REFS)
+def test_an_unsafe_ref_is_refused_as_branch_and_service_ref(ref: str) -> None:
+    with pytest.raises(ManifestError) as caught:
+        parse_manifest(_with_ref(ref))
+    assert caught.value.problems == [
+        f"services.toml:3: project.branches[0]: is not a safe git branch name ({GIT_REF_HINT})",
+        f"services.toml:7: services.a.ref: is not a safe git branch name ({GIT_REF_HINT})",
+    ]

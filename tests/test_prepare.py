@@ -132,12 +132,30 @@ def test_no_selection_at_all(tmp_path: Path, manifest: Path) -> None:
     [
         ("mian", "prepare: unknown branch 'mian' (did you mean 'main'?); valid: main, develop, staging"),
         ("release", "prepare: unknown branch 'release'; valid: main, develop, staging"),
-        ("../etc", "prepare: branch '../etc' is not a safe git ref (letters, digits, '.', '_', '-', '/')"),
-        ("-rf", "prepare: branch '-rf' is not a safe git ref (letters, digits, '.', '_', '-', '/')"),
-        ("main;id", "prepare: branch 'main;id' is not a safe git ref (letters, digits, '.', '_', '-', '/')"),
-        ("main\nx", "prepare: branch 'main\\nx' is not a safe git ref (letters, digits, '.', '_', '-', '/')"),
-        ("a.lock", "prepare: branch 'a.lock' is not a safe git ref (letters, digits, '.', '_', '-', '/')"),
-        ("f/.x", "prepare: branch 'f/.x' is not a safe git ref (letters, digits, '.', '_', '-', '/')"),
+        (
+            "../etc",
+            "prepare: branch '../etc' is not a safe git branch name (letters, digits, '.', '_', '-', '/'; no '..')",
+        ),
+        (
+            "-rf",
+            "prepare: branch '-rf' is not a safe git branch name (letters, digits, '.', '_', '-', '/'; no '..')",
+        ),
+        (
+            "main;id",
+            "prepare: branch 'main;id' is not a safe git branch name (letters, digits, '.', '_', '-', '/'; no '..')",
+        ),
+        (
+            "main\nx",
+            "prepare: branch 'main\\nx' is not a safe git branch name (letters, digits, '.', '_', '-', '/'; no '..')",
+        ),
+        (
+            "a.lock",
+            "prepare: branch 'a.lock' is not a safe git branch name (letters, digits, '.', '_', '-', '/'; no '..')",
+        ),
+        (
+            "f/.x",
+            "prepare: branch 'f/.x' is not a safe git branch name (letters, digits, '.', '_', '-', '/'; no '..')",
+        ),
     ],
 )
 def test_bad_branch(tmp_path: Path, manifest: Path, branch: str, message: str) -> None:

@@ -15,7 +15,6 @@ from .target import Target
 
 GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "GIT_SSH_COMMAND": "ssh -o BatchMode=yes"}
 _SHA = re.compile(r"^[0-9a-f]{40}$")
-_BAD_REF = re.compile(r"(^[-/.])|\.\.|[\s~^:?*\[\\]|@\{|/$|\.lock$|\.$")
 
 
 class SourceError(Exception):
@@ -24,8 +23,8 @@ class SourceError(Exception):
 
 def check_ref(ref: str) -> str:
     """Reject what git would not take as a branch name (and anything that could pass as an option)."""
-    if not ref or _BAD_REF.search(ref) or any(ord(ch) < 32 for ch in ref):
-        raise steplib.UsageError(f"branch: {ref!r} is not a valid git branch name")
+    if not steplib.is_safe_git_ref(ref):
+        raise steplib.UsageError(f"branch: {ref!r} is not a safe git branch name ({steplib.GIT_REF_HINT})")
     return ref
 
 

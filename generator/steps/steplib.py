@@ -186,17 +186,19 @@ class StatusFile:
         write_json_atomic(self.path, self.data)
 
 
-_GIT_REF = re.compile(r"^[A-Za-z0-9._/-]{1,200}$")
+_GIT_REF = re.compile(r"[A-Za-z0-9._/-]{1,200}")
+GIT_REF_HINT = "letters, digits, '.', '_', '-', '/'; no '..'"
 
 
 def is_safe_git_ref(ref: str) -> bool:
-    """The branch-name rules of generator/model.py's check_git_ref: safe for git and for a shell."""
+    """The one branch/tag rule (manifest, prepare, deploy): git takes it, a shell never needs it quoted."""
     return not (
-        not _GIT_REF.match(ref)
+        not _GIT_REF.fullmatch(ref)
+        or ref == "HEAD"  # git refuses it as a branch name
         or ref.startswith(("-", "/", "."))
-        or ref.endswith(("/", ".", ".lock"))
+        or ref.endswith(("/", "."))
         or ".." in ref
-        or any(part == "" or part.startswith(".") for part in ref.split("/"))
+        or any(part == "" or part.startswith(".") or part.endswith(".lock") for part in ref.split("/"))
     )
 
 

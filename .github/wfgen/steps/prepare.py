@@ -68,9 +68,7 @@ def check_branch(branch: str | None, branches: list[str]) -> str:
     if branch is None:
         return branches[0]
     if not steplib.is_safe_git_ref(branch):
-        raise steplib.UsageError(
-            f"branch {branch!r} is not a safe git ref (letters, digits, '.', '_', '-', '/')"
-        )
+        raise steplib.UsageError(f"branch {branch!r} is not a safe git branch name ({steplib.GIT_REF_HINT})")
     if branch not in branches:
         hint = steplib.did_you_mean(branch, branches)
         raise steplib.UsageError(f"unknown branch '{branch}'{hint}; valid: {', '.join(branches)}")
