@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import enum
+from generator.steps.steplib import Exit
 
-
-class ExitCode(enum.IntEnum):
-    OK = 0
-    FAILED = 1  # stale output, a failed deploy
-    USAGE = 2  # bad input: manifest, options
-    INTERRUPTED = 130
+ExitCode = Exit  # one set of exit codes for the commands and the step scripts they run
 
 
 class WfgenError(Exception):

@@ -13,7 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from generator.steps.steplib import RESULTS_FINAL, now_iso, parse_iso, read_json, write_json_atomic
+from generator.steps.steplib import (
+    RESULTS_FINAL,
+    now_iso,
+    parse_iso,
+    read_json,
+    status_record,
+    write_json_atomic,
+)
 
 PHASES = ("queued", "lock", "source", "build", "candidate", "health", "switch", "verify", "cleanup", "done")
 
@@ -245,21 +252,9 @@ def write_settled(leg: Leg) -> None:
 
 
 def _blank_status(leg: Leg, now: str) -> dict[str, Any]:
-    return {
-        "service": leg.service,
-        "result": leg.result,
-        "phase": leg.phase,
-        "branch": leg.branch,
-        "started_at": None,
-        "finished_at": now,
-        "duration_s": None,
-        "commit": None,
-        "image": None,
-        "previous_image": None,
-        "message": leg.message,
-        "log_path": None,
-        "phases": [],
-    }
+    return status_record(
+        leg.service, leg.branch, result=leg.result, phase=leg.phase, finished_at=now, message=leg.message
+    )
 
 
 def _signal(leg: Leg, sig: signal.Signals, *, group: bool) -> None:

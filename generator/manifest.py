@@ -13,7 +13,8 @@ from pydantic import ValidationError
 from generator.errors import ManifestError
 from generator.locate import KeyLocator, format_loc
 from generator.model import MAX_SERVICES, Manifest
-from generator.suggest import allowed_keys, did_you_mean
+from generator.steps.steplib import did_you_mean
+from generator.suggest import allowed_keys
 
 _TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)$")
 

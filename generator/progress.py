@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 import time
 from pathlib import Path
@@ -16,14 +15,10 @@ from rich.text import Text
 
 from generator.legs import Event, Leg
 from generator.runlog import ICONS, display_path, seconds, short, tail, totals_line
-from generator.steps.steplib import RESULTS_OK
+from generator.steps.steplib import RESULTS_OK, clock
 
 REFRESH_S = 1.0
 _CLOCK = re.compile(r"^\[\d\d:\d\d:\d\d\] ")  # a step's own timestamp on a line we relay
-
-
-def clock() -> str:
-    return dt.datetime.now().strftime("%H:%M:%S")
 
 
 def describe_result(leg: Leg) -> str:

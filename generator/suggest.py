@@ -1,20 +1,13 @@
-"""Did-you-mean suggestions for misspelt keys and names."""
+"""The keys a manifest table accepts, for did-you-mean suggestions (generator.steps.steplib.did_you_mean)."""
 
 from __future__ import annotations
 
-import difflib
 import types
 import typing
-from collections.abc import Iterable
 
 from pydantic import BaseModel
 
 from generator.model import Manifest
-
-
-def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    matches = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean '{matches[0]}'?)" if matches else ""
 
 
 def allowed_keys(loc: tuple[str | int, ...]) -> list[str]:

@@ -143,27 +143,39 @@ def read_json(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def status_record(service: str, branch: str, **fields: Any) -> dict[str, Any]:
+    """A status JSON with every key of docs/design.md; the runner writes one for a leg it never started."""
+    record: dict[str, Any] = {
+        "service": service,
+        "result": "running",
+        "phase": "lock",
+        "branch": branch,
+        "started_at": None,
+        "finished_at": None,
+        "duration_s": None,
+        "commit": None,
+        "image": None,
+        "previous_image": None,
+        "message": "",
+        "log_path": None,
+        "phases": [],
+    }
+    unknown = sorted(fields.keys() - record.keys())
+    if unknown:
+        raise TypeError(f"not a status key: {', '.join(unknown)}")
+    return {**record, **fields}
+
+
 class StatusFile:
     """The per-service status JSON, rewritten atomically at every phase change."""
 
     def __init__(self, path: str | os.PathLike[str], service: str, branch: str, log_path: str | None = None):
         self.path = Path(path)
         started = now_iso()
-        self.data: dict[str, Any] = {
-            "service": service,
-            "result": "running",
-            "phase": "lock",
-            "branch": branch,
-            "started_at": started,
-            "finished_at": None,
-            "duration_s": None,
-            "commit": None,
-            "image": None,
-            "previous_image": None,
-            "message": "starting",
-            "log_path": log_path,
-            "phases": [{"phase": "lock", "at": started}],
-        }
+        first = [{"phase": "lock", "at": started}]
+        self.data = status_record(
+            service, branch, started_at=started, message="starting", log_path=log_path, phases=first
+        )
         self._save()
 
     def update(self, *, phase: str | None = None, **fields: Any) -> None:
