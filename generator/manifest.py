@@ -16,6 +16,7 @@ from generator.model import MAX_SERVICES, Manifest
 from generator.steps.steplib import did_you_mean
 from generator.suggest import allowed_keys
 
+TOO_DEEP = "arrays or tables nested too deeply to read"
 _TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)$")
 
 _MESSAGES = {
@@ -50,6 +51,13 @@ def load_manifest(path: Path) -> Manifest:
 
 
 def parse_manifest(text: str, display: str = "services.toml") -> Manifest:
+    try:
+        return _parse(text, display)
+    except RecursionError:  # tomllib, pydantic and the checks here all recurse into nested values
+        raise ManifestError([f"{display}: {TOO_DEEP}"]) from None
+
+
+def _parse(text: str, display: str) -> Manifest:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -37,6 +37,24 @@ depends_on = ["auth"]
 
 MISTAKES = [
     pytest.param(
+        'env = ["JWT_SECRET"]',
+        "env = " + "[" * 3000 + "]" * 3000,
+        "services.toml: arrays or tables nested too deeply to read",
+        id="deep-array",
+    ),
+    pytest.param(
+        'env = ["JWT_SECRET"]',
+        "env = " + "{a = " * 3000 + "1" + "}" * 3000,
+        "services.toml: arrays or tables nested too deeply to read",
+        id="deep-inline-table",
+    ),
+    pytest.param(
+        'env = ["JWT_SECRET"]',
+        "env." + "a." * 3000 + "a = 1",  # tomllib reads dotted keys without recursing; checking them recurses
+        "services.toml: arrays or tables nested too deeply to read",
+        id="deep-dotted-keys",
+    ),
+    pytest.param(
         'name = "shop"',
         'name = "shop',
         "services.toml:2: invalid TOML: Illegal character '\\n' (column 13)",

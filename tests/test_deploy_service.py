@@ -89,6 +89,35 @@ def test_unknown_service_suggests_and_exits_2(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("wait", "problem"),
+    [
+        ("nan", "expected a finite number of seconds, got 'nan'"),
+        ("inf", "expected a finite number of seconds, got 'inf'"),
+        ("1e309", "expected a finite number of seconds, got '1e309'"),
+        ("-0", "must not be negative"),
+        ("-1", "must not be negative"),
+        ("soon", "expected seconds, got 'soon'"),
+    ],
+)
+def test_lock_wait_that_is_not_a_finite_duration_exits_2_before_anything_runs(
+    tmp_path: Path, wait: str, problem: str
+) -> None:
+    state = tmp_path / "state"
+    table = {"repository": (tmp_path / "no-such-repo").as_uri(), "port": 3000}
+    manifest = write_resolved_manifest(
+        tmp_path, manifest_toml({"auth-service": table}, target={"state_dir": str(state)})
+    )
+    status = tmp_path / "status.json"
+    proc = run_step(
+        "deploy_service", "--manifest", str(manifest), "--service", "auth-service", "--branch", "main",
+        "--status-file", str(status), f"--lock-wait={wait}",
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.splitlines() == [f"auth-service: --lock-wait: {problem}"]
+    assert not status.exists() and not state.exists()
+
+
 def test_missing_manifest_exits_2(tmp_path: Path) -> None:
     proc = run_step(
         "deploy_service", "--manifest", str(tmp_path / "nope.json"), "--service", "x", "--branch", "m"

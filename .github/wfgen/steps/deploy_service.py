@@ -9,6 +9,7 @@ switch (the tests use it to make the final start fail for real); unset in normal
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 from pathlib import Path
@@ -71,7 +72,9 @@ def settings_from(args: argparse.Namespace, manifest: dict[str, Any]) -> Setting
         wait_s = float(lock_wait)
     except ValueError:
         raise steplib.UsageError(f"--lock-wait: expected seconds, got {lock_wait!r}") from None
-    if wait_s < 0:
+    if not math.isfinite(wait_s):  # nan never compares past a deadline: the wait would never end
+        raise steplib.UsageError(f"--lock-wait: expected a finite number of seconds, got {lock_wait!r}")
+    if math.copysign(1.0, wait_s) < 0:
         raise steplib.UsageError("--lock-wait: must not be negative")
     return Settings(
         service=services[args.service],
