@@ -18,6 +18,7 @@ from generator.errors import WfgenError
 from generator.model import Manifest
 from generator.resolve import GENERATED_NOTE, resolve_manifest
 from generator.steps import JOBS
+from generator.steps.check_infrastructure import secret_flag
 
 DEPLOY_WORKFLOW = ".github/workflows/deploy-services-parallel.yml"
 CHECK_WORKFLOW = ".github/workflows/wfgen-check.yml"
@@ -70,7 +71,7 @@ def workflow_context(resolved: dict[str, Any], header: str) -> dict[str, Any]:
         **resolved,
         "header": header,
         "pins": action_pins(),
-        "check_env": secret_env([*target_names, *resolved["infrastructure"]["secrets"]]),
+        "check_env": check_env(target_names, resolved["infrastructure"]["secrets"]),
         "deploy_env": deploy_env(resolved, [*target_names, *registry_names]),
         "push_to_ghcr": build["where"] == "runner" and registry.split("/")[0] == "ghcr.io",
         "path_service_names": [name for name, service in resolved["services"].items() if service["path"]],
@@ -79,20 +80,38 @@ def workflow_context(resolved: dict[str, Any], header: str) -> dict[str, Any]:
     }
 
 
+def secret_ref(name: str) -> str | None:
+    """`secrets.NAME`, or `github.token`; None for the GITHUB_* variables the runner sets itself."""
+    if not _ENV_NAME.fullmatch(name):
+        raise WfgenError(f"{name!r}: not a valid environment variable name")
+    if name.startswith(RESERVED_ENV_PREFIX):
+        raise WfgenError(f"{name}: names starting with {RESERVED_ENV_PREFIX} are reserved for wfgen")
+    if name == "GITHUB_TOKEN":
+        return "github.token"  # the job's own token, scoped by the job's permissions
+    if name.startswith("GITHUB_"):  # the runner sets GITHUB_* itself; no secret may use the prefix
+        return None
+    return f"secrets.{name}"
+
+
 def secret_env(names: Iterable[str | None]) -> dict[str, str]:
     """`NAME: ${{ secrets.NAME }}` for each distinct name, in first-seen order."""
     env: dict[str, str] = {}
     for name in names:
         if name is None or name in env:
             continue
-        if not _ENV_NAME.fullmatch(name):
-            raise WfgenError(f"{name!r}: not a valid environment variable name")
-        if name.startswith(RESERVED_ENV_PREFIX):
-            raise WfgenError(f"{name}: names starting with {RESERVED_ENV_PREFIX} are reserved for wfgen")
-        if name == "GITHUB_TOKEN":
-            env[name] = "${{ github.token }}"  # the job's own token, scoped by the job's permissions
-        elif not name.startswith("GITHUB_"):  # the runner sets GITHUB_* itself; no secret may use the prefix
-            env[name] = "${{ secrets." + name + " }}"
+        ref = secret_ref(name)
+        if ref is not None:
+            env[name] = "${{ " + ref + " }}"
+    return env
+
+
+def check_env(target_names: list[str | None], checked: list[str]) -> dict[str, str]:
+    """The target's secrets, which the check uses; for the ones it only checks, whether they are set."""
+    env = secret_env(target_names)
+    for name in checked:
+        ref = secret_ref(name)
+        if ref is not None:
+            env[secret_flag(name)] = "${{ " + ref + " != '' }}"
     return env
 
 
@@ -104,16 +123,16 @@ def deploy_env(resolved: dict[str, Any], every_leg: list[str | None]) -> dict[st
         for secret in service["env"]:
             if secret not in env:
                 users.setdefault(secret, []).append(name)
-    env.update(secret_env(users))
     everyone = list(resolved["services"])
     for secret, services in users.items():
-        if secret in env and services != everyone and env[secret].startswith("${{ secrets."):
-            names = json.dumps(
-                services, separators=(",", ":")
-            )  # service names are [a-z0-9-]: no quoting issue
-            env[secret] = (
-                f"${{{{ contains(fromJSON('{names}'), matrix.service) && secrets.{secret} || '' }}}}"
-            )
+        ref = secret_ref(secret)
+        if ref is None:
+            continue
+        if services == everyone:
+            env[secret] = "${{ " + ref + " }}"
+        else:  # service names are [a-z0-9-]: no quoting issue
+            names = json.dumps(services, separators=(",", ":"))
+            env[secret] = f"${{{{ contains(fromJSON('{names}'), matrix.service) && {ref} || '' }}}}"
     return env
 
 

@@ -29,6 +29,7 @@ from generator.runlog import (
     write_run,
 )
 from generator.steprun import run_prepare, run_step, step_argv
+from generator.steps.check_infrastructure import secret_flags
 from generator.steps.steplib import RESULTS_OK, now_iso
 
 POLL_S = 0.2
@@ -85,7 +86,9 @@ def deploy(
             print_plan(resolved, selected, branch, options, env, stream)
             return ExitCode.OK
         # Checked before the run folder exists: a missing target variable is bad input and writes nothing.
-        check = run_step(step_argv("check_infrastructure", "--manifest", str(scratch)), env, interrupts)
+        flags = secret_flags(resolved["infrastructure"]["secrets"], env)  # what the workflow's check job gets
+        check_argv = step_argv("check_infrastructure", "--manifest", str(scratch))
+        check = run_step(check_argv, {**env, **flags}, interrupts)
         if check[0] == ExitCode.USAGE:
             raise RunnerError(check[2].strip() or "check_infrastructure.py: bad usage")
         return Run(options, resolved, selected, branch, env, stream, interrupts).execute(check)

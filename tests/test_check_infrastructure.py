@@ -152,6 +152,28 @@ def test_each_failure_is_reported_for_its_own_reason(tmp_path: Path, docker_env:
     assert SECRET_VALUE not in proc.stdout + proc.stderr
 
 
+def test_secrets_are_judged_by_the_flags_the_workflow_passes(
+    tmp_path: Path, docker_env: dict[str, str]
+) -> None:
+    """The job gets `WFGEN_SECRET_SET_X: ${{ secrets.X != '' }}`, never X's value; a hand run has only X."""
+    data = manifest(LOCAL, secrets=["WFGT_FLAG_SET", "WFGT_FLAG_UNSET", "WFGT_BY_VALUE", "WFGT_EMPTY"])
+    env = {
+        **docker_env,
+        "WFGEN_SECRET_SET_WFGT_FLAG_SET": "true",
+        "WFGEN_SECRET_SET_WFGT_FLAG_UNSET": "false",
+        "WFGT_FLAG_UNSET": SECRET_VALUE,  # the flag is what the workflow knows about the secret
+        "WFGT_BY_VALUE": SECRET_VALUE,
+        "WFGT_EMPTY": "",
+    }
+    proc = run_check(tmp_path, data, env)
+    table = rows(proc.stdout)
+    assert table["secret WFGT_FLAG_SET"] == (True, "set")
+    assert table["secret WFGT_FLAG_UNSET"] == (False, "not set in the environment")
+    assert table["secret WFGT_BY_VALUE"] == (True, "set")
+    assert table["secret WFGT_EMPTY"] == (False, "not set in the environment")
+    assert SECRET_VALUE not in proc.stdout + proc.stderr
+
+
 def test_docker_engine_down(tmp_path: Path, docker_env: dict[str, str]) -> None:
     env = {**docker_env, "DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"}
     proc = run_check(tmp_path, manifest(LOCAL, networks=["wfgt-any"]), env)

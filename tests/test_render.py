@@ -38,6 +38,7 @@ MANIFESTS = {
     "services": ROOT / "services.toml",
     "minimal": ROOT / "tests" / "manifests" / "minimal.toml",
     "runner": ROOT / "tests" / "manifests" / "runner.toml",
+    "tokens": ROOT / "tests" / "manifests" / "tokens.toml",
 }
 STEPS = ROOT / "generator" / "steps"
 USES = re.compile(r"^\s*(?:- )?uses: (\S+)@([0-9a-f]{40}) # (v\d+\.\d+\.\d+)$", re.MULTILINE)
@@ -214,6 +215,10 @@ def test_no_expression_in_run_and_every_action_pinned(name: str) -> None:
             assert pins[action] == {"sha": sha, "version": version}
 
 
+def _ref(name: str) -> str:
+    return "github.token" if name == "GITHUB_TOKEN" else f"secrets.{name}"
+
+
 @pytest.mark.parametrize("name", sorted(MANIFESTS))
 def test_secrets_reach_the_jobs_that_need_them_through_env(name: str) -> None:
     data = resolved(name)
@@ -222,18 +227,22 @@ def test_secrets_reach_the_jobs_that_need_them_through_env(name: str) -> None:
     service_env = [env for service in data["services"].values() for env in service["env"]]
     check_env = jobs["check-infrastructure"]["steps"][-1].get("env", {})
     deploy_env = jobs["deploy-service"]["steps"][-2]["env"]
-    for needed in {n for n in [*target, *data["infrastructure"]["secrets"]] if n}:
-        assert check_env[needed] == f"${{{{ secrets.{needed} }}}}"
     for needed in {n for n in target if n}:
-        assert deploy_env[needed] == f"${{{{ secrets.{needed} }}}}"
-    for needed in set(service_env) - set(target):
+        assert check_env[needed] == deploy_env[needed] == f"${{{{ secrets.{needed} }}}}"
+    for checked in set(data["infrastructure"]["secrets"]) - set(
+        target
+    ):  # the check sees if set, not the value
+        assert checked not in check_env
+    for checked in data["infrastructure"]["secrets"]:
+        assert check_env[f"WFGEN_SECRET_SET_{checked}"] == f"${{{{ {_ref(checked)} != '' }}}}"
+    for needed in set(service_env) - set(target) - set(data["build"].values()):
         users = [n for n, service in data["services"].items() if needed in service["env"]]
         if users == list(data["services"]):
-            assert deploy_env[needed] == f"${{{{ secrets.{needed} }}}}"
+            assert deploy_env[needed] == f"${{{{ {_ref(needed)} }}}}"
         else:  # only the legs of the services that declare it receive it
             names = json.dumps(users, separators=(",", ":"))
             assert deploy_env[needed] == (
-                f"${{{{ contains(fromJSON('{names}'), matrix.service) && secrets.{needed} || '' }}}}"
+                f"${{{{ contains(fromJSON('{names}'), matrix.service) && {_ref(needed)} || '' }}}}"
             )
     assert {k: v for k, v in deploy_env.items() if k.startswith("WFGEN_")} == {
         "WFGEN_SERVICE": "${{ matrix.service }}",
@@ -246,6 +255,27 @@ def test_secrets_reach_the_jobs_that_need_them_through_env(name: str) -> None:
         assert "secrets." not in json.dumps(jobs[job])
     environment = data["target"]["environment"]
     assert [job.get("environment") for job in jobs.values()] == [None, environment, environment, None]
+
+
+def test_job_token_reaches_only_the_legs_of_services_that_name_it() -> None:
+    jobs = parse_yaml(rendered("tokens")[DEPLOY_WORKFLOW])["jobs"]
+    env = jobs["deploy-service"]["steps"][-2]["env"]
+    gate = "contains(fromJSON('[\"publisher\"]'), matrix.service)"
+    assert env["GITHUB_TOKEN"] == f"${{{{ {gate} && github.token || '' }}}}"
+    assert env["SIGNING_KEY"] == f"${{{{ {gate} && secrets.SIGNING_KEY || '' }}}}"
+
+
+def test_infrastructure_check_gets_whether_a_secret_is_set_not_its_value() -> None:
+    check = parse_yaml(rendered("tokens")[DEPLOY_WORKFLOW])["jobs"]["check-infrastructure"]["steps"][-1]
+    assert check["env"] == {
+        "VPS_HOST": "${{ secrets.VPS_HOST }}",  # the target's own: the check connects with it
+        "VPS_USER": "${{ secrets.VPS_USER }}",
+        "VPS_SSH_KEY": "${{ secrets.VPS_SSH_KEY }}",
+        "VPS_KNOWN_HOSTS": "${{ secrets.VPS_KNOWN_HOSTS }}",
+        "WFGEN_SECRET_SET_GITHUB_TOKEN": "${{ github.token != '' }}",
+        "WFGEN_SECRET_SET_SIGNING_KEY": "${{ secrets.SIGNING_KEY != '' }}",
+        "WFGEN_SECRET_SET_VPS_HOST": "${{ secrets.VPS_HOST != '' }}",
+    }
 
 
 def test_runner_builds_push_to_ghcr_with_the_job_token() -> None:

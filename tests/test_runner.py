@@ -81,6 +81,23 @@ def test_one_failure_does_not_stop_the_others_and_retry_failed_redeploys_it(flee
     assert again.returncode == 0 and "nothing to retry" in again.stdout
 
 
+def test_the_check_learns_whether_a_secret_is_set_from_the_value_the_legs_get(fleet_factory) -> None:
+    fleet = fleet_factory({"solo": {}})
+    text = fleet.manifest.read_text(encoding="utf-8")
+    checked = '[infrastructure]\nsecrets = ["WFGT_RUN_SECRET"]\n'
+    fleet.manifest.write_text(text.replace("[infrastructure]\n", checked, 1), encoding="utf-8")
+    # A flag left in the shell cannot stand in for the secret itself, nor hide it: the runner sets the flag.
+    unset = fleet.wfgen("deploy", "all", "main", "--quiet", WFGEN_SECRET_SET_WFGT_RUN_SECRET="true")
+    assert unset.returncode == 1, unset.stdout + unset.stderr
+    assert "✗ secret WFGT_RUN_SECRET — not set in the environment" in unset.stderr
+    assert fleet.last_run()["services"]["solo"]["result"] == "skipped"
+    given = fleet.wfgen(
+        "deploy", "all", "main", "--quiet", WFGT_RUN_SECRET="x", WFGEN_SECRET_SET_WFGT_RUN_SECRET="false"
+    )
+    assert given.returncode == 0, given.stdout + given.stderr
+    assert fleet.last_run()["services"]["solo"]["result"] == "deployed"
+
+
 def test_max_parallel_bounds_concurrency(fleet_factory) -> None:
     names = [f"svc-{i}" for i in range(5)]
     fleet = fleet_factory({name: {"delay_s": 1} for name in names}, max_parallel=6)

@@ -51,7 +51,7 @@ def build_repo(
         toml_table("target", {"kind": "ssh", "port": ssh_port, "insecure_ignore_host_key": False,
                               "network": network, "state_dir": str(root / "target-state"),
                               "connect_timeout_s": 5}),
-        toml_table("infrastructure", {"networks": [network]}),
+        toml_table("infrastructure", {"networks": [network], "secrets": ["API_TOKEN", "GITHUB_TOKEN"]}),
     ]  # fmt: skip
     for name, env in SECRET_ENV.items():
         source = {"path": SITE_PATH} if name == "site" else {"repository": repos[name].url}
@@ -59,7 +59,7 @@ def build_repo(
             **source,
             "port": ports[name],
             "container_port": CONTAINER_PORT,
-            "env": [env],
+            "env": [env, "GITHUB_TOKEN"] if name == "api" else [env],  # the job token for api's leg only
             "health": HEALTH,
         }
         sections.append(toml_table(f"services.{name}", table))
@@ -137,6 +137,9 @@ def test_first_dispatch_deploys_all_then_a_broken_leg_fails_alone(
     assert check.result == "success", (
         check.step("Check the target").stdout + check.step("Check the target").stderr
     )
+    check_env = check.step("Check the target").env  # whether the secrets it checks are set, not their values
+    assert "API_TOKEN" not in check_env and "GITHUB_TOKEN" not in check_env
+    assert check_env["WFGEN_SECRET_SET_API_TOKEN"] == check_env["WFGEN_SECRET_SET_GITHUB_TOKEN"] == "true"
     assert deploy_exits(first) == {"api": 0, "notes": 0, "site": 0}, leg_errors(first)
     for leg in first.jobs["deploy-service"]:  # each leg receives its own service's secret and no other
         own = SECRET_ENV[leg.matrix["service"]]
@@ -144,6 +147,8 @@ def test_first_dispatch_deploys_all_then_a_broken_leg_fails_alone(
             name: value for name, value in leg.step("Deploy ").env.items() if name in SECRET_ENV.values()
         }
         assert given == {**dict.fromkeys(SECRET_ENV.values(), ""), own: secrets_[own]}
+        token = leg.step("Deploy ").env["GITHUB_TOKEN"]
+        assert token == (sim.token if leg.matrix["service"] == "api" else "")
     images = {status["service"]: status["image"] for status in leg_statuses(first)}
     for name, port in ports.items():
         assert fetch(f"http://127.0.0.1:{port}/health")[0] == 200, name

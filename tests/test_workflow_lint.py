@@ -19,6 +19,7 @@ MANIFESTS = {
     "services": ROOT / "services.toml",
     "minimal": ROOT / "tests" / "manifests" / "minimal.toml",
     "runner": ROOT / "tests" / "manifests" / "runner.toml",
+    "tokens": ROOT / "tests" / "manifests" / "tokens.toml",
 }
 LINT_TIMEOUT_S = 120
 BROKEN_PATH = ".github/workflows/broken.yml"

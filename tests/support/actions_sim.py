@@ -46,7 +46,9 @@ ACTION_INPUTS = {
 }
 _EXPR = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 _CONTAINS = re.compile(r"contains\(fromJSON\('(\[[^']*\])'\), *([\w.-]+)\)")  # a literal list
-_GATED = re.compile(r"contains\(fromJSON\('(\[[^']*\])'\), *([\w.-]+)\) && (secrets\.\w+) \|\| ''")
+_GATED = re.compile(
+    r"contains\(fromJSON\('(\[[^']*\])'\), *([\w.-]+)\) && (secrets\.\w+|github\.token) \|\| ''"
+)
 _COMPARE = re.compile(r"([A-Za-z_][\w.-]*)\s*(==|!=)\s*'([^']*)'")
 
 
@@ -117,6 +119,9 @@ class Context:
             return (
                 self.value(gated.group(3)) if self.value(gated.group(2)) in json.loads(gated.group(1)) else ""
             )
+        compare = _COMPARE.fullmatch(expr)
+        if compare:  # e.g. `secrets.X != ''`: a boolean, written into env as true/false
+            return self.compare(compare)
         call = re.fullmatch(r"fromJSON\((.+)\)", expr)
         if call:
             return json.loads(str(self.value(call.group(1))))
@@ -162,9 +167,12 @@ class Context:
             compare = _COMPARE.fullmatch(term)
             if not compare:
                 raise SimulatorError(f"simulator does not understand the condition {term!r} in {text!r}")
-            equal = _string(self.value(compare.group(1))).lower() == compare.group(3).lower()  # case-blind
-            verdict = verdict and equal == (compare.group(2) == "==")
+            verdict = verdict and self.compare(compare)
         return verdict
+
+    def compare(self, match: re.Match[str]) -> bool:
+        equal = _string(self.value(match.group(1))).lower() == match.group(3).lower()  # case-blind, as GitHub
+        return equal == (match.group(2) == "==")
 
 
 def _string(value: Any) -> str:
