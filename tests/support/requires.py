@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
+import sysconfig
 from pathlib import Path
 from typing import NoReturn
 
@@ -27,3 +29,15 @@ def require_executable(name: str, hint: str) -> str:
     if path is None:
         skip_or_fail(f"{name} not found: {hint}")
     return path
+
+
+def require_python_tool(name: str) -> str:
+    """Absolute path of a console script from the running interpreter's environment, or skip/fail.
+
+    Never the global PATH: a hand-installed copy there must not stand in for the one `.[test]` installs.
+    """
+    for folder in dict.fromkeys([sysconfig.get_path("scripts"), str(Path(sys.executable).parent)]):
+        path = Path(folder) / name
+        if path.is_file() and os.access(path, os.X_OK):
+            return str(path)
+    skip_or_fail(f"{name} is not installed in {sys.prefix}: pip install -e '.[test]'")
