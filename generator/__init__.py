@@ -2,4 +2,5 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+# The version lives in pyproject.toml alone; at run time it is read from the installed
+# metadata (generator.distribution), so a release changes one line.

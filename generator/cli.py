@@ -9,7 +9,7 @@ from typing import Any, NoReturn
 
 import click
 
-from generator import __version__
+from generator.distribution import installed
 from generator.errors import ExitCode, WfgenError
 from generator.manifest import load_manifest
 from generator.model import Manifest
@@ -39,8 +39,22 @@ def _exit(code: int) -> NoReturn:
     raise AssertionError("unreachable")
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        distribution = installed()
+        click.echo(f"wfgen, version {distribution.version} (distribution {distribution.name})")
+        ctx.exit()
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="wfgen")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Show the version and exit.",
+)
 def cli() -> None:
     """Turn one services.toml into fast, safe, parallel Docker deployments."""
 

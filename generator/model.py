@@ -8,7 +8,6 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from generator import __version__
 from generator.steps.steplib import GIT_REF_HINT, is_safe_git_ref
 
 MAX_SERVICES = 256  # GitHub's limit of jobs a matrix can generate
@@ -125,10 +124,10 @@ class Project(StrictModel):
     deploy_timeout_minutes: int = Field(
         default=30, ge=1, le=360, description="timeout-minutes of a deploy leg."
     )
-    wfgen_install: str = Field(
-        default=f"wfgen=={__version__}",
-        min_length=1,
-        description="What the check workflow pip-installs: a requirement, or '.' for this checkout.",
+    wfgen_install: Annotated[str, Field(min_length=1)] | None = Field(
+        default=None,
+        description="What the check workflow pip-installs: a requirement, or '.' for this checkout. "
+        "Unset: '<name>==<version>' of the wfgen that renders.",
     )
 
 

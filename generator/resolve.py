@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from generator.distribution import installed
 from generator.model import Manifest, Service
 
 GENERATED_NOTE = (
@@ -26,6 +27,8 @@ def split_tcp(endpoint: str) -> dict[str, Any]:
 
 def resolve_manifest(manifest: Manifest, source: str = "services.toml") -> dict[str, Any]:
     project = manifest.project.model_dump()
+    # Unset pins the wfgen that renders: a render with a newer wfgen moves the pin, and `check` sees it.
+    project["wfgen_install"] = manifest.project.wfgen_install or installed().requirement
     target = manifest.target.model_dump()
     target["network"] = target["network"] or f"{manifest.project.name}-network"
     if manifest.target.kind == "local":

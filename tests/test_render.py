@@ -501,6 +501,15 @@ def test_installed_wheel_renders_byte_identically(tmp_path: Path) -> None:
         "workflows/wfgen-check.yml",
         "wfgen/manifest.json",
     } <= set(wheel_files)
+    # A manifest without wfgen_install pins the wheel's own name and version, as pyproject.toml declares them.
+    project = tomllib.loads((source / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    minimal = build_file_tree(
+        tmp_path / "minimal", {"services.toml": MANIFESTS["minimal"].read_text("utf-8")}
+    )
+    run_render([str(venv / "bin" / "wfgen")], minimal)
+    check = parse_yaml((minimal / CHECK_WORKFLOW).read_text(encoding="utf-8"))
+    pin = f"{project['name']}=={project['version']}"
+    assert check["jobs"]["check"]["steps"][1]["env"] == {"WFGEN_INSTALL": pin}
 
 
 def test_vendored_scripts_run_isolated_from_github_wfgen(tmp_path: Path) -> None:

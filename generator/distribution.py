@@ -1,0 +1,50 @@
+"""The installed distribution that is running: the name and version the check workflow pins."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from importlib import metadata
+
+from generator.errors import WfgenError
+
+COMMAND = "wfgen"
+ENTRY_POINT = "generator.cli:main"
+
+
+@dataclass(frozen=True)
+class Distribution:
+    name: str
+    version: str
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.name}=={self.version}"
+
+
+@functools.cache
+def installed() -> Distribution:
+    """The distribution whose `wfgen` command runs this package, from its installed metadata.
+
+    Found by its entry point rather than by name, so the name and version live only in pyproject.toml.
+    """
+    found = sorted(
+        {
+            (entry.dist.name, entry.dist.version)
+            for entry in metadata.entry_points(group="console_scripts", name=COMMAND)
+            if entry.value == ENTRY_POINT and entry.dist is not None
+        }
+    )
+    if not found:
+        raise WfgenError(
+            f"no installed distribution provides the '{COMMAND}' command, so the version to pin is unknown: "
+            "install wfgen with pip (from a checkout: pip install -e .)"
+        )
+    if len(found) > 1:
+        names = ", ".join(f"{name} {version}" for name, version in found)
+        raise WfgenError(
+            f"several installed distributions provide the '{COMMAND}' command ({names}): "
+            "pip uninstall the ones you no longer use"
+        )
+    [(name, version)] = found
+    return Distribution(name, version)
