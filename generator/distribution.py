@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from importlib import metadata
 
@@ -10,6 +11,9 @@ from generator.errors import WfgenError
 
 COMMAND = "wfgen"
 ENTRY_POINT = "generator.cli:main"
+# On PyPI, "wfgen" is an unrelated project: installing it would run a stranger's code.
+FOREIGN_NAME = "wfgen"
+_REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(?:[\[(=<>!~;@]|$)")
 
 
 @dataclass(frozen=True)
@@ -48,3 +52,11 @@ def installed() -> Distribution:
         )
     [(name, version)] = found
     return Distribution(name, version)
+
+
+def requirement_name(requirement: str) -> str | None:
+    """The project name a pip requirement string names, normalized (PEP 503); None for paths and URLs."""
+    match = _REQUIREMENT_NAME.match(requirement)
+    if match is None:
+        return None
+    return re.sub(r"[-_.]+", "-", match.group(1)).lower()

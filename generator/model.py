@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from generator.distribution import FOREIGN_NAME, installed, requirement_name
 from generator.steps.steplib import GIT_REF_HINT, is_safe_git_ref
 
 MAX_SERVICES = 256  # GitHub's limit of jobs a matrix can generate
@@ -83,6 +84,15 @@ def check_health_path(value: str) -> str:
     return value
 
 
+def check_wfgen_install(value: str) -> str:
+    if requirement_name(value) == FOREIGN_NAME:
+        raise ValueError(
+            f"must not install '{FOREIGN_NAME}': on PyPI that name is an unrelated package; "
+            f"leave wfgen_install unset to pin {installed().requirement}, the wfgen that renders"
+        )
+    return value
+
+
 def check_tcp(value: str) -> str:
     host, sep, port = value.rpartition(":")
     host = host.removeprefix("[").removesuffix("]")
@@ -124,7 +134,7 @@ class Project(StrictModel):
     deploy_timeout_minutes: int = Field(
         default=30, ge=1, le=360, description="timeout-minutes of a deploy leg."
     )
-    wfgen_install: Annotated[str, Field(min_length=1)] | None = Field(
+    wfgen_install: Annotated[str, Field(min_length=1), AfterValidator(check_wfgen_install)] | None = Field(
         default=None,
         description="What the check workflow pip-installs: a requirement, or '.' for this checkout. "
         "Unset: '<name>==<version>' of the wfgen that renders.",

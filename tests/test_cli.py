@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from generator.cli import cli
+from generator.distribution import installed
 from generator.model import Manifest
 from tests.support.files import build_file_tree, snapshot
 
@@ -34,6 +35,11 @@ path = "services/web"
 port = 3001
 depends_on = ["auth"]
 """
+
+FOREIGN_WFGEN = (
+    "services.toml:4: project.wfgen_install: must not install 'wfgen': on PyPI that name is an unrelated "
+    f"package; leave wfgen_install unset to pin {installed().requirement}, the wfgen that renders"
+)
 
 MISTAKES = [
     pytest.param(
@@ -227,6 +233,13 @@ MISTAKES = [
         'depends_on = ["web"]',
         "services.toml:20: services.web.depends_on[0]: a service cannot depend on itself",
         id="self-dependency",
+    ),
+    pytest.param('"develop"]', '"develop"]\nwfgen_install = "wfgen"', FOREIGN_WFGEN, id="unrelated-wfgen"),
+    pytest.param(
+        '"develop"]', '"develop"]\nwfgen_install = "wfgen==0.1.0"', FOREIGN_WFGEN, id="old-default-install"
+    ),
+    pytest.param(
+        '"develop"]', '"develop"]\nwfgen_install = "wfgen>=0.1"', FOREIGN_WFGEN, id="unrelated-wfgen-range"
     ),
 ]
 

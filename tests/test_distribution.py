@@ -8,10 +8,11 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 from generator.cli import cli
-from generator.distribution import installed
+from generator.distribution import FOREIGN_NAME, installed, requirement_name
 from generator.manifest import load_manifest
 from generator.render import CHECK_WORKFLOW, MANIFEST_JSON, render
 from tests.support.files import build_file_tree
@@ -30,6 +31,30 @@ def test_pyproject_installed_metadata_and_rendered_pin_agree() -> None:
     files = render(load_manifest(MINIMAL))
     assert f'WFGEN_INSTALL: "{project["name"]}=={project["version"]}"\n' in files[CHECK_WORKFLOW]
     assert f'"wfgen_install": "{project["name"]}=={project["version"]}"' in files[MANIFEST_JSON]
+
+
+def test_the_distribution_is_not_the_unrelated_pypi_project() -> None:
+    assert requirement_name(pyproject()["name"]) != FOREIGN_NAME
+
+
+@pytest.mark.parametrize(
+    ("requirement", "name"),
+    [
+        ("wfgen", "wfgen"),
+        ("WfGen==0.1.0", "wfgen"),
+        ("wfgen >= 0.1", "wfgen"),
+        ("wfgen[extra] @ git+https://example.com/wfgen.git", "wfgen"),
+        ("wfgen; python_version >= '3.11'", "wfgen"),
+        ("wfgen_deploy==1.0", "wfgen-deploy"),
+        ("wf.gen", "wf-gen"),
+        (".", None),
+        ("./tools/wfgen", None),
+        ("git+https://example.com/team/wfgen.git@v1", None),
+        ("https://example.com/wfgen-0.1.0-py3-none-any.whl", None),
+    ],
+)
+def test_requirement_name(requirement: str, name: str | None) -> None:
+    assert requirement_name(requirement) == name
 
 
 def test_check_fails_when_the_pin_is_not_the_installed_version(tmp_path: Path) -> None:

@@ -381,7 +381,7 @@ def test_yaml_value_scalars_and_lists() -> None:
 
 
 def test_hostile_manifest_values_land_in_yaml_unchanged() -> None:
-    extra = 'runs_on = "self-hosted: #1"\nwfgen_install = "wfgen[extra] @ file:///x y"'
+    extra = 'runs_on = "self-hosted: #1"\nwfgen_install = "my-wfgen[extra] @ file:///x y"'
     text = (
         MANIFESTS["minimal"].read_text(encoding="utf-8").replace('name = "mini"', f'name = "mini"\n{extra}')
     )
@@ -390,7 +390,7 @@ def test_hostile_manifest_values_land_in_yaml_unchanged() -> None:
     deploy, check = parse_yaml(files[DEPLOY_WORKFLOW]), parse_yaml(files[CHECK_WORKFLOW])
     assert deploy["jobs"]["deploy-service"]["environment"] == "prod 'eu': \"1\""
     assert deploy["jobs"]["prepare"]["runs-on"] == "self-hosted: #1"
-    assert check["jobs"]["check"]["steps"][1]["env"]["WFGEN_INSTALL"] == "wfgen[extra] @ file:///x y"
+    assert check["jobs"]["check"]["steps"][1]["env"]["WFGEN_INSTALL"] == "my-wfgen[extra] @ file:///x y"
 
 
 def test_expressions_smuggled_past_the_model_are_refused() -> None:
