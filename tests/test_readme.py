@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 
 from generator.cli import cli
@@ -42,3 +43,10 @@ def test_every_job_entry_script_is_documented() -> None:
 def test_jobs_are_the_step_modules_with_a_main() -> None:
     with_main = {p.stem for p in STEPS.glob("*.py") if "\ndef main(" in p.read_text(encoding="utf-8")}
     assert with_main == set(JOBS)
+
+
+def test_readme_installs_the_distribution_pyproject_names() -> None:
+    name = tomllib.loads(Path("pyproject.toml").read_text(encoding="utf-8"))["project"]["name"]
+    section = README.split("## Install", 1)[1].split("\n## ", 1)[0]
+    assert f"pip install {name} && " in section
+    assert f"`{name}==<version>`" in section
