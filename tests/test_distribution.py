@@ -33,6 +33,12 @@ def test_pyproject_installed_metadata_and_rendered_pin_agree() -> None:
     assert f'"wfgen_install": "{project["name"]}=={project["version"]}"' in files[MANIFEST_JSON]
 
 
+def test_version_names_the_distribution() -> None:
+    result = CliRunner().invoke(cli, ["--version"])
+    project = pyproject()
+    assert result.stdout == f"wfgen, version {project['version']} (distribution {project['name']})\n"
+
+
 def test_the_distribution_is_not_the_unrelated_pypi_project() -> None:
     assert requirement_name(pyproject()["name"]) != FOREIGN_NAME
 
