@@ -23,6 +23,12 @@ SUBJECT = "infrastructure"
 TCP_TIMEOUT_S = 5.0
 UNREACHABLE = "target unreachable"
 NO_HTTP_CLIENT = "neither curl nor wget on the target; install curl"
+# Clients before Docker 23 exit 0 when the engine is down, with its error in .ServerErrors (and a template
+# error for any server field); newer ones exit 1 with the error on stderr. Either way: the engine's words.
+DOCKER_INFO = (
+    "{{if .ServerErrors}}{{range .ServerErrors}}{{.}}{{end}}"
+    "{{else}}{{.ServerVersion}}|{{.DockerRootDir}}{{end}}"
+)
 NOT_SET = "not set in the environment"
 SECRET_SET_PREFIX = "WFGEN_SECRET_SET_"
 
@@ -73,11 +79,9 @@ class Checker:
         return Check("target reachable", True, self.target.description)
 
     def docker(self) -> Check:
-        result = self.target.run(
-            ["docker", "info", "--format", "{{.ServerVersion}}|{{.DockerRootDir}}"], timeout=30
-        )
-        version, _, root = result.stdout.strip().partition("|")
-        if result.returncode != 0 or not version:
+        result = self.target.run(["docker", "info", "--format", DOCKER_INFO], timeout=30)
+        version, bar, root = result.stdout.strip().partition("|")
+        if result.returncode != 0 or not bar or not version:
             return Check("docker engine", False, _problem(result.stderr, result.stdout))
         self.docker_root = root or None
         return Check("docker engine", True, f"server {version}")
