@@ -229,6 +229,38 @@ def test_cold_unchanged_force_rebuild(
     assert not lock_dir(bench).exists()
 
 
+def test_changed_configuration_redeploys_the_same_image(
+    bench: DeployBench, web: ServiceRepo, docker_project: str, docker_host: str
+) -> None:
+    """A rotated secret or a new env name reaches the container without a new commit or --force-rebuild."""
+    port = setup_local(bench, docker_project, web, env=["T_DEPLOY_TOKEN"])
+    old_secret, new_secret = (f"s3cr3t-{os.urandom(8).hex()}" for _ in range(2))
+    running, image = f"{docker_project}-{SERVICE}", f"{docker_project}/{SERVICE}:{web.head[:12]}"
+    assert bench.deploy(env={"T_DEPLOY_TOKEN": old_secret}).status["result"] == "deployed"
+    created = image_created(docker_host, image)
+
+    rotated = bench.deploy(env={"T_DEPLOY_TOKEN": new_secret})
+    output = rotated.stdout + rotated.stderr
+    assert (rotated.returncode, rotated.status["result"]) == (0, "deployed"), output
+    assert f"configuration changed: env T_DEPLOY_TOKEN; redeploying {image}" in rotated.stdout
+    assert "building image" not in rotated.stdout and image_created(docker_host, image) == created
+    env = json.loads(inspect(docker_host, running, "{{json .Config.Env}}") or "[]")
+    assert f"T_DEPLOY_TOKEN={new_secret}" in env
+    labels = inspect(docker_host, running, "{{json .Config.Labels}}") or ""
+    assert old_secret not in output + labels and new_secret not in output + labels
+    assert len(json.loads(labels)["wfgen.config"]) == 64
+
+    same = bench.deploy(env={"T_DEPLOY_TOKEN": new_secret})
+    assert same.status["result"] == "unchanged", same.stdout + same.stderr
+
+    table = {**service_table(web, port), "env": ["T_DEPLOY_TOKEN", "T_DEPLOY_EXTRA"]}
+    bench.write({SERVICE: table}, project={"name": docker_project, "keep_images": 2})
+    added = bench.deploy(env={"T_DEPLOY_TOKEN": new_secret, "T_DEPLOY_EXTRA": "x"})
+    assert added.status["result"] == "deployed", added.stdout + added.stderr
+    assert "configuration changed: env T_DEPLOY_EXTRA;" in added.stdout
+    assert version(port) == "v1" and inspect(docker_host, running, "{{.Config.Image}}") == image
+
+
 def test_new_versions_switch_and_prune(
     bench: DeployBench, web: ServiceRepo, docker_project: str, docker_host: str
 ) -> None:

@@ -8,12 +8,13 @@ Stdlib only: vendored into `.github/wfgen/` next to the step scripts. Containers
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import steplib
+from . import runconfig, steplib
 from .probe import http_probe
 from .target import CommandFailed, Target
 
@@ -31,6 +32,7 @@ class Container:
     image_id: str
     image: str
     running: bool
+    labels: Mapping[str, str]
 
 
 def inspect(target: Target, name: str) -> Container | None:
@@ -41,16 +43,20 @@ def inspect(target: Target, name: str) -> Container | None:
         "container",
         "inspect",
         "--format",
-        "{{.Image}}|{{.Config.Image}}|{{.State.Running}}",
+        "{{.Image}}|{{.Config.Image}}|{{.State.Running}}|{{json .Config.Labels}}",
         name,
     ]
     result = target.run(argv, timeout=60)
     if result.returncode != 0 and "no such" in result.stderr.lower():
         return None
-    parts = result.stdout.strip().split("|")
-    if result.returncode != 0 or len(parts) != 3:
+    parts = result.stdout.strip().split("|", 3)
+    if result.returncode != 0 or len(parts) != 4:
         raise CommandFailed(argv, result)
-    return Container(image_id=parts[0], image=parts[1], running=parts[2] == "true")
+    try:
+        labels = json.loads(parts[3]) or {}
+    except json.JSONDecodeError:
+        raise CommandFailed(argv, result) from None
+    return Container(image_id=parts[0], image=parts[1], running=parts[2] == "true", labels=labels)
 
 
 def crash_reason(target: Target, name: str) -> str | None:
@@ -119,6 +125,7 @@ class Cutover:
         self.running, self.candidate, self.previous = base, f"{base}-candidate", f"{base}-previous"
         self.project = manifest["project"]["name"]
         self.old: Container | None = None
+        self.config: runconfig.Fingerprint | None = None  # set by configure() before any container starts
         self.touched = False
         self.created = False  # this deploy created the container under the running name
         self.stopping = False  # `docker stop` of the old container was started (and maybe cut short)
@@ -143,6 +150,11 @@ class Cutover:
         self.old = inspect(self.target, self.running)
         return self.old
 
+    def configure(self, env: Mapping[str, str], salt: bytes) -> runconfig.Fingerprint:
+        """Fingerprint what the new container will run with; it is labelled with it."""
+        self.config = runconfig.fingerprint(runconfig.run_config(self.service, self.network, env), salt)
+        return self.config
+
     def ensure_network(self) -> None:
         if self.target.run(["docker", "network", "inspect", self.network], timeout=60).returncode != 0:
             result = self.target.run(["docker", "network", "create", self.network], timeout=60)
@@ -150,7 +162,7 @@ class Cutover:
                 raise CommandFailed(["docker", "network", "create", self.network], result)
 
     def _run_args(self, name: str, publish: str, env_file: str | None, alias: bool) -> list[str]:
-        args = ["--name", name, "--init", "--restart", "unless-stopped", "--network", self.network]
+        args = ["--name", name, *runconfig.RUN_OPTIONS, "--network", self.network]
         if alias:
             args += ["--network-alias", self.service["name"]]
         if env_file:
@@ -161,6 +173,8 @@ class Cutover:
             "--label",
             f"wfgen.service={self.service['name']}",
         ]
+        if self.config:
+            args += self.config.label_args()
         return [*args, "-p", publish, self.image]
 
     def start_candidate(self, env_file: str | None) -> str:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import images, source, steplib
+from . import images, runconfig, source, steplib
 from .cutover import Container, Cutover, HealthFailed, crash_reason, is_ok, wait_healthy
 from .lock import LockTimeout, ServiceLock, append_audit, audit_line
 from .probe import http_probe
@@ -109,20 +109,20 @@ class Deployment:
     def locked(self) -> tuple[str, str]:
         port = self.service["port"]
         self.log(f"starting deployment on port {port} (branch {self.ref})")
-        env_data = self.env_file_data()
+        env = self.env_values()
         stale = float(self.manifest["project"]["lock_stale_s"])
         self.lock = ServiceLock(self.target, self.state_dir, self.name)  # reaches the target: inside the try
         self.lock.acquire(
             self.settings.lock_wait_s, stale, lambda holder: self.on_lock_wait(holder.describe())
         )
-        return self.deploy(env_data)
+        return self.deploy(env)
 
     def on_lock_wait(self, holder: str) -> None:
         self.status.update(message=f"waiting for the lock held by {holder}")
         self.log(f"waiting for the lock held by {holder} (up to {self.settings.lock_wait_s:g} s)")
 
-    def env_file_data(self) -> bytes | None:
-        lines = []
+    def env_values(self) -> dict[str, str]:
+        values: dict[str, str] = {}
         for name in self.service["env"]:
             value = os.environ.get(name, "")
             if not value:
@@ -131,10 +131,10 @@ class Deployment:
                 raise Outcome(
                     "failed", f"environment variable {name} contains a line break; --env-file cannot pass it"
                 )
-            lines.append(f"{name}={value}\n")
-        return "".join(lines).encode() if lines else None
+            values[name] = value
+        return values
 
-    def deploy(self, env_data: bytes | None) -> tuple[str, str]:
+    def deploy(self, env: dict[str, str]) -> tuple[str, str]:
         self.status.update(phase="source", message=f"resolving {self.ref}")
         self.commit = self.resolve_commit()
         image = images.image_name(self.manifest, self.name, self.commit)
@@ -144,13 +144,14 @@ class Deployment:
         old = self.cut.survey()
         if old:
             self.status.update(previous_image=old.image)
+        self.cut.configure(env, runconfig.salt(self.target, self.state_dir))
         if self.is_unchanged(image, old):
             return "unchanged", f"{self.commit[:7]} already running and healthy; nothing to do"
         self.status.update(phase="build", message=f"preparing image {image}")
         self.commit, image = provide_image(self, image)
         self.status.update(commit=self.commit, image=image)
         self.cut.image = image
-        self.cutover(env_data)
+        self.cutover(env)
         try:
             self.prune(image, old)
         except EXPECTED as exc:  # the new version serves: a failed prune is worth a warning, not a failure
@@ -177,6 +178,11 @@ class Deployment:
             return False
         if images.image_id(self.target, image) != old.image_id:
             return False
+        assert self.cut is not None and self.cut.config is not None
+        changed = runconfig.difference(old.labels, self.cut.config)
+        if changed:
+            self.log(f"configuration changed: {changed}; redeploying {image}")
+            return False
         health = self.service["health"]
         url = f"http://127.0.0.1:{self.service['port']}{health['path']}"
         if is_ok(http_probe(self.target, url, float(health["timeout_s"]))):
@@ -184,11 +190,11 @@ class Deployment:
         self.log("the running container has this image but fails its health check; redeploying it")
         return False
 
-    def cutover(self, env_data: bytes | None) -> None:
+    def cutover(self, env: dict[str, str]) -> None:
         assert self.cut is not None
         cut = self.cut
         self.phase("candidate", f"starting candidate {cut.candidate}")
-        env_file = self.put_env_file(env_data)
+        env_file = self.put_env_file(env)
         cut.ensure_network()
         url = cut.start_candidate(env_file)
         self.phase("health", f"waiting for the candidate to answer {url}")
@@ -247,9 +253,10 @@ class Deployment:
                 what += f", but it does not answer ({exc})"
         raise Outcome("rolled_back", f"{failed}; {what}")
 
-    def put_env_file(self, data: bytes | None) -> str | None:
-        if data is None:
+    def put_env_file(self, env: dict[str, str]) -> str | None:
+        if not env:
             return None
+        data = "".join(f"{name}={value}\n" for name, value in env.items()).encode()
         relative = f"{self.state_dir.rstrip('/')}/env/{self.name}-{secrets.token_hex(6)}.env"
         path = self.target.home_path(relative)
         self.cleanups.append(("target", ["rm", "-f", "--", path]))

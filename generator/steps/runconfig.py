@@ -1,0 +1,94 @@
+"""What a container runs with besides its image, fingerprinted: a rotated secret or a new setting redeploys.
+
+Stdlib only: vendored into `.github/wfgen/` next to the step scripts. The fingerprint is stored on the
+container as labels: `wfgen.config=<sha256 hex>` over the whole configuration, and `wfgen.config.parts` with a
+short hash per part to name what changed. Secret values are hashed, never stored, and every hash is keyed with
+a random salt kept on the target (`<state_dir>/config-salt`, 0600): a label copied into a log or an artifact
+cannot be checked against guessed secrets without that file. Keying with the image id instead would not do:
+anyone who sees the image can read its id. Whoever can read the salt file can read the container's environment
+anyway.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .target import Target
+
+RUN_OPTIONS = ("--init", "--restart", "unless-stopped")
+LABEL = "wfgen.config"
+PARTS_LABEL = "wfgen.config.parts"
+SALT_FILE = "config-salt"
+PART_HEX = 16
+
+# Print the salt in "$1", creating it first from stdin when missing. The link makes creation one-winner, so
+# parallel deploys on one target all read the same salt.
+_SALT_SCRIPT = (
+    'f=$1; if [ ! -s "$f" ]; then umask 077; mkdir -p -- "$(dirname -- "$f")" && cat > "$f.$2" '
+    '&& { ln -- "$f.$2" "$f" 2>/dev/null; rm -f -- "$f.$2"; }; fi; cat -- "$f"'
+)
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    digest: str
+    parts: dict[str, str]
+
+    def label_args(self) -> list[str]:
+        parts = json.dumps(self.parts, sort_keys=True, separators=(",", ":"))
+        return ["--label", f"{LABEL}={self.digest}", "--label", f"{PARTS_LABEL}={parts}"]
+
+
+def run_config(service: Mapping[str, Any], network: str, env: Mapping[str, str]) -> dict[str, Any]:
+    """Every setting `docker run` gets from the manifest and the secrets, by the name a log may print."""
+    config: dict[str, Any] = {
+        "docker run options": list(RUN_OPTIONS),
+        "network": network,
+        "port": service["port"],
+        "container_port": service["container_port"],
+        "health": service["health"],
+    }
+    config.update({f"env {name}": value for name, value in env.items()})
+    return config
+
+
+def _hash(salt: bytes, value: Any) -> str:
+    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(salt + b"\0" + canonical.encode()).hexdigest()
+
+
+def fingerprint(config: Mapping[str, Any], salt: bytes) -> Fingerprint:
+    parts = {name: _hash(salt, [name, value])[:PART_HEX] for name, value in config.items()}
+    return Fingerprint(digest=_hash(salt, dict(config)), parts=parts)
+
+
+def difference(labels: Mapping[str, str], new: Fingerprint) -> str | None:
+    """None when the container's labels carry this fingerprint, else what changed (names only)."""
+    if labels.get(LABEL) == new.digest:
+        return None
+    if not labels.get(LABEL):
+        return "the running container has no configuration fingerprint"
+    try:
+        old = json.loads(labels.get(PARTS_LABEL) or "{}")
+    except json.JSONDecodeError:
+        old = None
+    if not isinstance(old, dict):
+        return "settings (no per-part fingerprint on the running container)"
+    names = sorted(name for name in old.keys() | new.parts.keys() if old.get(name) != new.parts.get(name))
+    return ", ".join(names) or "settings"
+
+
+def salt(target: Target, state_dir: str) -> bytes:
+    """The target's fingerprint salt, created on first use."""
+    path = target.home_path(f"{state_dir.rstrip('/')}/{SALT_FILE}")
+    argv = ["sh", "-c", _SALT_SCRIPT, "sh", path, secrets.token_hex(6)]
+    result = target.run(argv, input=secrets.token_hex(32).encode(), timeout=60, check=True)
+    value = result.stdout.strip()
+    if len(value) < 32:
+        raise OSError(f"{path}: configuration salt is shorter than 32 characters; remove the file")
+    return value.encode()
