@@ -115,18 +115,24 @@ class Target:
     ) -> CommandResult:
         if not argv:
             raise ValueError("empty command")
-        command, process_env = self._command(argv, env)
-        try:
-            proc = subprocess.run(command, capture_output=True, timeout=timeout, env=process_env, **kwargs)
-            result = CommandResult(proc.returncode, _decode(proc.stdout), _decode(proc.stderr))
-        except subprocess.TimeoutExpired as exc:
-            result = CommandResult(TIMED_OUT, _decode(exc.stdout), f"timed out after {timeout:g} s")
-        except FileNotFoundError:
-            result = CommandResult(127, "", f"{argv[0]}: command not found")
+        result = self._spawn(argv, env=env, timeout=timeout, **kwargs)
         self._check_transport(result)
         if check and result.returncode != 0:
             raise CommandFailed(argv, result)
         return result
+
+    def _spawn(
+        self, argv: list[str], *, env: dict[str, str] | None, timeout: float, **kwargs: Any
+    ) -> CommandResult:
+        """Run one command through this transport and collect its result (no checks)."""
+        command, process_env = self._command(argv, env)
+        try:
+            proc = subprocess.run(command, capture_output=True, timeout=timeout, env=process_env, **kwargs)
+        except subprocess.TimeoutExpired as exc:
+            return CommandResult(TIMED_OUT, _decode(exc.stdout), f"timed out after {timeout:g} s")
+        except FileNotFoundError:
+            return CommandResult(127, "", f"{argv[0]}: command not found")
+        return CommandResult(proc.returncode, _decode(proc.stdout), _decode(proc.stderr))
 
     def _check_transport(self, result: CommandResult) -> None:
         """Raise TargetError when the transport (not the command) failed."""
