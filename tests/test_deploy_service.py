@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from tests.support.docker import docker
 from tests.support.fixture_service import ServiceRepo, git
 from tests.support.manifests import manifest_toml, write_resolved_manifest
 from tests.support.ports import free_port
-from tests.support.sshd import SshServer
+from tests.support.sshd import SshServer, start_sshd_with_home
 from tests.support.stepscripts import run_step
 
 SERVICE = "web"
@@ -259,6 +260,19 @@ def test_changed_configuration_redeploys_the_same_image(
     assert added.status["result"] == "deployed", added.stdout + added.stderr
     assert "configuration changed: env T_DEPLOY_EXTRA;" in added.stdout
     assert version(port) == "v1" and inspect(docker_host, running, "{{.Config.Image}}") == image
+
+
+def test_secret_values_printed_by_a_crashing_candidate_never_leave_the_step(
+    bench: DeployBench, web: ServiceRepo, docker_project: str, docker_host: str
+) -> None:
+    setup_local(bench, docker_project, web, env=["T_DEPLOY_TOKEN"], deadline_s=4.0)
+    secret = f"s3cr3t-{os.urandom(8).hex()}"
+    web.commit_variant("prints_env")
+    run = bench.deploy(env={"T_DEPLOY_TOKEN": secret})
+    assert (run.returncode, run.status["result"]) == (1, "failed"), run.stdout + run.stderr
+    assert "    | T_DEPLOY_TOKEN=$T_DEPLOY_TOKEN" in run.stdout.splitlines()
+    assert secret not in run.stdout + run.stderr + (bench.workdir / "status.json").read_text()
+    assert_clean_failure(bench, docker_host, docker_project)
 
 
 def test_new_versions_switch_and_prune(
@@ -521,6 +535,31 @@ def test_ssh_target_cold_unchanged_broken(
     assert_clean_failure(bench, docker_host, docker_project)
     audit = (bench.state_dir / "audit.log").read_text().splitlines()
     assert [line.split()[4] for line in audit] == ["deployed", "unchanged", "failed"]
+
+
+@pytest.fixture
+def sshd_home(tmp_path: Path) -> Iterator[SshServer]:
+    server = start_sshd_with_home(tmp_path / "sshd")
+    yield server
+    server.stop()
+
+
+def test_remote_error_text_reaches_the_status_without_home_or_user(
+    bench: DeployBench, web: ServiceRepo, docker_project: str, docker_host: str, sshd_home: SshServer
+) -> None:
+    """The status JSON is uploaded as an artifact, which GitHub does not mask: remote stderr quoting the
+    deploy user's home directory (which names the user) reaches it with `~` instead."""
+    bench.env = {**bench.env, **sshd_home.target_env()}
+    target = {k: v for k, v in sshd_home.target_config(state_dir="state").items() if v is not None}
+    bench.write({SERVICE: service_table(web, free_port())}, project={"name": docker_project}, target=target)
+    home = sshd_home.workdir / "home" / sshd_home.user
+    (home / "state" / "config-salt").mkdir(parents=True)  # reading it fails, and `cat` quotes its full path
+    run = bench.deploy()
+    assert (run.returncode, run.status["result"]) == (1, "failed"), run.stdout + run.stderr
+    assert run.status["message"] == "sh exited 1: cat: ~/state/config-salt: Is a directory"
+    text = run.stdout + run.stderr + (bench.workdir / "status.json").read_text()
+    assert str(home) not in text
+    assert not re.search(rf"(?<!\w){re.escape(sshd_home.user)}(?!\w)", text), text
 
 
 def test_script_runs_without_site_packages(tmp_path: Path) -> None:

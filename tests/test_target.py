@@ -144,6 +144,14 @@ def test_descriptions(sshd: SshServer, ssh_target: targets.Target) -> None:
     assert targets.open_target({"target": {"kind": "local"}}).description == "local docker"
 
 
+def test_redact_names_home_host_and_user_but_leaves_words_that_contain_them(
+    sshd: SshServer, ssh_target: targets.Target
+) -> None:
+    home = ssh_target.home_path("~")
+    text = f"cannot open {home}/.wfgen/x for {sshd.user}@{sshd.host}: {sshd.user}ed"
+    assert ssh_target.redact(text) == f"cannot open ~/.wfgen/x for $VPS_USER@$VPS_HOST: {sshd.user}ed"
+
+
 def test_commands_share_one_ssh_connection(sshd: SshServer) -> None:
     def logins() -> int:
         return sshd.log.count("Accepted publickey")

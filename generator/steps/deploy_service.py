@@ -11,13 +11,14 @@ import argparse
 import math
 import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from . import steplib
 from .deployment import Deployment, Settings
-from .target import open_target
+from .target import Target, open_target
 
 RESULT_EXIT = {"deployed": steplib.Exit.OK, "unchanged": steplib.Exit.OK}
 
@@ -84,6 +85,13 @@ def settings_from(args: argparse.Namespace, manifest: dict[str, Any]) -> Setting
     )
 
 
+def redactions(manifest: dict[str, Any], settings: Settings, target: Target) -> list[Callable[[str], str]]:
+    """The service's secrets and the target's own (host, user, home) never leave this step as values."""
+    names = [*settings.service["env"], manifest["build"].get("registry_password_env")]
+    values = {name: os.environ.get(name, "") for name in names if name}
+    return [steplib.hide_values(values), target.redact]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     subject = args.service or "deploy"
@@ -97,7 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     status = steplib.StatusFile(args.status_file or f"wfgen-status/{name}.json", name, settings.branch)
     previous = {sig: signal.signal(sig, _cancel) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        with open_target(manifest, os.environ) as target:
+        with (
+            open_target(manifest, os.environ) as target,
+            steplib.redacting(*redactions(manifest, settings, target)),
+        ):
             deployment = Deployment(manifest, settings, target, status)
             result = deployment.run(cancelled=Cancelled)
     except steplib.UsageError as exc:

@@ -6,6 +6,7 @@ Stdlib only: vendored into `.github/wfgen/` next to the step scripts.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -92,7 +93,7 @@ class Target:
         raise NotImplementedError
 
     def redact(self, text: str) -> str:
-        """Text that may name the target, with secret values (SSH host, user) replaced by their names."""
+        """Text that may name the target, with its secret values (SSH host, user, home) replaced by names."""
         return text
 
     def close(self) -> None:
@@ -296,13 +297,16 @@ class SshTarget(Target):
             raise TargetError(f"lost connection to {self.description}: {detail}")
 
     def redact(self, text: str) -> str:
-        """ssh's own messages name the host and user; replace their values with the variables' names."""
+        """The home directory (once known) becomes `~`, the host and user the names of their variables.
+
+        Whole words only: a user named `deploy` must not turn "deployed" into "$VPS_USERed"."""
         for value, name in (
-            (self.settings.host, self.settings.host_env),
-            (self.settings.user, self.settings.user_env),
+            (self._home if self._home and len(self._home) > 1 else "", "~"),
+            (self.settings.host, f"${self.settings.host_env}"),
+            (self.settings.user, f"${self.settings.user_env}"),
         ):
             if value:
-                text = text.replace(value, f"${name}")
+                text = re.sub(rf"(?<!\w){re.escape(value)}(?!\w)", name.replace("\\", r"\\"), text)
         return text
 
     def home_path(self, path: str) -> str:

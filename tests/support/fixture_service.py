@@ -11,7 +11,7 @@ from pathlib import Path
 from tests.support.requires import skip_or_fail
 
 BUSYBOX = Path("/bin/busybox")
-VARIANTS = ("ok", "broken_health", "exits", "bad_dockerfile")
+VARIANTS = ("ok", "broken_health", "exits", "prints_env", "bad_dockerfile")
 
 
 def git(repo: Path, *args: str, timeout: float = 60) -> str:
@@ -32,6 +32,8 @@ def dockerfile(variant: str, port: int, delay_s: float) -> str:
         return "FROM scratch\nCOPY this-file-does-not-exist /nowhere\n"
     if variant == "exits":
         cmd = ["/bin/busybox", "sh", "-c", "echo 'fixture: exiting on purpose' >&2; exit 1"]
+    elif variant == "prints_env":  # an app that logs its whole environment, secrets included, then crashes
+        cmd = ["/bin/busybox", "sh", "-c", "/bin/busybox env >&2; /bin/busybox sleep 1; exit 1"]
     else:
         serve = f"exec /bin/busybox httpd -f -p {port} -h /www"
         if delay_s > 0:

@@ -176,7 +176,21 @@ def start_sshd_with_tools(workdir: Path, names: tuple[str, ...] = BASE_TOOLS) ->
         found = shutil.which(name)
         if found:
             (tools / name).symlink_to(found)
-    keys = workdir / "authorized_keys"
-    forced = f'command="PATH={tools}; export PATH; exec sh -c \\"$SSH_ORIGINAL_COMMAND\\""'
-    keys.write_text(f"{forced} {keys.read_text().strip()}\n")
+    force_setup(server, f"PATH={tools}; export PATH")
     return server
+
+
+def start_sshd_with_home(workdir: Path) -> SshServer:
+    """A real sshd whose sessions have HOME=<workdir>/home/<user>: a home path that names the user, as on a VPS."""
+    server = start_sshd(workdir, docker_host=candidate_docker_host())
+    home = workdir / "home" / server.user
+    home.mkdir(parents=True)
+    force_setup(server, f"HOME={home}; export HOME")
+    return server
+
+
+def force_setup(server: SshServer, setup: str) -> None:
+    """Run the shell commands `setup` before every session's own command (a forced command in authorized_keys)."""
+    keys = server.workdir / "authorized_keys"
+    forced = f'command="{setup}; exec sh -c \\"$SSH_ORIGINAL_COMMAND\\""'
+    keys.write_text(f"{forced} {keys.read_text().strip()}\n")

@@ -207,7 +207,7 @@ class Deployment:
             )
         except HealthFailed as exc:
             for line in cut.candidate_logs():
-                print(f"    | {line}", flush=True)
+                steplib.quote(line)
             cut.restore()
             raise Outcome(
                 "failed", f"candidate never became healthy: {exc}; running container untouched"

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-from . import images, source
+from . import images, source, steplib
 from .steplib import StatusFile
 from .target import Target
 
@@ -122,7 +122,7 @@ def build_on(deploy: Deployment, host: Target, image: str) -> tuple[str, str]:
         return build_clone(deploy, host, image)
     except images.ImageError as exc:
         for line in exc.tail:
-            print(f"    | {source.redact(line, deploy.service.get('clone_url'))}", flush=True)
+            steplib.quote(source.redact(line, deploy.service.get("clone_url")))
         raise
 
 

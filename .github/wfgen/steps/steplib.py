@@ -7,6 +7,7 @@ Stdlib only: these files are vendored into `.github/wfgen/` and run with a bare 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import difflib
 import enum
@@ -16,7 +17,7 @@ import re
 import secrets
 import sys
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -90,12 +91,52 @@ def clock() -> str:
     return dt.datetime.now().strftime("%H:%M:%S")
 
 
+# What every log line, error line and status message passes through before it leaves the step: status JSON
+# files are uploaded as artifacts, which GitHub does not mask. Installed with `redacting()`.
+_REDACTIONS: list[Callable[[str], str]] = []
+
+
+def redact(text: str) -> str:
+    """`text` with every secret value known to this step replaced by the name of its variable."""
+    for redaction in _REDACTIONS:
+        text = redaction(text)
+    return text
+
+
+@contextlib.contextmanager
+def redacting(*redactions: Callable[[str], str]) -> Iterator[None]:
+    """Within the block, log(), error(), quote() and StatusFile messages are redacted by these too."""
+    _REDACTIONS.extend(redactions)
+    try:
+        yield
+    finally:
+        for redaction in redactions:
+            _REDACTIONS.remove(redaction)
+
+
+def hide_values(values: Mapping[str, str]) -> Callable[[str], str]:
+    """A redaction replacing each non-empty value (longest first) by `$NAME`, wherever it occurs."""
+    pairs = sorted(((value, name) for name, value in values.items() if value), key=lambda pair: -len(pair[0]))
+
+    def hide(text: str) -> str:
+        for value, name in pairs:
+            text = text.replace(value, f"${name}")
+        return text
+
+    return hide
+
+
 def log(service: str, message: str) -> None:
-    print(f"[{clock()}] {service}: {message}", flush=True)
+    print(f"[{clock()}] {service}: {redact(message)}", flush=True)
+
+
+def quote(line: str) -> None:
+    """One line of a tool's own output (a build, a container's log), indented under the log line."""
+    print(f"    | {redact(line)}", flush=True)
 
 
 def error(subject: str, message: str) -> None:
-    print(f"{subject}: {message}", file=sys.stderr, flush=True)
+    print(f"{subject}: {redact(message)}", file=sys.stderr, flush=True)
 
 
 def now_iso() -> str:
@@ -182,6 +223,8 @@ class StatusFile:
         if phase is not None and phase != self.data["phase"]:
             self.data["phase"] = phase
             self.data["phases"].append({"phase": phase, "at": now_iso()})
+        if "message" in fields:
+            fields["message"] = redact(fields["message"])
         self.data.update(fields)
         self._save()
 
@@ -189,7 +232,9 @@ class StatusFile:
         finished = now_iso()
         elapsed = (parse_iso(finished) - parse_iso(self.data["started_at"])).total_seconds()
         self.data.update(fields)
-        self.data.update(result=result, message=message, finished_at=finished, duration_s=round(elapsed, 3))
+        self.data.update(
+            result=result, message=redact(message), finished_at=finished, duration_s=round(elapsed, 3)
+        )
         if result in RESULTS_OK:
             self.data["phase"] = "done"
             self.data["phases"].append({"phase": "done", "at": finished})
