@@ -145,6 +145,8 @@ def test_all_deployed(tmp_path: Path, manifest: Path, status_dir: Path) -> None:
     lines = result.stdout.splitlines()
     assert lines[0] == "✅ 6/6 services deployed"
     assert lines[1].split() == ["✅", "auth-service", "deployed", "33.2", "s", "9f1c2ab"]
+    assert lines[7] == "Timeline: 0 s to 33.5 s"  # the gantt for a terminal, one bar per leg
+    assert lines[11] == f"event-service   |{'█' * 37}{'·' * 3}|"
     assert lines[-1] == SPEEDUP
 
 
@@ -355,3 +357,48 @@ def test_selection_from_prepare_output(tmp_path: Path, manifest: Path, status_di
         "auth-service": "✅ deployed",
         "chat-service": "❔ no report",
     }
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"service": "user-service", "result": "deployed", "duration_s": ' + "9" * 5000 + "}",
+        "[" * 100_000 + "]" * 100_000,
+        '{"service": "user-service", "result": ' + "[" * 100_000 + "]" * 100_000 + "}",
+    ],
+    ids=["5000-digit number", "deep list", "deep value"],
+)
+def test_hostile_status_file_is_an_unreadable_report(
+    tmp_path: Path, manifest: Path, status_dir: Path, text: str
+) -> None:
+    write_status(status_dir, status("auth-service"))
+    (status_dir / "user-service.json").write_text(text, encoding="utf-8")
+    result = summarize(tmp_path, manifest, status_dir, ["auth-service", "user-service"])
+    assert (result.returncode, result.stderr) == (1, "")
+    assert table_rows(summary_md(tmp_path))["user-service"][1:] == [
+        "❔ no report", "—", "—", "unreadable status file user-service.json"
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("duration", ["9" * 500, "1e999", "-5", "true", '"12"'])
+def test_duration_that_is_not_a_number_of_seconds_is_ignored(
+    tmp_path: Path, manifest: Path, status_dir: Path, duration: str
+) -> None:
+    path = write_status(status_dir, status("auth-service"))
+    path.write_text(path.read_text().replace('"duration_s": 33.2', f'"duration_s": {duration}'))
+    result = summarize(tmp_path, manifest, status_dir, ["auth-service"])
+    assert (result.returncode, result.stderr) == (0, "")
+    assert table_rows(summary_md(tmp_path))["auth-service"][2] == "33.2 s"  # from its start and finish
+    assert "Parallel speedup: 1.0× (sum of leg durations 33.2 s / wall time 33.2 s)" in summary_md(tmp_path)
+
+
+def test_every_cell_is_escaped(tmp_path: Path, manifest: Path, status_dir: Path) -> None:
+    """result, commit, image and message come from files a leg wrote: none may add markup to the summary."""
+    hostile = "<img src=x onerror=alert(1)>|**x**\n## y"
+    write_status(status_dir, status("auth-service", hostile, hostile, commit=hostile, image=hostile))
+    result = summarize(tmp_path, manifest, status_dir, ["auth-service"])
+    assert result.returncode == 1
+    markdown = summary_md(tmp_path)
+    assert "<img" not in markdown and "\n## y" not in markdown
+    line = next(line for line in markdown.splitlines() if line.startswith("| auth-service"))
+    assert len(re.findall(r"(?<!\\)\|", line)) == 6

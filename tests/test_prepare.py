@@ -248,3 +248,20 @@ def test_without_github_files_still_prints_plan(tmp_path: Path, manifest: Path) 
     assert result.stdout.splitlines()[1].split() == ["chat-service", "letzgo/chat-service", "main", "3002"]
     assert result.stdout.splitlines()[-1].startswith("1 of 6 services selected, branch main")
     assert sorted(path.name for path in tmp_path.iterdir()) == ["manifest.json"]
+
+
+@pytest.mark.parametrize(
+    "selection",
+    [
+        "auth-service,x\n::error title=Deploy failed::all secrets leaked",
+        "x\r::warning::y",
+        "auth-service,\n::add-mask::x,",
+    ],
+)
+def test_unknown_names_cannot_inject_workflow_commands(tmp_path: Path, manifest: Path, selection: str) -> None:
+    """A dispatched `services` input is printed quoted: no raw newline starts a `::command::` line."""
+    result = prepare(tmp_path, manifest, f"--services={selection}")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert len(result.stderr.splitlines()) == 1 and "\r" not in result.stderr
+    assert result.stderr.startswith("prepare: unknown service '")
+    assert not any(line.lstrip().startswith("::") for line in result.stderr.splitlines())

@@ -12,7 +12,6 @@ import os
 import posixpath
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from . import steplib
@@ -201,18 +200,15 @@ def run_checks(manifest: Mapping[str, Any], target: Target, environ: Mapping[str
 def summary_markdown(checks: list[Check], description: str) -> str:
     lines = [f"### Infrastructure checks ({description})", "", "| | check | result |", "| --- | --- | --- |"]
     for check in checks:
-        reason = check.reason.replace("|", "\\|")
-        lines.append(f"| {'✓' if check.ok else '✗'} | {check.name} | {reason} |")
+        name, reason = steplib.markdown_cell(check.name), steplib.markdown_cell(check.reason)
+        lines.append(f"| {'✓' if check.ok else '✗'} | {name} | {reason} |")
     return "\n".join(lines) + "\n\n"
 
 
 def report(checks: list[Check], description: str, environ: Mapping[str, str]) -> None:
     for check in checks:
         print(check.row(), flush=True)
-    summary = environ.get("GITHUB_STEP_SUMMARY")
-    if summary:
-        with Path(summary).open("a", encoding="utf-8") as handle:
-            handle.write(summary_markdown(checks, description))
+    steplib.append_step_summary(summary_markdown(checks, description), environ)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

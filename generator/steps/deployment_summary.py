@@ -15,18 +15,10 @@ from . import steplib
 
 MAX_DEPTH = 3
 MAX_FILES = 2000
-MESSAGE_LIMIT = 300
-LABELS = {
-    "deployed": ("✅", "deployed"),
-    "unchanged": ("♻️", "unchanged"),
-    "failed": ("❌", "failed"),
-    "rolled_back": ("↩️", "rolled back"),
-    "cancelled": ("🛑", "cancelled"),
-    "running": ("❌", "did not finish"),
-    "skipped": ("⏭️", "skipped"),
-    "queued": ("⏳", "never started"),
-    None: ("❔", "no report"),
-}
+TERMINAL_MESSAGE = 120  # characters of a failed leg's message in the terminal table
+TIMELINE_WIDTH = 40
+COLUMNS = ("Service", "Result", "Duration", "Image / commit", "Message")
+WORDS = {"rolled_back": "rolled back", "queued": "never started"}
 
 
 @dataclass
@@ -49,9 +41,15 @@ class Row:
 
     @property
     def label(self) -> tuple[str, str]:
-        if self.status is None and self.not_started:
-            return ("⏭️", "not started")
-        return LABELS.get(self.result, ("❔", f"unknown result {self.result!r}"))
+        """(icon, words): `✅ deployed`; a leg still `running` in its last report did not finish."""
+        result = self.result
+        if result is None:
+            return ("⏭️", "not started") if self.not_started else (steplib.UNKNOWN_ICON, "no report")
+        if result == "running":
+            return (steplib.RESULT_ICONS["failed"], "did not finish")
+        if result not in steplib.RESULT_ICONS:
+            return (steplib.UNKNOWN_ICON, f"unknown result {result!r}")
+        return (steplib.result_icon(result), WORDS.get(result, result))
 
     def field(self, key: str) -> Any:
         return None if self.status is None else self.status.get(key)
@@ -61,9 +59,9 @@ class Row:
 
     @property
     def duration(self) -> float | None:
-        value = self.field("duration_s")
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
+        reported = steplib.as_seconds(self.field("duration_s"))
+        if reported is not None:
+            return reported
         started, finished = self.time("started_at"), self.time("finished_at")
         return (finished - started).total_seconds() if started and finished else None
 
@@ -76,8 +74,33 @@ class Row:
 
     @property
     def short_commit(self) -> str:
-        commit = self.field("commit")
-        return commit[:7] if isinstance(commit, str) else ""
+        return short_commit(self.field("commit"))
+
+    def cells(self) -> tuple[str, str, str, str, str]:
+        """The table row as plain text (COLUMNS); each renderer escapes or trims it for its medium."""
+        image = self.field("image")
+        image_commit = " · ".join(part for part in (str(image) if image else "", self.short_commit) if part)
+        return (self.service, " ".join(self.label), format_duration(self.duration), image_commit or "—",
+                self.message)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Report:
+    """What the job summary and `wfgen deploy` show: one row per selected service, the legs' timing."""
+
+    rows: list[Row]
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.rows) and all(row.ok for row in self.rows)
+
+    @property
+    def figures(self) -> tuple[float, float, float] | None:
+        return speedup(self.rows)
+
+
+def short_commit(commit: object) -> str:
+    return commit[:7] if isinstance(commit, str) else ""
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -126,15 +149,19 @@ def find_status_files(root: Path) -> dict[str, tuple[Path, dict[str, Any] | None
                 continue
             seen += 1
             path = Path(folder, name)
-            data = steplib.read_json(path)
-            if data is not None and "result" not in data:
-                data = None
+            data = load_status(path)
             service = data["service"] if data and isinstance(data.get("service"), str) else path.stem
             if service not in found or _newer(data, found[service][1]):
                 found[service] = (path, data)
     if seen >= MAX_FILES:
         steplib.error("deployment-summary", f"{root}: stopped after {MAX_FILES} status files")
     return found
+
+
+def load_status(path: Path) -> dict[str, Any] | None:
+    """A status file, or None when it is missing, unreadable, or not a status (no `result`)."""
+    data = steplib.read_json(path)
+    return data if data is not None and "result" in data else None
 
 
 def _newer(candidate: dict[str, Any] | None, current: dict[str, Any] | None) -> bool:
@@ -153,15 +180,21 @@ def build_rows(
     names = sorted(names, key=lambda name: (rank.get(name, len(rank)), names.index(name)))
     rows = []
     for name in names:
-        if name not in found:
-            if check_result not in (None, "", "success"):
-                rows.append(Row(name, None, f"infrastructure check: {check_result}", not_started=True))
-            else:
-                rows.append(Row(name, None, "no status file"))
-            continue
-        path, data = found[name]
-        rows.append(Row(name, data, "" if data is not None else f"unreadable status file {path.name}"))
+        if check_result not in (None, "", "success"):  # no leg ran; a file from an earlier run is not news
+            rows.append(Row(name, None, f"infrastructure check: {check_result}", not_started=True))
+        elif name not in found:
+            rows.append(Row(name, None, "no status file"))
+        else:
+            path, data = found[name]
+            rows.append(Row(name, data, "" if data is not None else f"unreadable status file {path.name}"))
     return rows
+
+
+def build_report(
+    selected: list[str] | None, found: dict[str, Any], order: list[str], check_result: str | None = None
+) -> Report:
+    """The report over status files: `found` maps a service to (path, status dict or None)."""
+    return Report(build_rows(selected, found, order, check_result))
 
 
 def speedup(rows: list[Row]) -> tuple[float, float, float] | None:
@@ -188,17 +221,6 @@ def verdict(rows: list[Row]) -> str:
     return f"✅ {total}/{total} {noun} deployed" + (f" ({unchanged} unchanged)" if unchanged else "")
 
 
-def cell(text: str) -> str:
-    text = text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 1] + "…"
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
-    return text.replace("\r\n", "\n").replace("\n", "<br>")
-
-
-def image_cell(row: Row) -> str:
-    parts = [f"`{cell(str(row.field('image')))}`" if row.field("image") else "", row.short_commit]
-    return " · ".join(part for part in parts if part) or "—"
-
-
 def format_duration(seconds: float | None) -> str:
     return "—" if seconds is None else f"{seconds:.1f} s"
 
@@ -210,22 +232,53 @@ def speedup_line(figures: tuple[float, float, float] | None) -> str:
     return f"Parallel speedup: {ratio:.1f}× (sum of leg durations {total:.1f} s / wall time {wall:.1f} s)"
 
 
-def gantt(rows: list[Row]) -> list[str]:
+@dataclass(frozen=True)
+class Span:
+    """One leg on the timeline: from its start to its finish (or last phase change)."""
+
+    service: str
+    start: dt.datetime
+    end: dt.datetime
+    ok: bool
+
+
+def spans(rows: list[Row]) -> list[Span]:
+    found = []
+    for row in rows:
+        start = row.time("started_at")
+        if start is not None:
+            end = row.time("finished_at") or _last_phase(row) or start
+            found.append(Span(row.service, start, max(end, start), row.ok))
+    return found
+
+
+def gantt(legs: list[Span]) -> list[str]:
     lines = ["```mermaid", "gantt", "    title Deploy legs", "    dateFormat x", "    axisFormat %H:%M:%S"]
     lines.append("    todayMarker off")
-    for index, row in enumerate(rows):
-        start = row.time("started_at")
-        if start is None:
-            continue
-        end = row.time("finished_at") or _last_phase(row) or start
-        start_ms, end_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
-        name = re.sub(r"[^A-Za-z0-9_. -]", "_", row.service)
-        tag = "" if row.ok else "crit, "
+    for index, leg in enumerate(legs):
+        start_ms, end_ms = int(leg.start.timestamp() * 1000), int(leg.end.timestamp() * 1000)
+        name = re.sub(r"[^A-Za-z0-9_. -]", "_", leg.service)
+        tag = "" if leg.ok else "crit, "
         lines += [
             f"    section {name}",
             f"    {name} :{tag}leg{index}, {start_ms}, {max(end_ms, start_ms + 1)}",
         ]
     return [*lines, "```"]
+
+
+def text_timeline(legs: list[Span], width: int = TIMELINE_WIDTH) -> list[str]:
+    """The gantt for a terminal: one bar per leg on a shared time axis (`#` for a leg that failed)."""
+    if not legs:
+        return []
+    origin, last = min(leg.start for leg in legs), max(leg.end for leg in legs)
+    total = max((last - origin).total_seconds(), 1e-9)
+    rows = []
+    for leg in legs:
+        first = int((leg.start - origin).total_seconds() / total * width)
+        stop = max(first + 1, round((leg.end - origin).total_seconds() / total * width))
+        bar = "·" * first + ("█" if leg.ok else "#") * (min(stop, width) - first)
+        rows.append((leg.service, f"|{bar.ljust(width, '·')}|"))
+    return [f"Timeline: 0 s to {total:.1f} s", *steplib.format_table(rows)]
 
 
 def _last_phase(row: Row) -> dt.datetime | None:
@@ -244,38 +297,47 @@ def _timestamp(value: Any) -> dt.datetime | None:
     return stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)
 
 
-def markdown(rows: list[Row], figures: tuple[float, float, float] | None) -> str:
+def markdown(report: Report) -> str:
+    """The job summary: verdict, table, mermaid gantt, speedup. Every cell is escaped: legs wrote them."""
+    rows = report.rows
     lines = [f"## {verdict(rows)}", ""]
     if rows:
-        lines += [
-            "| Service | Result | Duration | Image / commit | Message |",
-            "| --- | --- | ---: | --- | --- |",
-        ]
+        lines += ["| " + " | ".join(COLUMNS) + " |", "| --- | --- | ---: | --- | --- |"]
         for row in rows:
-            emoji, word = row.label
-            lines.append(
-                f"| {cell(row.service)} | {emoji} {word} | {format_duration(row.duration)} "
-                f"| {image_cell(row)} | {cell(row.message)} |"
-            )
+            service, result, duration, _, message = (steplib.markdown_cell(text) for text in row.cells())
+            image = row.field("image")
+            image_cell = [f"`{steplib.markdown_cell(str(image))}`" if image else ""]
+            image_cell.append(steplib.markdown_cell(row.short_commit))
+            image_commit = " · ".join(part for part in image_cell if part) or "—"
+            lines.append(f"| {service} | {result} | {duration} | {image_commit} | {message} |")
         lines.append("")
-        if any(row.time("started_at") for row in rows):
-            lines += [*gantt(rows), ""]
-    lines.append(speedup_line(figures))
+        legs = spans(rows)
+        if legs:
+            lines += [*gantt(legs), ""]
+    lines.append(speedup_line(report.figures))
     return "\n".join(lines) + "\n"
 
 
-def plain_text(rows: list[Row], figures: tuple[float, float, float] | None) -> str:
+def terminal_rows(report: Report) -> list[tuple[str, str, str, str, str]]:
+    """(icon, service, result, duration, commit + first line of a failure) for a terminal table."""
     table = []
-    for row in rows:
+    for row in report.rows:
         first_line = row.message.splitlines()[0] if row.message.strip() else ""
-        extra = "" if row.ok else first_line[:120]
-        table.append((row.service, row.label[1], format_duration(row.duration), row.short_commit, extra))
-    widths = [max((len(line[i]) for line in table), default=0) for i in range(5)]
-    lines = [verdict(rows)]
-    for row, line in zip(rows, table, strict=True):
-        text = "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True))
-        lines.append(f"{row.label[0]} {text}".rstrip())
-    return "\n".join([*lines, speedup_line(figures)]) + "\n"
+        extra = "" if row.ok else first_line[:TERMINAL_MESSAGE]
+        icon, words = row.label
+        table.append((icon, row.service, words, format_duration(row.duration), " ".join(
+            part for part in (row.short_commit, extra) if part)))  # fmt: skip
+    return table
+
+
+def plain_text(report: Report) -> str:
+    """The same report for a log or a terminal: verdict, table, text timeline, speedup."""
+    table = [row[1:] for row in terminal_rows(report)]
+    icons = [row[0] for row in terminal_rows(report)]
+    lines = [verdict(report.rows)]
+    lines += [f"{icon} {line}" for icon, line in zip(icons, steplib.format_table(table), strict=True)]
+    lines += text_timeline(spans(report.rows))
+    return "\n".join([*lines, speedup_line(report.figures)]) + "\n"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -285,19 +347,15 @@ def run(args: argparse.Namespace) -> int:
     if not root.is_dir():
         steplib.error("deployment-summary", f"{root}: status folder not found; no leg reported")
     found = find_status_files(root) if root.is_dir() else {}
-    rows = build_rows(selected, found, list(manifest.get("services", {})), args.check_result)
-    figures = speedup(rows)
-    report = markdown(rows, figures)
-    summary_path = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary_path:
-        with Path(summary_path).open("a", encoding="utf-8") as handle:
-            handle.write(report)
+    report = build_report(selected, found, list(manifest.get("services", {})), args.check_result)
+    text = markdown(report)
+    in_job = steplib.append_step_summary(text)
     if args.output:
-        Path(args.output).write_text(report, encoding="utf-8")
-    print(plain_text(rows, figures), end="" if summary_path else "\n", flush=True)
-    if not summary_path:
-        print(report, end="", flush=True)
-    return steplib.Exit.OK if rows and all(row.ok for row in rows) else steplib.Exit.FAILED
+        Path(args.output).write_text(text, encoding="utf-8")
+    print(plain_text(report), end="" if in_job else "\n", flush=True)
+    if not in_job:
+        print(text, end="", flush=True)
+    return steplib.Exit.OK if report.ok else steplib.Exit.FAILED
 
 
 def main(argv: list[str] | None = None) -> int:

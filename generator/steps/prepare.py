@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-from collections.abc import Sequence
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 from . import steplib
@@ -47,7 +45,8 @@ def select_services(text: str | None, valid: list[str]) -> tuple[list[str], list
     wants_all = any(name.lower() == "all" for name in names)
     unknown = [name for name in dict.fromkeys(names) if name not in valid and name.lower() != "all"]
     if unknown:
-        described = ", ".join(f"'{name}'{steplib.did_you_mean(name, valid)}" for name in unknown)
+        # repr: a dispatched input is untrusted; no raw newline may start a `::command::` line in the job log.
+        described = ", ".join(f"{name!r}{steplib.did_you_mean(name, valid)}" for name in unknown)
         noun = "service" if len(unknown) == 1 else "services"
         raise steplib.UsageError(f"unknown {noun} {described}; valid: {', '.join(valid)}")
     if wants_all:
@@ -70,8 +69,31 @@ def check_branch(branch: str | None, branches: list[str]) -> str:
         raise steplib.UsageError(f"branch {branch!r} is not a safe git branch name ({steplib.GIT_REF_HINT})")
     if branch not in branches:
         hint = steplib.did_you_mean(branch, branches)
-        raise steplib.UsageError(f"unknown branch '{branch}'{hint}; valid: {', '.join(branches)}")
+        raise steplib.UsageError(f"unknown branch {branch!r}{hint}; valid: {', '.join(branches)}")
     return branch
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a dispatch deploys: the selection in manifest order, the branch, and a row per service."""
+
+    services: list[str]
+    branch: str
+    force_rebuild: bool
+    notes: list[str]
+    rows: list[tuple[str, str, str, str]]  # HEADERS: service, source, ref, host port
+    footer: str
+
+
+def make_plan(
+    manifest: dict[str, Any], services: str | None, branch: str | None, force_rebuild: str | bool | None
+) -> Plan:
+    """Validate the dispatch inputs against the manifest; UsageError (one line) on anything wrong."""
+    selected, notes = select_services(services, list(manifest["services"]))
+    chosen = check_branch(branch, list(manifest["project"]["branches"]))
+    force = steplib.parse_bool(force_rebuild, what="--force-rebuild")
+    rows = plan_rows(manifest["services"], selected, chosen)
+    return Plan(selected, chosen, force, notes, rows, footer(manifest, selected, chosen, force))
 
 
 def plan_rows(services: dict[str, Any], selected: list[str], branch: str) -> list[tuple[str, str, str, str]]:
@@ -83,14 +105,6 @@ def plan_rows(services: dict[str, Any], selected: list[str], branch: str) -> lis
     return rows
 
 
-def format_table(rows: Sequence[tuple[str, ...]]) -> list[str]:
-    widths = [max(len(row[i]) for row in (HEADERS, *rows)) for i in range(len(HEADERS))]
-    return [
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in (HEADERS, *rows)
-    ]
-
-
 def footer(manifest: dict[str, Any], selected: list[str], branch: str, force: bool) -> str:
     total = len(manifest["services"])
     parallel = manifest["project"].get("max_parallel", total)
@@ -100,50 +114,45 @@ def footer(manifest: dict[str, Any], selected: list[str], branch: str, force: bo
     )
 
 
-def markdown_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def markdown_plan(rows: list[tuple[str, str, str, str]], notes: list[str], summary_line: str) -> str:
+def markdown_plan(plan: Plan) -> str:
     lines = [
         "### Deployment plan",
         "",
         "| Service | Source | Ref | Host port |",
         "| --- | --- | --- | ---: |",
     ]
-    for name, source, ref, port in rows:
-        lines.append(f"| {name} | `{markdown_cell(source)}` | `{markdown_cell(ref)}` | {port} |")
+    for row in plan.rows:
+        name, source, ref, port = (steplib.markdown_cell(cell) for cell in row)
+        lines.append(f"| {name} | `{source}` | `{ref}` | {port} |")
     lines.append("")
-    if notes:
-        lines += [*(f"> {note}" for note in notes), ""]
-    lines.append(summary_line)
+    if plan.notes:
+        lines += [*(f"> {steplib.markdown_cell(note)}" for note in plan.notes), ""]
+    lines.append(plan.footer)
     return "\n".join(lines) + "\n"
 
 
 def run(args: argparse.Namespace) -> int:
     manifest = steplib.load_manifest(args.manifest)
-    services: dict[str, Any] = manifest["services"]
-    selected, notes = select_services(args.services, list(services))
-    branch = check_branch(args.branch, list(manifest["project"]["branches"]))
-    force = steplib.parse_bool(args.force_rebuild, what="--force-rebuild")
+    plan = make_plan(manifest, args.services, args.branch, args.force_rebuild)
     steplib.write_github_output(
         {
-            "services": json.dumps(selected, separators=(",", ":")),
-            "count": str(len(selected)),
-            "branch": branch,
-            "force_rebuild": "true" if force else "false",
+            "services": json.dumps(plan.services, separators=(",", ":")),
+            "count": str(len(plan.services)),
+            "branch": plan.branch,
+            "force_rebuild": "true" if plan.force_rebuild else "false",
         }
     )
-    rows = plan_rows(services, selected, branch)
-    summary_line = footer(manifest, selected, branch, force)
-    summary_path = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary_path:
-        with Path(summary_path).open("a", encoding="utf-8") as handle:
-            handle.write(markdown_plan(rows, notes, summary_line))
+    steplib.append_step_summary(markdown_plan(plan))
     if args.json:
-        print(json.dumps({"services": selected, "branch": branch, "force_rebuild": force}), flush=True)
+        document = {"services": plan.services, "branch": plan.branch, "force_rebuild": plan.force_rebuild}
+        print(json.dumps(document), flush=True)
         return steplib.Exit.OK
-    lines = [*format_table(rows), "", *(f"note: {note}" for note in notes), summary_line]
+    lines = [
+        *steplib.format_table(plan.rows, HEADERS),
+        "",
+        *(f"note: {note}" for note in plan.notes),
+        plan.footer,
+    ]
     print("\n".join(lines), flush=True)
     return steplib.Exit.OK
 

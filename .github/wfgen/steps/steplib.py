@@ -12,12 +12,13 @@ import datetime as dt
 import difflib
 import enum
 import json
+import math
 import os
 import re
 import secrets
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,51 @@ class UsageError(Exception):
 
 RESULTS_OK = frozenset({"deployed", "unchanged"})
 RESULTS_FINAL = frozenset({"deployed", "unchanged", "failed", "rolled_back", "cancelled", "skipped"})
+RESULT_ICONS = {
+    "deployed": "✅",
+    "unchanged": "♻️",
+    "failed": "❌",
+    "rolled_back": "↩️",
+    "cancelled": "🛑",
+    "skipped": "⏭️",
+    "queued": "⏳",
+    "running": "🔄",
+}
+UNKNOWN_ICON = "❔"
+CELL_LIMIT = 300
+
+
+def result_icon(result: object) -> str:
+    return RESULT_ICONS.get(result, UNKNOWN_ICON) if isinstance(result, str) else UNKNOWN_ICON
+
+
+def markdown_cell(text: str, limit: int = CELL_LIMIT) -> str:
+    """Text for one Markdown table cell (or heading): no HTML, no column break, one line, at most `limit`."""
+    text = text if len(text) <= limit else text[: limit - 1] + "…"
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
+    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "<br>")
+
+
+def format_table(rows: Sequence[Sequence[str]], headers: Sequence[str] = ()) -> list[str]:
+    """Plain-text columns, left-aligned, two spaces apart, no trailing blanks: the plan and summary tables."""
+    table = [tuple(row) for row in ([headers] if headers else []) + list(rows)]
+    if not table:
+        return []
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in table
+    ]
+
+
+def append_step_summary(text: str, environ: Mapping[str, str] = os.environ) -> bool:
+    """Append Markdown to the job summary ($GITHUB_STEP_SUMMARY); False when there is none (not in a job)."""
+    path = environ.get("GITHUB_STEP_SUMMARY")
+    if not path:
+        return False
+    with Path(path).open("a", encoding="utf-8") as handle:
+        handle.write(text)
+    return True
 
 
 def default_manifest_path() -> Path:
@@ -179,7 +225,7 @@ def read_json(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     try:
         with Path(path).open(encoding="utf-8") as handle:
             data = json.load(handle)
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError, RecursionError):  # ValueError: bad JSON, UTF-8, or a number of 4300+ digits
         return None
     return data if isinstance(data, dict) else None
 
@@ -205,6 +251,17 @@ def status_record(service: str, branch: str, **fields: Any) -> dict[str, Any]:
     if unknown:
         raise TypeError(f"not a status key: {', '.join(unknown)}")
     return {**record, **fields}
+
+
+def as_seconds(value: Any) -> float | None:
+    """A duration from a status file: a finite, non-negative number, else None (not bool, not a string)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        seconds = float(value)
+    except OverflowError:  # an int of hundreds of digits
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
 class StatusFile:
