@@ -15,6 +15,7 @@ from typing import Any, BinaryIO
 
 from generator.steps.steplib import (
     RESULTS_FINAL,
+    as_seconds,
     now_iso,
     parse_iso,
     read_json,
@@ -57,8 +58,8 @@ class Leg:
         return (self.ended if self.ended is not None else (now or time.monotonic())) - self.started
 
     def duration(self) -> float | None:
-        reported = self.status.get("duration_s")
-        return float(reported) if isinstance(reported, int | float) else self.elapsed()
+        reported = as_seconds(self.status.get("duration_s"))
+        return reported if reported is not None else self.elapsed()
 
 
 @dataclass(frozen=True)

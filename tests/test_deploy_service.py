@@ -127,6 +127,20 @@ def test_missing_manifest_exits_2(tmp_path: Path) -> None:
     assert "resolved manifest not found" in proc.stderr
 
 
+def test_status_file_that_cannot_be_written_exits_2(tmp_path: Path) -> None:
+    manifest = write_resolved_manifest(
+        tmp_path, manifest_toml({"auth-service": {"repository": "o/a", "port": 3000}})
+    )
+    (tmp_path / "blocker").write_text("a regular file\n")
+    status = tmp_path / "blocker" / "auth-service.json"
+    args = ("--manifest", str(manifest), "--service", "auth-service", "--branch", "main")
+    proc = run_step("deploy_service", *args, "--status-file", str(status))
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert proc.stderr.splitlines() == [
+        f"auth-service: --status-file {status}: cannot write (File exists: {tmp_path / 'blocker'})"
+    ]
+
+
 def test_missing_secret_fails_without_touching_anything(tmp_path: Path) -> None:
     services = {"auth-service": {"repository": "o/a", "port": 3000, "env": ["T_DEPLOY_SECRET"]}}
     manifest = write_resolved_manifest(

@@ -258,7 +258,9 @@ def test_without_github_files_still_prints_plan(tmp_path: Path, manifest: Path) 
         "auth-service,\n::add-mask::x,",
     ],
 )
-def test_unknown_names_cannot_inject_workflow_commands(tmp_path: Path, manifest: Path, selection: str) -> None:
+def test_unknown_names_cannot_inject_workflow_commands(
+    tmp_path: Path, manifest: Path, selection: str
+) -> None:
     """A dispatched `services` input is printed quoted: no raw newline starts a `::command::` line."""
     result = prepare(tmp_path, manifest, f"--services={selection}")
     assert (result.returncode, result.stdout) == (2, "")

@@ -102,7 +102,12 @@ def main(argv: list[str] | None = None) -> int:
         steplib.error(subject, str(exc))
         return steplib.Exit.USAGE
     name = settings.service["name"]
-    status = steplib.StatusFile(args.status_file or f"wfgen-status/{name}.json", name, settings.branch)
+    status_path = args.status_file or f"wfgen-status/{name}.json"
+    try:
+        status = steplib.StatusFile(status_path, name, settings.branch)
+    except OSError as exc:
+        steplib.error(name, f"--status-file {status_path}: cannot write ({exc.strerror}: {exc.filename})")
+        return steplib.Exit.USAGE
     previous = {sig: signal.signal(sig, _cancel) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         with (
