@@ -14,8 +14,19 @@ from rich.table import Table
 from rich.text import Text
 
 from generator.legs import Event, Leg
-from generator.runlog import ICONS, display_path, seconds, short, tail, totals_line
-from generator.steps.steplib import RESULTS_OK, clock
+from generator.runlog import display_path, failed_with_logs, tail
+from generator.steps.deployment_summary import (
+    COLUMNS,
+    Report,
+    format_duration,
+    plain_text,
+    short_commit,
+    spans,
+    speedup_line,
+    text_timeline,
+    verdict,
+)
+from generator.steps.steplib import RESULTS_OK, clock, result_icon
 
 REFRESH_S = 1.0
 _CLOCK = re.compile(r"^\[\d\d:\d\d:\d\d\] ")  # a step's own timestamp on a line we relay
@@ -25,7 +36,7 @@ def describe_result(leg: Leg) -> str:
     """`deployed 9f1c2ab in 33 s`, `failed at health after 12 s: candidate never healthy`."""
     duration = leg.duration()
     took = f"{duration:.0f} s" if duration is not None else None
-    commit = short(leg.status.get("commit"))
+    commit = short_commit(leg.status.get("commit")) or "-"
     if leg.result in RESULTS_OK:
         return f"{leg.result} {commit} in {took}"
     if leg.result in ("skipped", "cancelled") and leg.started is None:
@@ -38,7 +49,7 @@ def describe_result(leg: Leg) -> str:
 def brief(leg: Leg) -> str:
     """The table cell: `deployed 9f1c2ab`, `failed at health`; the full message goes to the summary."""
     if leg.result in RESULTS_OK:
-        return f"{leg.result} {short(leg.status.get('commit'))}"
+        return f"{leg.result} {short_commit(leg.status.get('commit')) or '-'}"
     if leg.phase in ("queued", "done") or leg.result == "running":
         return leg.result
     return f"{leg.result} at {leg.phase}"
@@ -73,11 +84,12 @@ class Reporter:
     def end(self) -> None:
         """The deploy stage is over."""
 
-    def summary(self, record: dict[str, Any], base: Path) -> None:
+    def summary(self, report: Report, record: dict[str, Any], base: Path) -> None:
+        """The job's summary (deployment_summary's report), then where the logs are and failed logs' tails."""
         if self.terminal:
-            rich_summary(Console(file=self.stream), record, base)
+            rich_summary(Console(file=self.stream), report, record, base)
         else:
-            plain_summary(self.stream, record, base)
+            plain_summary(self.stream, report, record, base)
 
 
 class LineReporter(Reporter):
@@ -101,7 +113,7 @@ class LineReporter(Reporter):
         elif event.kind == "phase":
             self.line("🔄", leg.service, leg.phase)
         else:
-            self.line(ICONS.get(leg.result, "❔"), leg.service, describe_result(leg))
+            self.line(result_icon(leg.result), leg.service, describe_result(leg))
             self.line("📊", "Progress", progress_text(legs).removeprefix("Progress: "))
 
 
@@ -154,47 +166,47 @@ class LiveReporter(Reporter):
         for leg in legs:
             elapsed = leg.elapsed(now)
             table.add_row(
-                leg.service, leg.phase, seconds(elapsed), Text(f"{ICONS.get(leg.result, '❔')} {brief(leg)}")
+                leg.service,
+                leg.phase,
+                format_duration(elapsed),
+                Text(f"{result_icon(leg.result)} {brief(leg)}"),
             )
         return Group(table, Text(progress_text(legs), style="bold"))
 
 
-def rich_summary(console: Console, record: dict[str, Any], base: Path) -> None:
-    table = Table(title=f"Run {record['run_id']}", title_justify="left")
-    for column in ("service", "result", "duration", "commit", "log"):
+def rich_summary(console: Console, report: Report, record: dict[str, Any], base: Path) -> None:
+    table = Table(title=verdict(report.rows), title_justify="left")
+    for column in COLUMNS:
         table.add_column(column)
-    for name, item in record["services"].items():
-        log = display_path(Path(item["log_path"]), base) if item["log_path"] else "-"
-        result = f"{ICONS.get(item['result'], '❔')} {item['result']}"
-        table.add_row(name, result, seconds(item["duration_s"]), short(item["commit"]), Text(log))
+    for row in report.rows:
+        table.add_row(*(Text(cell) for cell in row.cells()))
     console.print(table)
+    timeline = text_timeline(spans(report.rows))
+    if timeline:
+        console.print(Text("\n".join(timeline)))
+    console.print(Text(speedup_line(report.figures), style="bold"))
     for name, item in failed_with_logs(record):
         reason = escape(str(item["message"] or item["result"]))
-        console.print(f"[bold red]── {name}[/]: {reason} (last lines of its log)", highlight=False)
+        console.print(f"[bold red]── {escape(name)}[/]: {reason} (last lines of its log)", highlight=False)
         console.print(Text("\n".join(tail(Path(item["log_path"])))))
-    console.print(totals_line(record), highlight=False)
+    console.print(Text(run_line(record, base)), highlight=False)
 
 
-def plain_summary(stream: TextIO, record: dict[str, Any], base: Path) -> None:
+def plain_summary(stream: TextIO, report: Report, record: dict[str, Any], base: Path) -> None:
     def line(icon: str, subject: str, message: str) -> None:
         print(f"[{clock()}] {icon} {subject}: {message}", file=stream, flush=True)
 
-    for name, item in record["services"].items():
-        log = display_path(Path(item["log_path"]), base) if item["log_path"] else "-"
-        took = seconds(item["duration_s"])
-        line("📋", "summary", f"{name} {item['result']} {took} {short(item['commit'])} {log}")
+    for row in plain_text(report).splitlines():
+        line("📋", "summary", row)
     for name, item in failed_with_logs(record):
         for row in tail(Path(item["log_path"])):
             line("📄", name, f"| {row}")
-    line("⏱️", "summary", totals_line(record))
+    line("⏱️", "summary", run_line(record, base))
 
 
-def failed_with_logs(record: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    return [
-        (name, item)
-        for name, item in record["services"].items()
-        if item["result"] not in RESULTS_OK and item["log_path"]
-    ]
+def run_line(record: dict[str, Any], base: Path) -> str:
+    folder = display_path(Path(record["run_dir"]), base) if record.get("run_dir") else record["run_id"]
+    return f"Run {record['run_id']} took {format_duration(record['wall_s'])}; logs and summary.md in {folder}"
 
 
 def make_reporter(stream: TextIO, *, mode: str) -> Reporter:

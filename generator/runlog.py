@@ -4,27 +4,27 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import os
 import secrets
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from generator.errors import WfgenError
 from generator.legs import Leg
-from generator.steps.steplib import RESULTS_OK, read_json, write_json_atomic
+from generator.steps.deployment_summary import format_duration
+from generator.steps.steplib import RESULTS_OK, markdown_cell, write_json_atomic
 
 RUNS = Path(".wfgen") / "runs"
 TAIL_LINES = 15
-ICONS = {
-    "deployed": "✅",
-    "unchanged": "♻️",
-    "failed": "❌",
-    "rolled_back": "↩️",
-    "cancelled": "🛑",
-    "skipped": "⏭️",
-    "queued": "⏳",
-    "running": "🔄",
-}
+
+
+class RunRecordError(WfgenError):
+    """run.json is not what `wfgen deploy` writes (hand-edited, truncated, another tool's file)."""
+
+    def __init__(self, path: Path, problem: str):
+        super().__init__(f"{path}: not a run record: {problem}")
 
 
 def runs_root(repo_root: Path) -> Path:
@@ -68,8 +68,41 @@ def latest_run(repo_root: Path) -> Path | None:
     return candidate if (candidate / "run.json").is_file() else None
 
 
-def read_run(run_dir: Path) -> dict[str, Any] | None:
-    return read_json(run_dir / "run.json")
+def read_run(run_dir: Path) -> dict[str, Any]:
+    """run.json, checked for the keys `--retry-failed` reads; RunRecordError (one line) otherwise."""
+    path = run_dir / "run.json"
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise RunRecordError(path, str(exc.strerror)) from None
+    except (ValueError, RecursionError):
+        raise RunRecordError(path, "not valid JSON") from None
+    problem = record_problem(record)
+    if problem:
+        raise RunRecordError(path, problem)
+    return dict(record)
+
+
+def record_problem(record: object) -> str | None:
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    services, inputs = record.get("services"), record.get("inputs")
+    if not isinstance(services, dict):
+        return "no 'services' object"
+    for name, item in services.items():
+        if not isinstance(item, dict):
+            return f"services.{name} is not an object"
+        if not isinstance(item.get("result"), str | None):
+            return f"services.{name}.result is not a string"
+    if not isinstance(inputs, dict):
+        return "no 'inputs' object"
+    if not isinstance(inputs.get("branch"), str):
+        return "inputs.branch is not a string"
+    if not isinstance(inputs.get("force_rebuild"), bool):
+        return "inputs.force_rebuild is not true or false"
+    if not isinstance(record.get("run_id"), str):
+        return "no 'run_id' string"
+    return None
 
 
 def write_run(run_dir: Path, record: dict[str, Any]) -> None:
@@ -135,54 +168,38 @@ def tail(path: Path, lines: int = TAIL_LINES) -> list[str]:
     return data.decode("utf-8", errors="replace").splitlines()[-lines:]
 
 
-def short(commit: object) -> str:
-    return str(commit)[:7] if commit else "-"
-
-
-def seconds(value: object) -> str:
-    return f"{value:.1f} s" if isinstance(value, int | float) else "-"
-
-
-def markdown(record: dict[str, Any], base: Path) -> str:
-    """summary.md: the verdict, one row per service, failed logs' tails, and the speedup."""
-    services: dict[str, dict[str, Any]] = record["services"]
-    ok = sum(1 for item in services.values() if item["result"] in RESULTS_OK)
-    verdict = "✅" if ok == len(services) else "❌"
-    inputs = record["inputs"]
-    lines = [
-        f"## {verdict} {ok}/{len(services)} services deployed — run {record['run_id']}",
-        "",
-        f"Branch `{inputs['branch']}`, force rebuild: {'yes' if inputs['force_rebuild'] else 'no'}.",
-        "",
-        "| service | result | duration | commit | log |",
-        "| --- | --- | --- | --- | --- |",
+def failed_with_logs(record: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(service, its run.json entry) for each service that did not deploy and left a log."""
+    return [
+        (name, item)
+        for name, item in record["services"].items()
+        if item["result"] not in RESULTS_OK and item["log_path"]
     ]
-    for name, item in services.items():
-        log = display_path(Path(item["log_path"]), base) if item["log_path"] else "-"
-        result = f"{ICONS.get(item['result'], '❔')} {item['result']}"
-        lines.append(
-            f"| {name} | {result} | {seconds(item['duration_s'])} | {short(item['commit'])} | `{log}` |"
-        )
-    lines += ["", totals_line(record)]
+
+
+def details_markdown(record: dict[str, Any], base: Path) -> str:
+    """What summary.md adds below the job's report: the run, why nothing ran, failed logs' last lines."""
+    inputs = record["inputs"]
+    branch, folder = (
+        markdown_cell(inputs["branch"]),
+        markdown_cell(display_path(Path(record["run_dir"]), base)),
+    )
+    force = "yes" if inputs["force_rebuild"] else "no"
+    lines = [
+        f"### Run {record['run_id']}",
+        "",
+        f"Branch `{branch}`, force rebuild: {force}; run time {format_duration(record['wall_s'])}; "
+        f"logs in `{folder}`.",
+    ]
     if record.get("message"):  # e.g. the infrastructure check failed: say so, and show its table
-        lines += ["", f"**{record['message']}**"]
-        check_log = Path(record["run_dir"]) / "check-infrastructure.log"
-        if check_log.is_file():
-            lines += ["", "```", *(line.replace("```", "'''") for line in tail(check_log)), "```"]
-    for name, item in services.items():
-        if item["result"] not in RESULTS_OK and item["log_path"]:
-            lines += ["", f"### {name}: {item['message'] or item['result']}", "", "```"]
-            lines += [line.replace("```", "'''") for line in tail(Path(item["log_path"]))]
-            lines.append("```")
+        lines += ["", f"**{markdown_cell(record['message'])}**"]
+        lines += _fenced(tail(Path(record["run_dir"]) / "check-infrastructure.log"))
+    for name, item in failed_with_logs(record):
+        lines += ["", f"#### {markdown_cell(name)}: {markdown_cell(str(item['message'] or item['result']))}"]
+        lines += _fenced(tail(Path(item["log_path"])))
     return "\n".join(lines) + "\n"
 
 
-def totals_line(record: dict[str, Any]) -> str:
-    parts = [f"Wall time {seconds(record['wall_s'])}"]
-    if record.get("deploy_wall_s") is not None:
-        parts.append(f"deploy stage {seconds(record['deploy_wall_s'])}")
-        parts.append(f"sum of service times {seconds(record['sum_s'])}")
-        parts.append(
-            f"speedup over sequential {record['speedup']:.1f}×" if record["speedup"] else "speedup -"
-        )
-    return ", ".join(parts) + "."
+def _fenced(rows: list[str]) -> list[str]:
+    """A log tail as a code block that no line of it can close early."""
+    return ["", "```", *(row.replace("```", "'''") for row in rows), "```"] if rows else []

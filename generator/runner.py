@@ -12,25 +12,27 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
+from generator.dryrun import print_dry_run
 from generator.errors import ExitCode, WfgenError
 from generator.legs import Interrupts, Leg, LegPool, write_never_started
 from generator.manifest import load_manifest
-from generator.plan import print_plan
 from generator.progress import Reporter, make_reporter
 from generator.resolve import resolve_manifest
 from generator.runlog import (
+    RunRecordError,
     create_run,
+    details_markdown,
     latest_run,
     leg_record,
-    markdown,
     point_latest,
     read_run,
     timing,
     write_run,
 )
-from generator.steprun import run_prepare, run_step, step_argv
+from generator.steprun import run_step, step_argv
+from generator.steps import deployment_summary, prepare
 from generator.steps.check_infrastructure import secret_flags
-from generator.steps.steplib import RESULTS_OK, now_iso
+from generator.steps.steplib import RESULTS_OK, UsageError, now_iso
 
 POLL_S = 0.2
 CANCEL_GRACE_S = 60.0
@@ -76,22 +78,28 @@ def deploy(
         raise RunnerError("--max-parallel must be at least 1")
     resolved = resolve_manifest(load_manifest(options.manifest), source=options.manifest.name)
     env = child_env(os.environ if environ is None else environ, options)
-    with Interrupts() as interrupts, tempfile.TemporaryDirectory(prefix="wfgen-plan-") as tmp:
+    try:  # the prepare job's own rules, called in place
+        plan = prepare.make_plan(resolved, options.services or "all", options.branch, options.force_rebuild)
+    except UsageError as exc:
+        raise RunnerError(f"prepare: {exc}") from None
+    max_parallel = options.max_parallel or int(resolved["project"]["max_parallel"])
+    if options.dry_run:
+        root = options.manifest.resolve().parent
+        as_json = options.output == "json"
+        print_dry_run(
+            resolved, plan, root=root, max_parallel=max_parallel, as_json=as_json, env=env, stream=stream
+        )
+        return ExitCode.OK
+    with Interrupts() as interrupts, tempfile.TemporaryDirectory(prefix="wfgen-check-") as tmp:
         scratch = Path(tmp) / "manifest.json"
         scratch.write_text(json.dumps(resolved, indent=2) + "\n", encoding="utf-8")
-        selected, branch = run_prepare(
-            scratch, options.services or "all", options.branch, options.force_rebuild, env, interrupts
-        )
-        if options.dry_run:
-            print_plan(resolved, selected, branch, options, env, stream)
-            return ExitCode.OK
         # Checked before the run folder exists: a missing target variable is bad input and writes nothing.
         flags = secret_flags(resolved["infrastructure"]["secrets"], env)  # what the workflow's check job gets
         check_argv = step_argv("check_infrastructure", "--manifest", str(scratch))
         check = run_step(check_argv, {**env, **flags}, interrupts)
         if check[0] == ExitCode.USAGE:
             raise RunnerError(check[2].strip() or "check_infrastructure.py: bad usage")
-        return Run(options, resolved, selected, branch, env, stream, interrupts).execute(check)
+        return Run(options, resolved, plan, env, stream, interrupts).execute(check)
 
 
 def options_from_last_run(options: DeployOptions) -> DeployOptions | None:
@@ -99,11 +107,14 @@ def options_from_last_run(options: DeployOptions) -> DeployOptions | None:
         raise RunnerError("--retry-failed takes no services or branch: it reuses those of the last run")
     root = options.manifest.resolve().parent
     last = latest_run(root)
-    record = read_run(last) if last else None
-    if last is None or record is None:
+    if last is None:
         raise RunnerError(
             f"--retry-failed: no previous run in {root / '.wfgen' / 'runs'}; deploy something first"
         )
+    try:
+        record = read_run(last)
+    except RunRecordError as exc:
+        raise RunnerError(f"--retry-failed: {exc}") from None
     failed = [name for name, item in record["services"].items() if item.get("result") not in RESULTS_OK]
     if not failed:
         return None
@@ -131,13 +142,13 @@ class Run:
         self,
         options: DeployOptions,
         resolved: dict[str, Any],
-        selected: list[str],
-        branch: str,
+        plan: prepare.Plan,
         env: dict[str, str],
         stream: TextIO,
         interrupts: Interrupts,
     ):
-        self.options, self.resolved, self.branch, self.interrupts = options, resolved, branch, interrupts
+        self.options, self.resolved, self.plan, self.interrupts = options, resolved, plan, interrupts
+        self.branch = plan.branch
         self.root = options.manifest.resolve().parent
         self.run_id, self.dir = create_run(self.root)
         point_latest(self.root, self.run_id)
@@ -145,11 +156,12 @@ class Run:
         self.stream = stream
         self.reporter: Reporter = make_reporter(stream, mode=options.output)
         self.legs = [
-            Leg(name, branch, self.dir / f"{name}.json", self.dir / f"{name}.log") for name in selected
+            Leg(name, self.branch, self.dir / f"{name}.json", self.dir / f"{name}.log")
+            for name in plan.services
         ]
         self.max_parallel = options.max_parallel or int(resolved["project"]["max_parallel"])
         self.started_at, self.t0 = now_iso(), time.monotonic()
-        self.stage, self.message = "infrastructure", ""
+        self.stage, self.message, self.check_result = "infrastructure", "", "success"
         (self.dir / "manifest.json").write_text(json.dumps(resolved, indent=2) + "\n", encoding="utf-8")
         self.save(state="running")
 
@@ -161,6 +173,8 @@ class Run:
             f"{self.run_id}: {count} service(s), branch {self.branch}, "
             f"at most {self.max_parallel} in parallel, log folder {self.dir}",
         )
+        for note in self.plan.notes:
+            self.reporter.note("📋", "prepare", note)
         if not self.check_infrastructure(*check):
             return self.finish()
         self.stage = "deploy"
@@ -177,6 +191,7 @@ class Run:
         else:
             self.reporter.block("check-infrastructure", out + err)
         interrupted = code == ExitCode.INTERRUPTED
+        self.check_result = "cancelled" if interrupted else "failure"  # as the workflow's `needs` reports it
         self.message = "interrupted" if interrupted else "infrastructure check failed; nothing deployed"
         self.never_start("cancelled" if interrupted else "skipped", self.message)
         return False
@@ -254,12 +269,26 @@ class Run:
         else:
             code = ExitCode.OK if all(leg.result in RESULTS_OK for leg in self.legs) else ExitCode.FAILED
         record = self.save(state="interrupted" if interrupted else "finished", exit_code=int(code))
-        (self.dir / "summary.md").write_text(markdown(record, Path.cwd()), encoding="utf-8")
+        report = self.report()
+        summary = deployment_summary.markdown(report) + "\n" + details_markdown(record, Path.cwd())
+        (self.dir / "summary.md").write_text(summary, encoding="utf-8")
         if self.options.output == "json":
             print(json.dumps(record, indent=2), file=self.stream, flush=True)
         else:
-            self.reporter.summary(record, Path.cwd())
+            self.reporter.summary(report, record, Path.cwd())
         return code
+
+    def report(self) -> deployment_summary.Report:
+        """The deployment-summary job's report over this run's status files."""
+        found = {
+            leg.service: (leg.status_path, deployment_summary.load_status(leg.status_path))
+            for leg in self.legs
+            if leg.status_path.exists()
+        }
+        selected = [leg.service for leg in self.legs]
+        return deployment_summary.build_report(
+            selected, found, list(self.resolved["services"]), self.check_result
+        )
 
     def save(self, *, state: str, exit_code: int | None = None) -> dict[str, Any]:
         record: dict[str, Any] = {

@@ -1,25 +1,20 @@
-"""Run a short step script (prepare, check-infrastructure) to completion as the workflow would."""
+"""Run a step script in a fresh `python -I -S`, as the workflow's job would (check-infrastructure, legs)."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from generator.errors import ExitCode, WfgenError
+from generator.errors import ExitCode
 from generator.legs import Interrupts
 from generator.steps import JOBS
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # the folder that holds `generator/`
 POLL_S = 0.2
 STEP_TIMEOUT_S = 600.0
-
-
-class StepRefused(WfgenError):
-    """A step script rejected its input (exit 2); the message is the step's own stderr line."""
 
 
 def step_argv(job: str, *args: str) -> list[str]:
@@ -61,26 +56,3 @@ def run_step(
     if interrupts.requested:
         return ExitCode.INTERRUPTED, text, problem
     return ExitCode.FAILED, text, f"{problem}timed out after {timeout:.0f} s\n"
-
-
-def run_prepare(
-    manifest_json: Path,
-    services: str,
-    branch: str | None,
-    force_rebuild: bool,
-    env: Mapping[str, str],
-    interrupts: Interrupts,
-) -> tuple[list[str], str]:
-    """The selection in manifest order and the branch, as prepare.py validates them for the workflow."""
-    # --opt=value: a value starting with '-' must reach prepare's own checks, not argparse's option parsing.
-    argv = ["--json", f"--services={services}", f"--manifest={manifest_json}"]
-    argv += [f"--force-rebuild={'true' if force_rebuild else 'false'}"]
-    if branch is not None:
-        argv += [f"--branch={branch}"]
-    code, out, err = run_step(step_argv("prepare", *argv), env, interrupts, timeout=60)
-    if code == ExitCode.INTERRUPTED:
-        raise KeyboardInterrupt
-    if code != 0:
-        raise StepRefused(err.strip() or f"prepare.py exited with code {code}")
-    plan = json.loads(out)
-    return list(plan["services"]), str(plan["branch"])

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from generator.legs import Event, Leg
 from generator.progress import LineReporter, LiveReporter, Reporter, make_reporter, plain_summary
+from generator.steps.deployment_summary import Report, build_report
 
 LINE = re.compile(r"^\[\d\d:\d\d:\d\d\] \S+ [\w.-]+: \S.*$")
 
@@ -29,7 +30,7 @@ def record(tmp_path: Path) -> dict[str, object]:
     log = tmp_path / "b.log"
     log.write_text("".join(f"line {i}\n" for i in range(40)))
     return {
-        "run_id": "20261129-142315-ab12",
+        "run_id": "20261129-142315-ab12", "run_dir": str(tmp_path / "run"),
         "inputs": {"branch": "main", "force_rebuild": False},
         "wall_s": 40.0, "deploy_wall_s": 35.0, "sum_s": 66.4, "speedup": 1.9,
         "services": {
@@ -37,6 +38,18 @@ def record(tmp_path: Path) -> dict[str, object]:
             "b": {"result": "failed", "duration_s": 33.2, "commit": None, "log_path": str(log), "message": "boom"},
         },
     }  # fmt: skip
+
+
+def report(run: dict[str, object]) -> Report:
+    """The deployment-summary report over status files shaped like the run's entries."""
+    services = run["services"]
+    assert isinstance(services, dict)
+    found = {
+        name: (Path(f"{name}.json"), {"service": name, "started_at": "2026-11-29T14:23:15.000Z",
+                                      "finished_at": "2026-11-29T14:23:48.200Z", **item})
+        for name, item in services.items()
+    }  # fmt: skip
+    return build_report(list(services), found, list(services))
 
 
 def test_lines_name_the_service_phase_and_result(tmp_path: Path) -> None:
@@ -58,12 +71,20 @@ def test_lines_name_the_service_phase_and_result(tmp_path: Path) -> None:
 
 def test_plain_summary_is_parseable_and_has_the_failed_tail(tmp_path: Path) -> None:
     out = io.StringIO()
-    plain_summary(out, record(tmp_path), tmp_path)
+    run = record(tmp_path)
+    plain_summary(out, report(run), run, tmp_path)
     lines = out.getvalue().splitlines()
     assert all(LINE.match(line) for line in lines), lines
+    assert lines[0].endswith("📋 summary: ❌ 1 of 2 services failed")
+    assert lines[1].split()[3:] == ["✅", "a", "deployed", "33.2", "s", "9f1c2ab"]
+    assert lines[2].split()[3:] == ["❌", "b", "failed", "33.2", "s", "boom"]
+    assert lines[3].endswith("📋 summary: Timeline: 0 s to 33.2 s")
+    assert lines[6].endswith(
+        "📋 summary: Parallel speedup: 2.0× (sum of leg durations 66.4 s / wall time 33.2 s)"
+    )
     tail = [line.split("| ", 1)[1] for line in lines if "📄 b: |" in line]
     assert tail == [f"line {i}" for i in range(25, 40)]
-    assert lines[-1].endswith("speedup over sequential 1.9×.")
+    assert lines[-1].endswith("⏱️ summary: Run 20261129-142315-ab12 took 40.0 s; logs and summary.md in run")
 
 
 def test_live_table_draws_rows_and_progress(tmp_path: Path) -> None:
@@ -90,8 +111,9 @@ def test_quiet_prints_only_the_summary(tmp_path: Path) -> None:
     reporter.note("📋", "run", "starting")
     reporter.event(Event(building, "phase"), [building])
     assert out.getvalue() == ""
-    reporter.summary(record(tmp_path), tmp_path)
-    assert "📋 summary: a deployed 33.2 s 9f1c2ab" in out.getvalue()
+    run = record(tmp_path)
+    reporter.summary(report(run), run, tmp_path)
+    assert "📋 summary: ✅ a  deployed  33.2 s  9f1c2ab\n" in out.getvalue()
 
 
 def test_live_output_prints_brackets_in_messages_as_text(tmp_path: Path) -> None:
@@ -100,7 +122,7 @@ def test_live_output_prints_brackets_in_messages_as_text(tmp_path: Path) -> None
     reporter.note("📋", "run", "log folder /srv/[app]/runs [/bold] [Errno 2]")
     summary = record(tmp_path)
     summary["services"]["b"]["message"] = "[/red] [Errno 13] denied"  # type: ignore[index]
-    reporter.summary(summary, tmp_path)
+    reporter.summary(report(summary), summary, tmp_path)
     text = out.getvalue()
     assert "/srv/[app]/runs [/bold] [Errno 2]" in text
     assert "[/red] [Errno 13] denied" in text

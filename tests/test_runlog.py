@@ -1,11 +1,11 @@
-"""The run folder: sortable ids, the `latest` pointer, log tails, timing figures, summary.md."""
+"""The run folder: sortable ids, the `latest` pointer, log tails, timing figures, what summary.md adds."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from generator.legs import Leg
-from generator.runlog import create_run, latest_run, markdown, point_latest, tail, timing, write_run
+from generator.runlog import create_run, details_markdown, latest_run, point_latest, tail, timing, write_run
 
 
 def test_run_ids_are_unique_sortable_and_latest_follows(tmp_path: Path) -> None:
@@ -47,30 +47,30 @@ def test_timing_uses_the_runner_clock_for_wall_time(tmp_path: Path) -> None:
     assert figures == {"deploy_wall_s": 21.0, "sum_s": 35.0, "slowest_s": 20.0, "speedup": 1.67}
 
 
-def test_markdown_summary_rows_and_totals(tmp_path: Path) -> None:
+def test_details_name_the_run_and_show_failed_logs(tmp_path: Path) -> None:
+    log = tmp_path / "a.log"
+    log.write_text("".join(f"line {i}\n" for i in range(40)) + "``` closes the fence\n", encoding="utf-8")
     record = {
-        "run_id": "r1", "inputs": {"branch": "main", "force_rebuild": True},
-        "wall_s": 12.0, "deploy_wall_s": 10.0, "sum_s": 30.0, "speedup": 3.0,
+        "run_id": "r1", "run_dir": str(tmp_path), "inputs": {"branch": "main", "force_rebuild": True},
+        "wall_s": 12.0,
         "services": {
-            "a": {"result": "unchanged", "duration_s": 2.0, "commit": "abcdef123", "log_path": None, "message": ""}
+            "a": {"result": "failed", "log_path": str(log), "message": "<b>boom</b> | x"},
+            "b": {"result": "deployed", "log_path": str(log), "message": ""},
         },
     }  # fmt: skip
-    text = markdown(record, tmp_path)
-    assert text.startswith("## ✅ 1/1 services deployed — run r1\n")
-    assert "| a | ♻️ unchanged | 2.0 s | abcdef1 | `-` |" in text
-    assert "speedup over sequential 3.0×" in text
+    text = details_markdown(record, tmp_path)
+    assert text.startswith("### Run r1\n\nBranch `main`, force rebuild: yes; run time 12.0 s; logs in `.`.\n")
+    assert "#### a: &lt;b&gt;boom&lt;/b&gt; \\| x\n" in text and "#### b" not in text
+    assert text.endswith("line 39\n''' closes the fence\n```\n")
 
 
-def test_markdown_says_why_nothing_was_deployed(tmp_path: Path) -> None:
+def test_details_say_why_nothing_was_deployed(tmp_path: Path) -> None:
     (tmp_path / "check-infrastructure.log").write_text("✗ network app-net — missing\n", encoding="utf-8")
     record = {
         "run_id": "r2", "run_dir": str(tmp_path), "inputs": {"branch": "main", "force_rebuild": False},
-        "wall_s": 0.5, "deploy_wall_s": None, "sum_s": None, "speedup": None,
-        "message": "infrastructure check failed; nothing deployed",
-        "services": {
-            "a": {"result": "skipped", "duration_s": None, "commit": None, "log_path": None, "message": ""}
-        },
+        "wall_s": 0.5, "message": "infrastructure check failed; nothing deployed",
+        "services": {"a": {"result": "skipped", "log_path": None, "message": ""}},
     }  # fmt: skip
-    text = markdown(record, tmp_path)
+    text = details_markdown(record, tmp_path)
     assert "**infrastructure check failed; nothing deployed**" in text
     assert "✗ network app-net — missing" in text

@@ -243,3 +243,36 @@ def test_retry_failed_without_a_previous_run_is_a_usage_error(tmp_path: Path) ->
         f"--retry-failed: no previous run in {tmp_path / '.wfgen' / 'runs'}; deploy something first"
     ]
     assert not (tmp_path / ".wfgen").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("{}", "no 'services' object"),
+        ("[]", "not a JSON object"),
+        ('{"services": {"a": "failed"}, "inputs": {"branch": "main", "force_rebuild": false}, "run_id": "r"}',
+         "services.a is not an object"),
+        ('{"services": {}, "inputs": [], "run_id": "r"}', "no 'inputs' object"),
+        ('{"services": {"a": {"result": "failed"}}, "inputs": {"branch": 7}, "run_id": "r"}',
+         "inputs.branch is not a string"),
+        ('{"services": ' + "[" * 100_000 + "]" * 100_000 + "}", "not valid JSON"),
+    ],
+)  # fmt: skip
+def test_retry_failed_with_a_broken_run_record_is_a_usage_error(
+    tmp_path: Path, text: str, problem: str
+) -> None:
+    (tmp_path / "services.toml").write_text(
+        '[project]\nname = "x"\n\n[services.a]\nrepository = "o/a"\nport = 3000\n'
+    )
+    run_dir = tmp_path / ".wfgen" / "runs" / "20261129-142315-ab12"
+    run_dir.mkdir(parents=True)
+    (run_dir / "run.json").write_text(text)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run(
+        [sys.executable, "-m", "generator", "deploy", "--retry-failed"], cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert (done.returncode, done.stdout) == (2, ""), done.stderr
+    assert done.stderr.splitlines() == [
+        f"--retry-failed: {run_dir / 'run.json'}: not a run record: {problem}"
+    ]

@@ -159,12 +159,8 @@ class Deployment:
         return "deployed", f"deployed {self.commit[:7]} in {self.elapsed():.0f} s"
 
     def resolve_commit(self) -> str:
-        if self.service["path"]:
-            _tip, commit = source.local_commit(self.settings.repo_root, self.ref, self.service["path"])
-            return commit
-        builder = self.builder()
-        return source.remote_commit(
-            builder, self.service["clone_url"], self.ref, timeout=min(120, self.left())
+        return source.head_commit(
+            self.service, self.ref, self.settings.repo_root, self.builder(), timeout=min(120, self.left())
         )
 
     def builder(self) -> Target:

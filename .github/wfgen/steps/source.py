@@ -9,6 +9,8 @@ from __future__ import annotations
 import posixpath
 import re
 import subprocess
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from . import steplib
@@ -63,6 +65,14 @@ def remote_commit(host: Target, url: str, ref: str, timeout: float) -> str:
         if _SHA.match(refs.get(name, "")):
             return refs[name]
     raise SourceError(f"branch {ref!r} not found in {redact(url, url)}")
+
+
+def head_commit(service: Mapping[str, Any], ref: str, repo_root: str, host: Target, timeout: float) -> str:
+    """The commit a deploy of `service` builds: the last commit touching its `path` in the checkout, or
+    the head of `ref` (branch, else tag) in its repository, asked from `host` (the build host)."""
+    if service["path"]:
+        return local_commit(repo_root, ref, service["path"])[1]
+    return remote_commit(host, service["clone_url"], ref, timeout=timeout)
 
 
 def clone(host: Target, url: str, ref: str, dest: str, timeout: float) -> str:

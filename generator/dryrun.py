@@ -1,0 +1,84 @@
+"""`wfgen deploy --dry-run`: prepare's plan plus the image each service would get; touches nothing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TextIO
+
+from generator.steps import source
+from generator.steps.images import image_name
+from generator.steps.prepare import HEADERS, Plan
+from generator.steps.steplib import format_table
+from generator.steps.target import LocalTarget
+
+LOOKUP_TIMEOUT_S = 10.0
+
+
+def describe_target(target: Mapping[str, Any], env: Mapping[str, str]) -> str:
+    """`local Docker (unix:///...)` or `ssh deploy@203.0.113.5:22`; names stand in for unset values."""
+    if target["kind"] == "local":
+        return f"local Docker ({env.get('DOCKER_HOST') or 'default socket'})"
+    user = env.get(target["user_env"]) or f"${target['user_env']}"
+    host = env.get(target["host_env"]) or f"${target['host_env']}"
+    return f"ssh {user}@{host}:{target['port']}"
+
+
+def lookup(service: Mapping[str, Any], ref: str, root: Path) -> tuple[str | None, str | None]:
+    """(commit, None) as the deploy would resolve it, asked from this machine; (None, why) when it cannot."""
+    try:
+        return source.head_commit(service, ref, str(root), LocalTarget(), LOOKUP_TIMEOUT_S), None
+    except source.SourceError as exc:
+        return None, str(exc)
+
+
+def dry_run_rows(resolved: dict[str, Any], plan: Plan, root: Path) -> list[dict[str, Any]]:
+    services = [resolved["services"][name] for name in plan.services]
+    refs = [ref for _, _, ref, _ in plan.rows]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        found = list(pool.map(lambda pair: lookup(pair[0], pair[1], root), zip(services, refs, strict=True)))
+    rows = []
+    for (name, where, ref, port), (commit, problem) in zip(plan.rows, found, strict=True):
+        image = (
+            image_name(resolved, name, commit)
+            if commit
+            else f"{image_name(resolved, name, '')}<head of {ref}>"
+        )
+        rows.append({"service": name, "source": where, "ref": ref, "port": int(port), "image": image,
+                     "commit": commit, "problem": problem})  # fmt: skip
+    return rows
+
+
+def print_dry_run(
+    resolved: dict[str, Any],
+    plan: Plan,
+    *,
+    root: Path,
+    max_parallel: int,
+    as_json: bool,
+    env: Mapping[str, str],
+    stream: TextIO,
+) -> None:
+    rows = dry_run_rows(resolved, plan, root)
+    target = describe_target(resolved["target"], env)
+    if as_json:
+        document = {"dry_run": True, "branch": plan.branch, "force_rebuild": plan.force_rebuild,
+                    "target": target, "max_parallel": max_parallel, "services": rows}  # fmt: skip
+        print(json.dumps(document, indent=2), file=stream)
+        return
+    print(
+        f"Dry run: nothing will be touched. Target: {target}; branch {plan.branch}; "
+        f"force rebuild: {'yes' if plan.force_rebuild else 'no'}; at most {max_parallel} in parallel.",
+        file=stream,
+    )
+    table = [(*(str(row[key]) for key in ("service", "source", "ref", "port")), row["image"]) for row in rows]
+    for line in format_table(table, (*HEADERS, "image")):
+        print(line, file=stream)
+    for note in plan.notes:
+        print(f"note: {note}", file=stream)
+    for row in rows:
+        if row["problem"]:
+            print(f"note: {row['service']}: {row['problem']}", file=stream)
+    print(f"{len(rows)} service(s) would be deployed, in this order.", file=stream)
