@@ -20,6 +20,7 @@ from generator.steps.steplib import read_json
 from tests.support.docker import docker
 from tests.support.files import snapshot
 from tests.support.fleet import Fleet, make_fleet, max_overlap, wait_until
+from tests.support.stepscripts import run_step
 
 LINE = re.compile(r"^\[\d\d:\d\d:\d\d\] \S+ [\w.-]+: \S.*$")
 FOUR = {
@@ -44,7 +45,35 @@ def statuses(run: dict[str, object]) -> dict[str, dict[str, object]]:
     return {name: json.loads(Path(item["status_path"]).read_text()) for name, item in services.items()}
 
 
-def test_one_failure_does_not_stop_the_others_and_retry_failed_redeploys_it(fleet_factory) -> None:
+def job_summary(run: dict[str, object], tmp_path: Path, **env: str) -> str:
+    """What the deployment-summary job writes to $GITHUB_STEP_SUMMARY over this run's status files."""
+    services = run["services"]
+    assert isinstance(services, dict)
+    run_dir = Path(str(run["run_dir"]))
+    target = tmp_path / "job-summary.md"
+    target.unlink(missing_ok=True)
+    env = {"GITHUB_STEP_SUMMARY": str(target), "WFGEN_SELECTED": json.dumps(list(services)), **env}
+    run_step(
+        "deployment_summary",
+        "--manifest",
+        str(run_dir / "manifest.json"),
+        "--status-dir",
+        str(run_dir),
+        env=env,
+    )
+    return target.read_text(encoding="utf-8")
+
+
+def assert_same_summary_as_the_job(run: dict[str, object], tmp_path: Path, **env: str) -> None:
+    """summary.md is the job's summary, then (documented in the README) the run's own details."""
+    summary = (Path(str(run["run_dir"])) / "summary.md").read_text(encoding="utf-8")
+    job = job_summary(run, tmp_path, **env)
+    assert summary.startswith(job + f"\n### Run {run['run_id']}\n"), summary
+
+
+def test_one_failure_does_not_stop_the_others_and_retry_failed_redeploys_it(
+    fleet_factory, tmp_path: Path
+) -> None:
     fleet = fleet_factory(FOUR, max_parallel=4)
     first = fleet.wfgen("deploy", "all", "main")
     assert first.returncode == 1, first.stdout + first.stderr
@@ -63,8 +92,13 @@ def test_one_failure_does_not_stop_the_others_and_retry_failed_redeploys_it(flee
     log = Path(run["services"]["chat-service"]["log_path"]).read_text()
     assert "health" in log and "chat-service" in log
     summary = (Path(run["run_dir"]) / "summary.md").read_text()
-    assert "| chat-service | ❌ failed |" in summary and "speedup over sequential" in summary
-    # the tail of the failed log is part of the terminal summary too
+    assert "| chat-service | ❌ failed |" in summary and "Parallel speedup: " in summary
+    assert_same_summary_as_the_job(run, tmp_path)
+    # the job's report on the terminal, then the tail of the failed log
+    assert re.search(r"📋 summary: ❌ 1 of 4 services failed\n", first.stdout)
+    assert re.search(r"📋 summary: ❌ chat-service +failed +\d+\.\d s", first.stdout)
+    assert re.search(r"📋 summary: Timeline: 0 s to \d+\.\d s\n", first.stdout)
+    assert re.search(r"📋 summary: Parallel speedup: \d+\.\d×", first.stdout)
     assert f"📄 chat-service: | {log.splitlines()[-1]}".rstrip() in first.stdout
 
     fleet.repos["chat-service"].commit_variant("ok")
@@ -206,7 +240,21 @@ def test_terminal_output_is_a_live_table(fleet_factory) -> None:
         assert header in output
     assert "\x1b[" in output  # rich drew with terminal control sequences
     assert "Traceback" not in output
-    assert "speedup over sequential" in output
+    assert "Parallel speedup: " in output and "Timeline: 0 s to " in output
+
+
+def test_failed_infrastructure_check_ends_with_the_jobs_summary(tmp_path: Path) -> None:
+    """No Docker engine behind DOCKER_HOST: nothing starts, and summary.md says what the job would."""
+    fleet = make_fleet(
+        tmp_path / "fleet", "wfgt-noinfra", f"unix://{tmp_path / 'none.sock'}", {"ia": {}, "ib": {}},
+        create_network=False,
+    )  # fmt: skip
+    done = fleet.wfgen("deploy", "all", "main")
+    assert done.returncode == 1, done.stdout + done.stderr
+    run = fleet.last_run()
+    assert {item["result"] for item in run["services"].values()} == {"skipped"}
+    assert "📋 summary: ❌ infrastructure check failed: none of 2 services deployed" in done.stdout
+    assert_same_summary_as_the_job(run, tmp_path, WFGEN_CHECK_RESULT="failure")
 
 
 def test_dry_run_touches_nothing(tmp_path: Path) -> None:
