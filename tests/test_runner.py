@@ -324,3 +324,17 @@ def test_retry_failed_with_a_broken_run_record_is_a_usage_error(
     assert done.stderr.splitlines() == [
         f"--retry-failed: {run_dir / 'run.json'}: not a run record: {problem}"
     ]
+
+
+def test_bad_selection_is_prepares_one_line_error(tmp_path: Path) -> None:
+    (tmp_path / "services.toml").write_text(
+        '[project]\nname = "x"\n\n[services.a]\nrepository = "o/a"\nport = 3000\n'
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run(
+        [sys.executable, "-m", "generator", "deploy", "a,x\n::error::y", "main"], cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.splitlines() == ["prepare: unknown service 'x\\n::error::y'; valid: a"]
+    assert not (tmp_path / ".wfgen").exists()

@@ -45,7 +45,9 @@ class Row:
         """(icon, words): `✅ deployed`; a leg still `running` in its last report did not finish."""
         result = self.result
         if result is None:
-            return ("⏭️", "not started") if self.not_started else (steplib.UNKNOWN_ICON, "no report")
+            if self.not_started:
+                return (steplib.RESULT_ICONS["skipped"], "not started")
+            return (steplib.UNKNOWN_ICON, "no report")
         if result == "running":
             return (steplib.RESULT_ICONS["failed"], "did not finish")
         if result not in steplib.RESULT_ICONS:
