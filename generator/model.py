@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from generator.distribution import FOREIGN_NAME, installed, requirement_name
+from generator.steps.lock import HEARTBEAT_S, MIN_STALE_S
 from generator.steps.steplib import GIT_REF_HINT, is_safe_git_ref
 
 MAX_SERVICES = 256  # GitHub's limit of jobs a matrix can generate
@@ -47,6 +48,15 @@ def check_docker_name(value: str) -> str:
 def check_git_ref(value: str) -> str:
     if not is_safe_git_ref(value):
         raise ValueError(f"is not a safe git branch name ({GIT_REF_HINT})")
+    return value
+
+
+def check_lock_stale(value: float) -> float:
+    if value < MIN_STALE_S:
+        raise ValueError(
+            f"must be at least {MIN_STALE_S:g} s: a running deploy refreshes its lock every "
+            f"{HEARTBEAT_S:g} s, and a few slow refreshes must not let another deploy break it"
+        )
     return value
 
 
@@ -128,11 +138,17 @@ class Project(StrictModel):
     lock_wait_s: float = Field(
         default=600.0, ge=0, le=86400, description="How long a deploy waits for its lock."
     )
-    lock_stale_s: float = Field(
-        default=3600.0, ge=60, le=604800, description="A lock older than this is broken."
+    lock_stale_s: Annotated[float, AfterValidator(check_lock_stale)] = Field(
+        default=300.0,
+        le=604800,
+        json_schema_extra={"minimum": MIN_STALE_S},
+        description="A lock nobody refreshed for this long is broken (its deploy died or lost the host).",
     )
     deploy_timeout_minutes: int = Field(
-        default=30, ge=1, le=360, description="timeout-minutes of a deploy leg."
+        default=30,
+        ge=1,
+        le=360,
+        description="How long one deploy may take before it cancels itself; its job gets a few minutes more.",
     )
     wfgen_install: Annotated[str, Field(min_length=1), AfterValidator(check_wfgen_install)] | None = Field(
         default=None,

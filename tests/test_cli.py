@@ -175,6 +175,12 @@ MISTAKES = [
         id="max-parallel",
     ),
     pytest.param(
+        'branches = ["main", "develop"]',
+        'branches = ["main", "develop"]\nlock_stale_s = 60',
+        "services.toml:4: project.lock_stale_s: must be at least 120 s: a running deploy refreshes its lock every 5 s, and a few slow refreshes must not let another deploy break it",
+        id="lock-stale-breaks-live-locks",
+    ),
+    pytest.param(
         'kind = "ssh"\nport = 22',
         'kind = "local"\nport = 22',
         "services.toml:7: target.port: only used with kind = 'ssh'",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -137,6 +138,46 @@ def test_waiter_times_out_and_its_release_leaves_the_holders_lock(tmp_path: Path
         assert json.loads((state / "locks" / SERVICE / "owner").read_text())["token"] == first.token
         first.release()
     assert list((state / "locks").iterdir()) == []
+
+
+def mtime_age(path: Path) -> float:
+    return time.time() - path.stat().st_mtime
+
+
+def test_a_held_lock_is_kept_fresh_so_no_waiter_breaks_it(tmp_path: Path) -> None:
+    """A deploy running longer than lock_stale_s, or a lock whose mtime jumped back, stays its holder's."""
+    state = tmp_path / "state"
+    path = state / "locks" / SERVICE
+    with targets.LocalTarget() as local:
+        holder = lock.ServiceLock(local, str(state), SERVICE)
+        holder.acquire(1, 0, lambda holder: pytest.fail("the free lock made us wait"))
+        old = time.time() - 7200
+        os.utime(path, (old, old))
+        for _ in range(int(4 * lock.HEARTBEAT_S / 0.1)):  # the next refresh is due within HEARTBEAT_S
+            if mtime_age(path) < 60:
+                break
+            time.sleep(0.1)
+        assert mtime_age(path) < 60, "the holder never refreshed its lock"
+        proc = run_driver(state, wait_s=2, stale_s=60)
+        assert result_line(proc).startswith("result: timeout locked by "), proc.stdout + proc.stderr
+        assert "breaking stale lock" not in proc.stdout
+        assert json.loads((path / "owner").read_text())["token"] == holder.token
+        holder.release()
+    assert not path.exists()
+
+
+def test_a_holder_never_refreshes_a_lock_that_is_no_longer_its_own(tmp_path: Path) -> None:
+    """Broken as stale and taken by another: the old holder's heartbeat leaves the new lock to age."""
+    state = tmp_path / "state"
+    with targets.LocalTarget() as local:
+        holder = lock.ServiceLock(local, str(state), SERVICE, heartbeat_s=0.1)
+        holder.acquire(1, 0, lambda holder: pytest.fail("the free lock made us wait"))
+        shutil.rmtree(state / "locks" / SERVICE)
+        other = make_lock(state, age_s=7200)
+        time.sleep(1)  # ten refresh periods
+        assert mtime_age(other) > 7000
+        holder.release()
+    assert json.loads((other / "owner").read_text())["token"] == "f" * 16
 
 
 def test_a_stale_lock_that_cannot_be_broken_is_waited_for_not_spun_on(tmp_path: Path) -> None:

@@ -3,6 +3,8 @@
 
 Stdlib only: vendored into `.github/wfgen/` next to the step scripts. The lock lives on the deploy host, so
 two runs (two workflow runs, or a workflow and a laptop) deploying the same service never interleave.
+While held, a heartbeat thread touches the lock dir every HEARTBEAT_S: a lock is stale only when its mtime,
+judged by the target's own clock, says nobody refreshed it for lock_stale_s (its holder died or is cut off).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import os
 import secrets
 import socket
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -22,6 +25,10 @@ from . import steplib
 from .target import Target
 
 POLL_S = 1.0
+HEARTBEAT_S = 5.0  # how often a held lock's mtime is refreshed
+HEARTBEAT_TIMEOUT_S = 25.0  # one refresh may hang this long (a slow ssh round-trip) before the next is tried
+# The shortest lock_stale_s that no live holder can miss: several refreshes in a row, each one hung.
+MIN_STALE_S = 4 * (HEARTBEAT_S + HEARTBEAT_TIMEOUT_S)
 
 # The lock's mtime in epoch seconds: GNU stat, else BSD/macOS stat, else 0 (age unknown: never judged stale).
 _MTIME = '{ stat -c %Y -- "$d" 2>/dev/null || stat -f %m -- "$d" 2>/dev/null || echo 0; }'
@@ -43,6 +50,8 @@ _RELEASE = (
     'd=$1; [ -d "$d" ] || exit 2; grep -qsF -- "$2" "$d/owner" "$d/owner.tmp" || exit 1; '
     'mv -- "$d" "$3" 2>/dev/null || exit 1; rm -rf -- "$3"'
 )
+# Refresh the lock's mtime only while it is ours (exit 1 otherwise); -c never creates a lock that is gone.
+_REFRESH = 'd=$1; grep -qsF -- "$2" "$d/owner" "$d/owner.tmp" || exit 1; touch -c -- "$d" || exit 3'
 
 
 class LockTimeout(Exception):
@@ -105,13 +114,16 @@ def _parse_holder(lines: list[str]) -> Holder:
 class ServiceLock:
     """Take with acquire(); always release() in a finally block."""
 
-    def __init__(self, target: Target, state_dir: str, service: str):
+    def __init__(self, target: Target, state_dir: str, service: str, heartbeat_s: float = HEARTBEAT_S):
         self.target = target
         self.service = service
         self.path = target.home_path(f"{state_dir.rstrip('/')}/locks/{service}")
         self.token = secrets.token_hex(8)
         self.held = False
         self.attempted = False
+        self.heartbeat_s = heartbeat_s
+        self._stop = threading.Event()
+        self._heartbeat: threading.Thread | None = None
 
     def owner_text(self) -> str:
         owner = {
@@ -131,6 +143,7 @@ class ServiceLock:
         lines = result.stdout.splitlines()
         if result.returncode == 0 and lines[:1] == ["acquired"]:
             self.held = True
+            self._start_heartbeat()
             return None
         if result.returncode != 0 or lines[:1] != ["held"]:
             problem = result.stderr.strip()[:200] or "no output"
@@ -177,8 +190,34 @@ class ServiceLock:
             steplib.log(self.service, f"warning: could not break the stale lock {where}; waiting instead")
         return False
 
+    def _start_heartbeat(self) -> None:
+        # A daemon thread: it dies with this process, so a killed deploy's lock goes stale after lock_stale_s.
+        self._stop.clear()
+        self._heartbeat = threading.Thread(
+            target=self._refresh_until_stopped, name="lock-heartbeat", daemon=True
+        )
+        self._heartbeat.start()
+
+    def _refresh_until_stopped(self) -> None:
+        argv = ["sh", "-c", _REFRESH, "sh", self.path, self.token]
+        while not self._stop.wait(self.heartbeat_s):
+            try:
+                result = self.target.run(argv, timeout=HEARTBEAT_TIMEOUT_S)
+            except Exception:  # noqa: BLE001 - a lost connection: the next refresh tries again
+                continue
+            if result.returncode == 1:
+                steplib.log(self.service, "warning: the lock is no longer ours (broken as stale?)")
+                return
+
+    def _stop_heartbeat(self) -> None:
+        self._stop.set()
+        if self._heartbeat is not None:
+            self._heartbeat.join(timeout=1)  # a refresh still running cannot touch a released lock (touch -c)
+            self._heartbeat = None
+
     def release(self) -> None:
         """Remove the lock if it is ours, also after an acquire that was cut short before it reported back."""
+        self._stop_heartbeat()
         if not self.attempted:
             return
         grave = f"{self.path}.released-{self.token}"
