@@ -19,6 +19,7 @@ from generator.model import Manifest
 from generator.resolve import GENERATED_NOTE, resolve_manifest
 from generator.steps import JOBS
 from generator.steps.check_infrastructure import secret_flag
+from generator.steps.deployment import JOB_MARGIN_MINUTES
 
 DEPLOY_WORKFLOW = ".github/workflows/deploy-services-parallel.yml"
 CHECK_WORKFLOW = ".github/workflows/wfgen-check.yml"
@@ -77,6 +78,7 @@ def workflow_context(resolved: dict[str, Any], header: str) -> dict[str, Any]:
         "path_service_names": [name for name, service in resolved["services"].items() if service["path"]],
         "check_paths": check_paths(resolved),
         "services_example": ",".join(list(resolved["services"])[:2]),
+        "deploy_job_timeout_minutes": resolved["project"]["deploy_timeout_minutes"] + JOB_MARGIN_MINUTES,
     }
 
 

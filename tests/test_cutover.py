@@ -30,7 +30,7 @@ def found(running: bool) -> CommandResult:
 
 RM_CANDIDATE = ["docker", "rm", "-f", CANDIDATE]
 RM_RUNNING = ["docker", "rm", "-f", RUNNING]
-STOP_PREVIOUS = ["docker", "stop", "-t", "10", PREVIOUS]
+STOP_PREVIOUS = ["docker", "stop", "-t", "1", PREVIOUS]  # inside a cancel's window: short
 RENAME = ["docker", "rename", PREVIOUS, RUNNING]
 START = ["docker", "start", RUNNING]
 

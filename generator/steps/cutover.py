@@ -20,6 +20,8 @@ from .target import CommandFailed, Target
 VERIFY_POLL_S = 0.05  # the port is dark until the first healthy answer: poll fast, not every interval_s
 ALIVE_EVERY_S = 1.0  # `docker inspect` is a process spawn: between health probes, ask at most once a second
 STOP_TIMEOUT_S = 10
+# A restore may run inside a cancel's window (SIGKILL 10 s after GitHub's SIGINT): its stop must be short.
+RESTORE_STOP_TIMEOUT_S = 1
 
 
 class HealthFailed(Exception):
@@ -201,8 +203,8 @@ class Cutover:
         if self.old:
             self.docker("rename", self.running, self.previous)
         publish = f"{self.service['port']}:{self.service['container_port']}"
+        self.created = True  # before: a create cut short by a signal may still complete in the daemon
         self.docker("create", *self._run_args(self.running, publish, env_file, alias=True))
-        self.created = True
         dark = time.monotonic()
         if self.old and self.old.running:
             self.stopping = True
@@ -224,14 +226,20 @@ class Cutover:
 
     def restore(self) -> str:
         """Undo whatever part of the cutover happened; only ever removes containers this deploy created."""
+        what = self._restore()
+        self.touched = False
+        return what
+
+    def _restore(self) -> str:
         self.docker("rm", "-f", self.candidate, check=False)
         if inspect(self.target, self.previous):
             if self.created:
                 self.docker("rm", "-f", self.running, check=False)
             if self.stopping:
-                # A stop cut short by a signal goes on in the daemon: let it end, or `start` below is a no-op
-                # on a container that stops a moment later.
-                self.docker("stop", "-t", str(STOP_TIMEOUT_S), self.previous, timeout=STOP_TIMEOUT_S + 60)
+                # A stop cut short by a signal goes on in the daemon: end it now (the old container already
+                # got its stop signal), or `start` below is a no-op on a container that stops a moment later.
+                stop = str(RESTORE_STOP_TIMEOUT_S)
+                self.docker("stop", "-t", stop, self.previous, timeout=RESTORE_STOP_TIMEOUT_S + 30)
             self.docker("rename", self.previous, self.running)
             if self.old and self.old.running:
                 self.docker("start", self.running)

@@ -18,20 +18,21 @@ from types import FrameType
 from typing import Any
 
 from . import steplib
-from .deployment import Deployment, Settings
+from .deployment import Deployment, Settings, hold_signals
 from .target import Target, open_target
 
 RESULT_EXIT = {"deployed": steplib.Exit.OK, "unchanged": steplib.Exit.OK}
 
 
 class Cancelled(BaseException):
-    """SIGTERM/SIGINT: a BaseException so no `except Exception` on the way swallows it."""
+    """SIGTERM/SIGINT/the deadline: a BaseException so no `except Exception` on the way swallows it."""
 
 
 def _cancel(signum: int, _frame: FrameType | None) -> None:
     # One cancel is enough: ignore repeats so the restore that follows runs to its end (steps have timeouts).
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    hold_signals()
+    if signum == signal.SIGALRM:
+        raise Cancelled("the deadline of project.deploy_timeout_minutes")
     raise Cancelled(signal.Signals(signum).name)
 
 
@@ -109,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         steplib.error(name, f"--status-file {status_path}: cannot write ({exc.strerror}: {exc.filename})")
         return steplib.Exit.USAGE
-    previous = {sig: signal.signal(sig, _cancel) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous = {sig: signal.signal(sig, _cancel) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM)}
+    # The deploy's own deadline: it cancels itself and cleans up before the job's timeout-minutes kills it.
+    signal.setitimer(signal.ITIMER_REAL, 60.0 * float(manifest["project"]["deploy_timeout_minutes"]))
     try:
         with (
             open_target(manifest, os.environ) as target,
@@ -126,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         steplib.error(name, "cancelled")
         return steplib.Exit.FAILED
     finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return RESULT_EXIT.get(result, steplib.Exit.FAILED)

@@ -8,20 +8,23 @@ Stdlib only: vendored into `.github/wfgen/` next to the step scripts.
 from __future__ import annotations
 
 import os
-import secrets
 import signal
 import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from . import images, runconfig, source, steplib
+from . import images, leftovers, runconfig, source, steplib
 from .cutover import Container, Cutover, HealthFailed, crash_reason, is_ok, wait_healthy
 from .lock import LockTimeout, ServiceLock, append_audit, audit_line
 from .probe import http_probe
 from .provide import provide_image
 from .target import CommandFailed, LocalTarget, Target, TargetError
+
+# The job's timeout-minutes is this much above deploy_timeout_minutes, the deploy's own deadline: time for the
+# checkout before the step and for the step's cleanup after its deadline. Nothing of a live deploy is older.
+JOB_MARGIN_MINUTES = 5
 
 EXPECTED = (
     TargetError,
@@ -32,6 +35,16 @@ EXPECTED = (
     LockTimeout,
     OSError,
 )
+
+
+def hold_signals() -> None:
+    """The deploy is decided: a late SIGTERM, SIGINT or deadline must not cut its cleanup short."""
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM):
+        signal.signal(sig, signal.SIG_IGN)
+
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -115,7 +128,20 @@ class Deployment:
         self.lock.acquire(
             self.settings.lock_wait_s, stale, lambda holder: self.on_lock_wait(holder.describe())
         )
+        self.sweep_leftovers()
         return self.deploy(env)
+
+    def sweep_leftovers(self) -> None:
+        """Remove what killed deploys of this service left behind (we hold its lock); a failure only warns."""
+        minutes = int(self.manifest["project"]["deploy_timeout_minutes"]) + JOB_MARGIN_MINUTES
+        try:
+            removed = leftovers.sweep_target(self.target, self.state_dir, self.name, minutes)
+            removed += leftovers.sweep_runner()
+        except EXPECTED as exc:
+            self.log(f"warning: removing leftovers of interrupted deploys failed: {exc}")
+            return
+        if removed:
+            self.log(f"removed {removed} leftover(s) of interrupted deploys")
 
     def on_lock_wait(self, holder: str) -> None:
         self.status.update(message=f"waiting for the lock held by {holder}")
@@ -253,7 +279,7 @@ class Deployment:
         if not env:
             return None
         data = "".join(f"{name}={value}\n" for name, value in env.items()).encode()
-        relative = f"{self.state_dir.rstrip('/')}/env/{self.name}-{secrets.token_hex(6)}.env"
+        relative = f"{self.state_dir.rstrip('/')}/env/{leftovers.scratch_name(self.name)}.env"
         path = self.target.home_path(relative)
         self.cleanups.append(("target", ["rm", "-f", "--", path]))
         self.target.put_file(relative, data, mode=0o600)
@@ -280,37 +306,41 @@ class Deployment:
         return "cancelled", f"cancelled by {signal_name}"  # finish() restores what the cutover touched
 
     def finish(self, result: str, message: str) -> None:
-        """Restore if a cutover was left half-way, drop temp files, audit, unlock, report. Never raises."""
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(
-                sig, signal.SIG_IGN
-            )  # the deploy is decided; a late signal must not cut the cleanup short
-        restored: list[str | None] = []
-        steps: list[tuple[str, Callable[[], object]]] = [
-            ("restore", lambda: restored.append(self.restore_if_touched())),
-            ("remove temporary files", self.run_cleanups),
-            ("audit", lambda: self.audit(result)),
-            ("unlock", lambda: self.lock.release() if self.lock else None),
-        ]
-        for what, step in steps:
-            try:
-                step()
-            except Exception as exc:  # noqa: BLE001 - the report below must still be written
-                self.log(f"warning: {what} failed: {exc}")
-        if result == "cancelled":
-            message += f"; {restored[0] if restored and restored[0] else 'running container untouched'}"
+        """Drop secrets, report, restore a half-done cutover, audit, unlock. Never raises.
+
+        Ordered for a cancel: GitHub sends SIGINT, SIGTERM 7.5 s later and SIGKILL 2.5 s after that, so
+        secrets go first and the status is final before anything slow."""
+        hold_signals()
+        self.attempt_quietly("remove temporary files", self.run_cleanups)
+        if self.cut and self.cut.touched and not self.deployed:
+            self.report(result, f"{message}; restoring the previous container", quiet=True)
+            restored = self.attempt_quietly("restore", self.cut.restore)
+            if result == "cancelled":
+                message += f"; {restored or 'restoring the previous container failed'}"
+        elif result == "cancelled":
+            message += "; running container untouched"
+        self.report(result, message)
+        self.attempt_quietly("audit", lambda: self.audit(result))
+        self.attempt_quietly("unlock", lambda: self.lock.release() if self.lock else None)
+
+    def attempt_quietly(self, what: str, step: Callable[[], T]) -> T | None:
+        """One cleanup step: a failure is a warning, so the steps after it still run."""
+        try:
+            return step()
+        except Exception as exc:  # noqa: BLE001 - the cleanup after this one must still run
+            self.log(f"warning: {what} failed: {exc}")
+            return None
+
+    def report(self, result: str, message: str, *, quiet: bool = False) -> None:
         message = source.redact(message, self.service.get("clone_url"))
         self.status.finish(result, message)
+        if quiet:
+            return
         if result in steplib.RESULTS_OK:
             self.log(message)
         else:
             self.log(f"{result}: {message}")
             steplib.error(self.name, message)
-
-    def restore_if_touched(self) -> str | None:
-        if self.cut and self.cut.touched and not self.deployed:
-            return self.cut.restore()
-        return None
 
     def audit(self, result: str) -> None:
         append_audit(self.target, self.state_dir, audit_line(self.name, self.commit, result, self.elapsed()))

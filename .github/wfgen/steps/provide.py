@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import posixpath
-import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from . import images, source, steplib
+from .leftovers import runner_prefix, scratch_name
 from .steplib import StatusFile
 from .target import Target
 
@@ -89,9 +89,9 @@ def login_config(deploy: Deployment, where: str, credentials: tuple[str, str] | 
         return
     host = deploy.target if where == "target" else deploy.builder()
     if where == "runner":
-        path = tempfile.mkdtemp(prefix=f"wfgen-docker-{deploy.name}-")
+        path = tempfile.mkdtemp(prefix=f"{runner_prefix('docker')}{deploy.name}-")
     else:
-        relative = f"{deploy.state_dir.rstrip('/')}/docker-config/{deploy.name}-{secrets.token_hex(6)}"
+        relative = f"{deploy.state_dir.rstrip('/')}/docker-config/{scratch_name(deploy.name)}"
         path = host.home_path(relative)
     remove = ["rm", "-rf", "--", path]
     deploy.cleanups.append((where, remove))
@@ -155,7 +155,7 @@ def build_clone(deploy: Deployment, host: Target, image: str) -> tuple[str, str]
     if here:
         dest = str(Path(tempfile.mkdtemp(prefix=f"wfgen-{deploy.name}-")) / "src")
     else:
-        dest = host.home_path(f"{deploy.state_dir.rstrip('/')}/src/{deploy.name}-{secrets.token_hex(6)}")
+        dest = host.home_path(f"{deploy.state_dir.rstrip('/')}/src/{scratch_name(deploy.name)}")
     try:
         deploy.status.update(message=f"cloning {deploy.ref}")
         commit = source.clone(host, service["clone_url"], deploy.ref, dest, timeout=min(600, deploy.left()))
