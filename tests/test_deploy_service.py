@@ -7,6 +7,8 @@ import os
 import re
 import shutil
 import signal
+import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from generator.steps import lock
 from tests.support.deploys import DeployBench, Poller, fetch
 from tests.support.docker import docker
 from tests.support.fixture_service import ServiceRepo, git
@@ -154,6 +157,30 @@ def test_missing_secret_fails_without_touching_anything(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "environment variable T_DEPLOY_SECRET is not set" in proc.stderr
     assert json.loads(status.read_text())["result"] == "failed"
+
+
+def test_a_deploy_cancels_itself_at_its_deadline(tmp_path: Path) -> None:
+    """deploy_timeout_minutes is the step's own deadline, before the job's timeout-minutes (a few minutes more)."""
+    state = tmp_path / "state"
+    services = {SERVICE: {"repository": "o/w", "port": 3000}}
+    text = manifest_toml(services, project={"deploy_timeout_minutes": 1}, target={"state_dir": str(state)})
+    manifest = write_resolved_manifest(tmp_path, text)
+    held = state / "locks" / SERVICE
+    held.mkdir(parents=True)
+    (held / "owner").write_text(
+        '{"holder": "alice", "host": "laptop", "since": "2026-01-01T10:20:01.000Z"}\n'
+    )
+    proc = run_step(
+        "deploy_service", "--manifest", str(manifest), "--service", SERVICE, "--branch", "main",
+        "--lock-wait", "600", "--status-file", str(tmp_path / "st.json"), timeout=150,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"{SERVICE}: cancelled by the deadline of project.deploy_timeout_minutes; running container untouched"
+    )
+    status = json.loads((tmp_path / "st.json").read_text())
+    assert status["result"] == "cancelled" and status["finished_at"] is not None
+    assert (held / "owner").exists()
 
 
 def test_lock_held_gives_up_after_wait(tmp_path: Path) -> None:
@@ -474,6 +501,77 @@ def test_sigterm_mid_health_cancels_and_restores(
     assert (bench.state_dir / "audit.log").read_text().split()[-2] == "cancelled"
 
 
+def wait_for_phase(bench: DeployBench, phase: str) -> None:
+    status_path = bench.workdir / "status.json"
+    for _ in range(3000):
+        if status_path.exists() and json.loads(status_path.read_text())["phase"] == phase:
+            return
+        time.sleep(0.05)
+    pytest.fail(f"the deploy never reached phase {phase!r}")
+
+
+def wait_for_stop_of_old(docker_host: str, project: str) -> None:
+    """The switch is in `docker stop` of the old container: it is renamed and the new one is created."""
+    running = f"{project}-{SERVICE}"
+    for _ in range(600):
+        if inspect(docker_host, f"{running}-previous", "{{.Id}}") and inspect(
+            docker_host, running, "{{.Id}}"
+        ):
+            time.sleep(0.5)
+            return
+        time.sleep(0.05)
+    pytest.fail("the switch never reached the stop of the old container")
+
+
+def cancel_like_github(proc: subprocess.Popen[str]) -> None:
+    """GitHub's cancel: SIGINT, then SIGTERM 7.5 s later, then SIGKILL 2.5 s after that (while still running)."""
+    proc.send_signal(signal.SIGINT)
+    for then, wait_s in ((signal.SIGTERM, 7.5), (signal.SIGKILL, 2.5)):
+        try:
+            proc.wait(timeout=wait_s)
+            return
+        except subprocess.TimeoutExpired:
+            proc.send_signal(then)
+
+
+def files_holding(root: Path, text: str) -> list[Path]:
+    return [path for path in root.rglob("*") if path.is_file() and text in path.read_text(errors="replace")]
+
+
+@pytest.mark.parametrize("phase", ["health", "switch", "verify"])
+def test_a_github_cancel_leaves_a_version_serving_and_no_secret_lock_or_running_status(
+    bench: DeployBench, web: ServiceRepo, docker_project: str, docker_host: str, phase: str
+) -> None:
+    """The cancel's SIGKILL comes 10 s after its SIGINT: secrets, status, restore and unlock fit before it.
+
+    switch: the old container ignores SIGTERM, so its `docker stop` runs the full 10 s when the cancel lands."""
+    if phase == "switch":
+        web.commit_variant("slow_stop")
+        web.write_marker("v1")
+    port = setup_local(bench, docker_project, web, env=["T_DEPLOY_TOKEN"], deadline_s=60.0)
+    secret = f"s3cr3t-{os.urandom(8).hex()}"
+    bench.env = {**bench.env, "T_DEPLOY_TOKEN": secret}
+    assert bench.deploy().returncode == 0
+    web.commit_variant("ok", delay_s={"health": 60, "switch": 0, "verify": 3}[phase])
+    web.write_marker("v2")
+    started = time.monotonic()
+    proc = bench.start()
+    wait_for_phase(bench, phase)
+    if phase == "switch":
+        wait_for_stop_of_old(docker_host, docker_project)
+    else:
+        time.sleep(0.5)
+    assert files_holding(bench.state_dir / "env", secret), "the deploy had no env-file to leave behind"
+    cancel_like_github(proc)
+    run = bench.finish(proc, started, timeout=30)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert run.status["result"] == "cancelled" and run.status["finished_at"] is not None, run.stdout
+    assert "cancelled by SIGINT" in run.status["message"]
+    assert version(port) == "v1"
+    assert files_holding(bench.state_dir, secret) == []
+    assert_clean_failure(bench, docker_host, docker_project)
+
+
 def test_path_source_from_monorepo(
     tmp_path: Path, bench: DeployBench, web: ServiceRepo, docker_project: str, docker_host: str
 ) -> None:
@@ -574,6 +672,74 @@ def test_remote_error_text_reaches_the_status_without_home_or_user(
     text = run.stdout + run.stderr + (bench.workdir / "status.json").read_text()
     assert str(home) not in text
     assert not re.search(rf"(?<!\w){re.escape(sshd_home.user)}(?!\w)", text), text
+
+
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="wfgt-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_the_deploy_after_a_sigkilled_one_removes_its_leftovers(
+    short_tmp: Path,
+    bench: DeployBench,
+    web: ServiceRepo,
+    docker_project: str,
+    docker_host: str,
+    sshd: SshServer,
+) -> None:
+    """A SIGKILL skips all cleanup. Once its lock is stale, the next deploy of the service removes the killed
+    one's env-file (secret), login dirs, clones older than any live deploy, and its SSH key dir on the runner."""
+    port = free_port()
+    runner_tmp = short_tmp  # the runner's TMPDIR: the ssh control socket's path must stay short
+    secret = f"s3cr3t-{os.urandom(8).hex()}"
+    bench.env = {**bench.env, **sshd.target_env(), "TMPDIR": str(runner_tmp), "T_DEPLOY_TOKEN": secret}
+    skip = {"kind", "state_dir"}
+    target = {k: v for k, v in sshd.target_config().items() if v is not None and k not in skip}
+    table = {**service_table(web, port, deadline_s=60.0), "env": ["T_DEPLOY_TOKEN"]}
+    bench.write({SERVICE: table}, project={"name": docker_project}, target={"kind": "ssh", **target})
+    first = bench.deploy()
+    assert first.status["result"] == "deployed", first.stdout + first.stderr
+    web.commit_variant("ok", delay_s=60)
+    started = time.monotonic()
+    proc = bench.start()
+    wait_for_phase(bench, "health")
+    proc.kill()
+    killed = bench.finish(proc, started, timeout=30)
+    assert killed.status["result"] == "running"
+    state = bench.state_dir
+    assert files_holding(state / "env", secret) and lock_dir(bench).exists()
+    assert [p.name for p in runner_tmp.iterdir()][0].startswith("wfgen-ssh-")
+    login = state / "docker-config" / f"{SERVICE}-0123456789ab"
+    login.mkdir(parents=True)
+    (login / "config.json").write_text('{"auths": {"registry.invalid": {"auth": "c2VjcmV0"}}}\n')
+    old_clone, young_clone, other_service = (
+        state / "src" / name
+        for name in (f"{SERVICE}-00000000000a", f"{SERVICE}-00000000000b", "web-api-00000000000c")
+    )
+    day_ago = time.time() - 86400
+    for clone in (old_clone, young_clone, other_service):
+        clone.mkdir(parents=True)
+        if clone != young_clone:
+            os.utime(clone, (day_ago, day_ago))
+    hour_ago = time.time() - 3600  # past lock_stale_s (300 s): nobody refreshes a killed deploy's lock
+    os.utime(lock_dir(bench), (hour_ago, hour_ago))
+    time.sleep(lock.HEARTBEAT_S + 1)
+    assert lock_dir(bench).stat().st_mtime == pytest.approx(hour_ago, abs=1)
+
+    web.commit_variant("ok", delay_s=0)
+    web.write_marker("v3")
+    after = bench.deploy("--lock-wait", "10")
+    assert after.status["result"] == "deployed", after.stdout + after.stderr
+    assert "warning: breaking stale lock held by " in after.stdout
+    assert "removed 4 leftover(s) of interrupted deploys" in after.stdout
+    assert version(port) == "v3"
+    assert files_holding(state, secret) == []
+    assert not login.exists() and not old_clone.exists()
+    assert young_clone.exists() and other_service.exists()
+    assert list(runner_tmp.iterdir()) == []
+    assert_clean_failure(bench, docker_host, docker_project)
 
 
 def test_script_runs_without_site_packages(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from tests.support.requires import skip_or_fail
 
 BUSYBOX = Path("/bin/busybox")
-VARIANTS = ("ok", "broken_health", "exits", "prints_env", "bad_dockerfile")
+VARIANTS = ("ok", "broken_health", "exits", "prints_env", "bad_dockerfile", "slow_stop")
 
 
 def git(repo: Path, *args: str, timeout: float = 60) -> str:
@@ -34,6 +34,9 @@ def dockerfile(variant: str, port: int, delay_s: float) -> str:
         cmd = ["/bin/busybox", "sh", "-c", "echo 'fixture: exiting on purpose' >&2; exit 1"]
     elif variant == "prints_env":  # an app that logs its whole environment, secrets included, then crashes
         cmd = ["/bin/busybox", "sh", "-c", "/bin/busybox env >&2; /bin/busybox sleep 1; exit 1"]
+    elif variant == "slow_stop":  # ignores SIGTERM: `docker stop -t N` takes the full N seconds
+        serve = f"trap '' TERM; exec /bin/busybox httpd -f -p {port} -h /www"
+        cmd = ["/bin/busybox", "sh", "-c", serve]
     else:
         serve = f"exec /bin/busybox httpd -f -p {port} -h /www"
         if delay_s > 0:
