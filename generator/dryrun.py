@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TextIO
 
-from generator.steps import source
+from generator.steps import config, source
 from generator.steps.images import image_name
 from generator.steps.prepare import HEADERS, Plan
 from generator.steps.steplib import format_table
@@ -17,16 +17,16 @@ from generator.steps.target import LocalTarget
 LOOKUP_TIMEOUT_S = 10.0
 
 
-def describe_target(target: Mapping[str, Any], env: Mapping[str, str]) -> str:
+def describe_target(target: config.Target, env: Mapping[str, str]) -> str:
     """`local Docker (unix:///...)` or `ssh deploy@203.0.113.5:22`; names stand in for unset values."""
-    if target["kind"] == "local":
+    if target.kind == "local":
         return f"local Docker ({env.get('DOCKER_HOST') or 'default socket'})"
-    user = env.get(target["user_env"]) or f"${target['user_env']}"
-    host = env.get(target["host_env"]) or f"${target['host_env']}"
-    return f"ssh {user}@{host}:{target['port']}"
+    user = env.get(str(target.user_env)) or f"${target.user_env}"
+    host = env.get(str(target.host_env)) or f"${target.host_env}"
+    return f"ssh {user}@{host}:{target.port}"
 
 
-def lookup(service: Mapping[str, Any], ref: str, root: Path) -> tuple[str | None, str | None]:
+def lookup(service: config.Service, ref: str, root: Path) -> tuple[str | None, str | None]:
     """(commit, None) as the deploy would resolve it, asked from this machine; (None, why) when it cannot."""
     try:
         return source.head_commit(service, ref, str(root), LocalTarget(), LOOKUP_TIMEOUT_S), None
@@ -34,17 +34,17 @@ def lookup(service: Mapping[str, Any], ref: str, root: Path) -> tuple[str | None
         return None, str(exc)
 
 
-def dry_run_rows(resolved: dict[str, Any], plan: Plan, root: Path) -> list[dict[str, Any]]:
-    services = [resolved["services"][name] for name in plan.services]
+def dry_run_rows(manifest: config.Manifest, plan: Plan, root: Path) -> list[dict[str, Any]]:
+    services = [manifest.services[name] for name in plan.services]
     refs = [ref for _, _, ref, _ in plan.rows]
     with ThreadPoolExecutor(max_workers=8) as pool:
         found = list(pool.map(lambda pair: lookup(pair[0], pair[1], root), zip(services, refs, strict=True)))
     rows = []
     for (name, where, ref, port), (commit, problem) in zip(plan.rows, found, strict=True):
         image = (
-            image_name(resolved, name, commit)
+            image_name(manifest, name, commit)
             if commit
-            else f"{image_name(resolved, name, '')}<head of {ref}>"
+            else f"{image_name(manifest, name, '')}<head of {ref}>"
         )
         rows.append({"service": name, "source": where, "ref": ref, "port": int(port), "image": image,
                      "commit": commit, "problem": problem})  # fmt: skip
@@ -52,7 +52,7 @@ def dry_run_rows(resolved: dict[str, Any], plan: Plan, root: Path) -> list[dict[
 
 
 def print_dry_run(
-    resolved: dict[str, Any],
+    manifest: config.Manifest,
     plan: Plan,
     *,
     root: Path,
@@ -61,8 +61,8 @@ def print_dry_run(
     env: Mapping[str, str],
     stream: TextIO,
 ) -> None:
-    rows = dry_run_rows(resolved, plan, root)
-    target = describe_target(resolved["target"], env)
+    rows = dry_run_rows(manifest, plan, root)
+    target = describe_target(manifest.target, env)
     if as_json:
         document = {"dry_run": True, "branch": plan.branch, "force_rebuild": plan.force_rebuild,
                     "target": target, "max_parallel": max_parallel, "services": rows}  # fmt: skip

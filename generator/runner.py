@@ -30,7 +30,7 @@ from generator.runlog import (
     write_run,
 )
 from generator.steprun import run_step, step_argv
-from generator.steps import deployment_summary, prepare
+from generator.steps import config, deployment_summary, prepare
 from generator.steps.check_infrastructure import secret_flags
 from generator.steps.steplib import RESULTS_OK, UsageError, now_iso
 
@@ -77,9 +77,10 @@ def deploy(
     if options.max_parallel is not None and options.max_parallel < 1:
         raise RunnerError("--max-parallel must be at least 1")
     resolved = resolve_manifest(load_manifest(options.manifest), source=options.manifest.name)
+    view = config.parse(resolved, options.manifest.name)  # what the steps see of it
     env = child_env(os.environ if environ is None else environ, options)
     try:  # the prepare job's own rules, called in place
-        plan = prepare.make_plan(resolved, options.services or "all", options.branch, options.force_rebuild)
+        plan = prepare.make_plan(view, options.services or "all", options.branch, options.force_rebuild)
     except UsageError as exc:
         raise RunnerError(f"prepare: {exc}") from None
     max_parallel = options.max_parallel or int(resolved["project"]["max_parallel"])
@@ -87,7 +88,7 @@ def deploy(
         root = options.manifest.resolve().parent
         as_json = options.output == "json"
         print_dry_run(
-            resolved, plan, root=root, max_parallel=max_parallel, as_json=as_json, env=env, stream=stream
+            view, plan, root=root, max_parallel=max_parallel, as_json=as_json, env=env, stream=stream
         )
         return ExitCode.OK
     with Interrupts() as interrupts, tempfile.TemporaryDirectory(prefix="wfgen-check-") as tmp:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.support.docker import docker
+from tests.support.manifests import manifest_toml, resolved_manifest
 from tests.support.ports import free_port
 from tests.support.sshd import BASE_TOOLS, SshServer, start_sshd_with_tools
 from tests.support.stepscripts import step_argv
@@ -21,38 +22,15 @@ LOCAL_HTTP = "not needed: local probes use Python's urllib"
 
 
 def manifest(target: dict[str, Any], **infrastructure: Any) -> dict[str, Any]:
-    """A resolved manifest in the docs/design.md shape."""
-    infra = {"networks": [], "min_free_disk_mb": 1, "tcp": [], "secrets": [], **infrastructure}
-    return {
-        "_generated": "test",
-        "format": 1,
-        "source": "services.toml",
-        "project": {"name": "wfgt", "branches": ["main"], "max_parallel": 2, "runs_on": "ubuntu-latest"},
-        "target": target,
-        "build": {
-            "where": "target",
-            "registry": None,
-            "registry_user_env": None,
-            "registry_password_env": None,
-        },
-        "infrastructure": infra,
-        "services": {},
-    }
+    """The resolved manifest of a services.toml with this [target] and [infrastructure] (and one service)."""
+    tables = {"min_free_disk_mb": 1, **infrastructure}
+    text = manifest_toml(
+        {"web": {"path": "web", "port": 8080}}, project={"name": "wfgt"}, target=target, infrastructure=tables
+    )
+    return resolved_manifest(text)
 
 
-LOCAL = {
-    "kind": "local",
-    "host_env": None,
-    "user_env": None,
-    "ssh_key_env": None,
-    "known_hosts_env": None,
-    "insecure_ignore_host_key": False,
-    "port": None,
-    "network": None,
-    "state_dir": ".wfgen",
-    "environment": None,
-    "connect_timeout_s": 10,
-}
+LOCAL = {"kind": "local"}
 
 
 def run_check(
@@ -100,7 +78,10 @@ def test_all_good_locally(
     tmp_path: Path, docker_env: dict[str, str], network: str, listening_port: int
 ) -> None:
     data = manifest(
-        LOCAL, networks=[network], tcp=[{"host": "127.0.0.1", "port": listening_port}], secrets=["WFGT_JWT"]
+        {**LOCAL, "network": network},
+        networks=[network],
+        tcp=[f"127.0.0.1:{listening_port}"],
+        secrets=["WFGT_JWT"],
     )
     summary = tmp_path / "summary.md"
     env = {**docker_env, "WFGT_JWT": SECRET_VALUE, "GITHUB_STEP_SUMMARY": str(summary)}
@@ -124,12 +105,14 @@ def test_all_good_locally(
     assert SECRET_VALUE not in proc.stdout + proc.stderr + text
 
 
-def test_each_failure_is_reported_for_its_own_reason(tmp_path: Path, docker_env: dict[str, str]) -> None:
+def test_each_failure_is_reported_for_its_own_reason(
+    tmp_path: Path, docker_env: dict[str, str], network: str
+) -> None:
     missing_net, closed = "wfgt-no-such-network-x9", free_port()
     data = manifest(
-        LOCAL,
+        {**LOCAL, "network": network},
         networks=[missing_net],
-        tcp=[{"host": "127.0.0.1", "port": closed}],
+        tcp=[f"127.0.0.1:{closed}"],
         secrets=["WFGT_SET", "WFGT_MISSING"],
         min_free_disk_mb=1024**3,
     )
@@ -148,15 +131,19 @@ def test_each_failure_is_reported_for_its_own_reason(tmp_path: Path, docker_env:
     assert table[f"tcp 127.0.0.1:{closed}"] == (False, "no answer within 5 s from local docker")
     assert table["secret WFGT_SET"] == (True, "set")
     assert table["secret WFGT_MISSING"] == (False, "not set in the environment")
-    assert "4 of 7 checks failed" in proc.stderr
+    assert table[f"network {network}"] == (True, "exists")
+    assert "4 of 8 checks failed" in proc.stderr
     assert SECRET_VALUE not in proc.stdout + proc.stderr
 
 
 def test_secrets_are_judged_by_the_flags_the_workflow_passes(
-    tmp_path: Path, docker_env: dict[str, str]
+    tmp_path: Path, docker_env: dict[str, str], network: str
 ) -> None:
     """The job gets `WFGEN_SECRET_SET_X: ${{ secrets.X != '' }}`, never X's value; a hand run has only X."""
-    data = manifest(LOCAL, secrets=["WFGT_FLAG_SET", "WFGT_FLAG_UNSET", "WFGT_BY_VALUE", "WFGT_EMPTY"])
+    data = manifest(
+        {**LOCAL, "network": network},
+        secrets=["WFGT_FLAG_SET", "WFGT_FLAG_UNSET", "WFGT_BY_VALUE", "WFGT_EMPTY"],
+    )
     env = {
         **docker_env,
         "WFGEN_SECRET_SET_WFGT_FLAG_SET": "true",
@@ -176,7 +163,7 @@ def test_secrets_are_judged_by_the_flags_the_workflow_passes(
 
 def test_docker_engine_down(tmp_path: Path, docker_env: dict[str, str]) -> None:
     env = {**docker_env, "DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"}
-    proc = run_check(tmp_path, manifest(LOCAL, networks=["wfgt-any"]), env)
+    proc = run_check(tmp_path, manifest({**LOCAL, "network": "wfgt-any"}, networks=["wfgt-any"]), env)
     assert proc.returncode == 1
     table = rows(proc.stdout)
     assert table["docker engine"][0] is False
@@ -189,7 +176,7 @@ def test_all_good_over_ssh(
     tmp_path: Path, sshd: SshServer, docker_env: dict[str, str], network: str, listening_port: int
 ) -> None:
     data = manifest(
-        sshd.target_config(), networks=[network], tcp=[{"host": "127.0.0.1", "port": listening_port}]
+        sshd.target_config(network=network), networks=[network], tcp=[f"127.0.0.1:{listening_port}"]
     )
     proc = run_check(tmp_path, data, {**docker_env, **sshd.target_env()})
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -203,9 +190,9 @@ def test_all_good_over_ssh(
 
 def test_unreachable_ssh_marks_the_rest(tmp_path: Path, sshd: SshServer, docker_env: dict[str, str]) -> None:
     data = manifest(
-        sshd.target_config(port=free_port()),
+        sshd.target_config(port=free_port(), network="wfgt-net"),
         networks=["wfgt-net"],
-        tcp=[{"host": "127.0.0.1", "port": 5432}],
+        tcp=["127.0.0.1:5432"],
         secrets=["WFGT_SET"],
     )
     proc = run_check(tmp_path, data, {**docker_env, **sshd.target_env(), "WFGT_SET": SECRET_VALUE})
@@ -265,11 +252,12 @@ def test_project_network_fails_when_docker_is_down(tmp_path: Path, docker_env: d
 
 
 def test_ssh_target_without_curl_or_wget_fails_the_http_client_check(
-    tmp_path: Path, docker_env: dict[str, str]
+    tmp_path: Path, docker_env: dict[str, str], network: str
 ) -> None:
     server = start_sshd_with_tools(tmp_path / "sshd-no-curl")
     try:
-        proc = run_check(tmp_path, manifest(server.target_config()), {**docker_env, **server.target_env()})
+        data = manifest(server.target_config(network=network))
+        proc = run_check(tmp_path, data, {**docker_env, **server.target_env()})
     finally:
         server.stop()
     assert proc.returncode == 1

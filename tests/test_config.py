@@ -14,7 +14,8 @@ import pytest
 
 from generator.manifest import load_manifest
 from generator.resolve import resolve_manifest
-from generator.steps import config, steplib
+from generator.steps import JOBS, config, steplib
+from tests.support.stepscripts import run_step
 
 ROOT = Path(__file__).resolve().parent.parent
 RESOLVED_BY_GENERATOR = [ROOT / "services.toml", *sorted((ROOT / "tests" / "manifests").glob("*.toml"))]
@@ -253,6 +254,22 @@ def test_malformed_manifest_is_one_line(tmp_path: Path, content: bytes | Mutate,
     assert str(caught.value) == f"{path}:{separator}{message}"
 
 
+@pytest.mark.parametrize(
+    ("content", "message"), [case[1:] for case in MALFORMED], ids=[c[0] for c in MALFORMED]
+)
+def test_deploy_service_reports_a_malformed_manifest_with_exit_2(
+    tmp_path: Path, content: bytes | Mutate, message: str
+) -> None:
+    path = write_malformed(tmp_path, content)
+    status = tmp_path / "status.json"
+    args = ("--service", "auth-service", "--branch", "main", "--status-file", str(status))
+    proc = run_step("deploy_service", "--manifest", str(path), *args)
+    separator = "" if message[:1].isdigit() else " "
+    assert (proc.returncode, proc.stderr) == (2, f"auth-service: {path}:{separator}{message}\n")
+    assert proc.stdout == ""
+    assert not status.exists()
+
+
 def test_a_folder_is_not_a_manifest(tmp_path: Path) -> None:
     with pytest.raises(steplib.UsageError) as caught:
         config.load(tmp_path)
@@ -264,3 +281,12 @@ def test_a_missing_manifest_says_to_render(tmp_path: Path) -> None:
     with pytest.raises(steplib.UsageError) as caught:
         config.load(path)
     assert str(caught.value) == f"{path}: resolved manifest not found{AGAIN}"
+
+
+@pytest.mark.parametrize("job", JOBS)
+def test_every_job_exits_2_without_a_traceback_on_a_folder(tmp_path: Path, job: str) -> None:
+    env = {"WFGEN_SERVICE": "web", "WFGEN_SERVICES": "all", "WFGEN_STATUS_FILE": str(tmp_path / "s.json")}
+    proc = run_step(job, "--manifest", str(tmp_path), env=env)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.endswith(f": {tmp_path}: is a folder, not the resolved manifest file\n")
+    assert len(proc.stderr.splitlines()) == 1

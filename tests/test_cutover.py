@@ -12,7 +12,7 @@ import pytest
 
 from generator.steps.cutover import Container, Cutover
 from generator.steps.target import CommandFailed, CommandResult
-from tests.support.manifests import manifest_toml, resolved_manifest
+from tests.support.manifests import manifest_toml, resolved_view
 from tests.support.recording import NO_SUCH, RecordingTarget, result
 
 RUNNING, CANDIDATE, PREVIOUS = "p-web", "p-web-candidate", "p-web-previous"
@@ -85,10 +85,10 @@ CASES = {
 
 
 def cutover(target: RecordingTarget, old: Container | None) -> Cutover:
-    manifest = resolved_manifest(
+    manifest = resolved_view(
         manifest_toml({"web": {"repository": "o/web", "port": 3000}}, project={"name": "p"})
     )
-    cut = Cutover(target, manifest, manifest["services"]["web"], "p/web:new")
+    cut = Cutover(target, manifest, manifest.services["web"], "p/web:new")
     cut.old, cut.touched = old, True
     return cut
 

@@ -18,6 +18,7 @@ import pytest
 
 from generator.steps import lock
 from generator.steps import target as targets
+from tests.support.manifests import target_view
 from tests.support.sshd import SshServer
 from tests.support.stepscripts import PACKAGE_ROOT, step_env
 
@@ -235,8 +236,7 @@ def test_stale_lock_is_broken_on_a_target_with_bsd_stat(tmp_path: Path) -> None:
 def test_lock_errors_name_the_ssh_user_by_variable(tmp_path: Path, sshd: SshServer) -> None:
     blocker = tmp_path / f"{sshd.user}-home"
     blocker.write_text("a file where the state dir's parent should be\n")
-    manifest = {"format": 1, "target": sshd.target_config()}
-    with targets.open_target(manifest, sshd.target_env()) as remote:
+    with targets.open_target(target_view(sshd.target_config()), sshd.target_env()) as remote:
         service_lock = lock.ServiceLock(remote, str(blocker / "state"), SERVICE)
         with pytest.raises(OSError, match="^cannot create lock ") as caught:
             service_lock.acquire(1, 0, lambda holder: None)

@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from generator.steps import probe, steplib
+from generator.steps import config, probe, steplib
 from generator.steps import target as targets
 from tests.support.docker import docker
+from tests.support.manifests import target_view
 from tests.support.ports import free_port
 from tests.support.sshd import SshServer, start_sshd, start_sshd_with_tools
 
@@ -32,8 +33,8 @@ HOSTILE = [
 ]
 
 
-def ssh_manifest(server: SshServer, **overrides: Any) -> dict[str, Any]:
-    return {"format": 1, "target": server.target_config(**overrides)}
+def ssh_manifest(server: SshServer, **overrides: Any) -> config.Target:
+    return target_view(server.target_config(**overrides))
 
 
 @pytest.fixture
@@ -45,7 +46,7 @@ def ssh_target(sshd: SshServer) -> Iterator[targets.Target]:
 @pytest.fixture(params=["local", "ssh"])
 def any_target(request: pytest.FixtureRequest) -> Iterator[targets.Target]:
     if request.param == "local":
-        with targets.open_target({"target": {"kind": "local"}}, {}) as target:
+        with targets.open_target(target_view({"kind": "local"}), {}) as target:
             yield target
     else:
         yield request.getfixturevalue("ssh_target")
@@ -141,7 +142,7 @@ def test_missing_command_is_127(any_target: targets.Target) -> None:
 def test_descriptions(sshd: SshServer, ssh_target: targets.Target) -> None:
     assert ssh_target.kind == "ssh"
     assert ssh_target.description == f"$VPS_USER@$VPS_HOST:{sshd.port}"
-    assert targets.open_target({"target": {"kind": "local"}}).description == "local docker"
+    assert targets.open_target(target_view({"kind": "local"})).description == "local docker"
 
 
 def test_redact_names_home_host_and_user_but_leaves_words_that_contain_them(

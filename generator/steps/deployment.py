@@ -11,10 +11,10 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from dataclasses import dataclass, replace
+from typing import TypeVar
 
-from . import images, leftovers, runconfig, source, steplib
+from . import config, images, leftovers, runconfig, source, steplib
 from .cutover import Container, Cutover, HealthFailed, crash_reason, is_ok, wait_healthy
 from .lock import LockTimeout, ServiceLock, append_audit, audit_line
 from .probe import http_probe
@@ -48,7 +48,7 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Settings:
-    service: dict[str, Any]
+    service: config.Service
     branch: str
     force_rebuild: bool
     lock_wait_s: float
@@ -65,15 +65,15 @@ class Outcome(Exception):
 
 class Deployment:
     def __init__(
-        self, manifest: dict[str, Any], settings: Settings, target: Target, status: steplib.StatusFile
+        self, manifest: config.Manifest, settings: Settings, target: Target, status: steplib.StatusFile
     ):
         self.manifest, self.settings, self.target, self.status = manifest, settings, target, status
         self.service = settings.service
-        self.name: str = self.service["name"]
-        self.ref = source.check_ref(self.service.get("ref") or settings.branch)
-        self.state_dir: str = manifest["target"]["state_dir"]
+        self.name = self.service.name
+        self.ref = source.check_ref(self.service.ref or settings.branch)
+        self.state_dir = manifest.target.state_dir
         self.started = time.monotonic()
-        self.deadline = self.started + float(manifest["project"]["deploy_timeout_minutes"]) * 60
+        self.deadline = self.started + manifest.project.deploy_timeout_minutes * 60
         self.cut: Cutover | None = None
         self.commit: str | None = None
         self.deployed = False
@@ -119,10 +119,10 @@ class Deployment:
             raise
 
     def locked(self) -> tuple[str, str]:
-        port = self.service["port"]
+        port = self.service.port
         self.log(f"starting deployment on port {port} (branch {self.ref})")
         env = self.env_values()
-        stale = float(self.manifest["project"]["lock_stale_s"])
+        stale = self.manifest.project.lock_stale_s
         self.lock = ServiceLock(self.target, self.state_dir, self.name)  # reaches the target: inside the try
         self.lock.acquire(
             self.settings.lock_wait_s, stale, lambda holder: self.on_lock_wait(holder.describe())
@@ -132,7 +132,7 @@ class Deployment:
 
     def sweep_leftovers(self) -> None:
         """Remove what killed deploys of this service left behind (we hold its lock); a failure only warns."""
-        minutes = int(self.manifest["project"]["deploy_timeout_minutes"]) + JOB_MARGIN_MINUTES
+        minutes = self.manifest.project.deploy_timeout_minutes + JOB_MARGIN_MINUTES
         try:
             removed = leftovers.sweep_target(self.target, self.state_dir, self.name, minutes)
             removed += leftovers.sweep_runner()
@@ -148,7 +148,7 @@ class Deployment:
 
     def env_values(self) -> dict[str, str]:
         values: dict[str, str] = {}
-        for name in self.service["env"]:
+        for name in self.service.env:
             value = os.environ.get(name, "")
             if not value:
                 raise Outcome("failed", f"environment variable {name} is not set (services.{self.name}.env)")
@@ -190,7 +190,7 @@ class Deployment:
 
     def builder(self) -> Target:
         """Where images are built: the target, or this machine (the runner) when build.where = 'runner'."""
-        if self.manifest["build"]["where"] == "runner":
+        if self.manifest.build.where == "runner":
             return LocalTarget()
         return self.target
 
@@ -204,9 +204,8 @@ class Deployment:
         if changed:
             self.log(f"configuration changed: {changed}; redeploying {image}")
             return False
-        health = self.service["health"]
-        url = f"http://127.0.0.1:{self.service['port']}{health['path']}"
-        if is_ok(http_probe(self.target, url, float(health["timeout_s"]))):
+        url = self.service.health_url(self.service.port)
+        if is_ok(http_probe(self.target, url, self.service.health.timeout_s)):
             return True
         self.log("the running container has this image but fails its health check; redeploying it")
         return False
@@ -223,7 +222,7 @@ class Deployment:
             took = wait_healthy(
                 self.target,
                 url,
-                self.service["health"],
+                self.service.health,
                 alive=lambda: crash_reason(self.target, cut.candidate),
             )
         except HealthFailed as exc:
@@ -244,15 +243,13 @@ class Deployment:
         try:
             dark_since = cut.switch(env_file)
             self.log("switched; previous container kept for rollback" if cut.old else "started")
-            self.status.update(phase="verify", message=f"checking health on port {self.service['port']}")
+            self.status.update(phase="verify", message=f"checking health on port {self.service.port}")
             cut.verify()
         except (HealthFailed, CommandFailed) as exc:
             self.fail_switch(str(exc))
         self.deployed = True  # verified on the real port: from here on, nothing rolls it back
         dark = time.monotonic() - dark_since
-        self.log(
-            f"healthy on port {self.service['port']}" + (f" (port dark {dark:.2f} s)" if cut.old else "")
-        )
+        self.log(f"healthy on port {self.service.port}" + (f" (port dark {dark:.2f} s)" if cut.old else ""))
         self.status.update(phase="cleanup", message="removing the previous container")
         cut.commit()
 
@@ -266,10 +263,10 @@ class Deployment:
         if self.cut.old is None:
             raise Outcome("failed", f"{failed}; {what}")
         if self.cut.old.running:
-            health = self.service["health"]
-            url = f"http://127.0.0.1:{self.service['port']}{health['path']}"
+            url = self.service.health_url(self.service.port)
+            health = replace(self.service.health, deadline_s=30.0)
             try:
-                wait_healthy(self.target, url, {**health, "deadline_s": 30.0}, poll_s=0.2, grace_s=0)
+                wait_healthy(self.target, url, health, poll_s=0.2, grace_s=0)
             except HealthFailed as exc:
                 what += f", but it does not answer ({exc})"
         raise Outcome("rolled_back", f"{failed}; {what}")
@@ -291,8 +288,8 @@ class Deployment:
 
     def prune(self, image: str, old: Container | None) -> None:
         protect = {ident for ident in (images.image_id(self.target, image), old and old.image_id) if ident}
-        keep = int(self.manifest["project"]["keep_images"])
-        removed = images.prune(self.target, self.manifest["project"]["name"], self.name, keep, protect)
+        keep = self.manifest.project.keep_images
+        removed = images.prune(self.target, self.manifest.project.name, self.name, keep, protect)
         if removed:
             self.log(f"pruned {len(removed)} old image(s), keeping the last {keep}")
 
@@ -331,7 +328,7 @@ class Deployment:
             return None
 
     def report(self, result: str, message: str, *, quiet: bool = False) -> None:
-        message = source.redact(message, self.service.get("clone_url"))
+        message = source.redact(message, self.service.clone_url)
         self.status.finish(result, message)
         if quiet:
             return

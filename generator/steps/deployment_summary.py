@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import steplib
+from . import config, steplib
 
 MAX_DEPTH = 3
 MAX_FILES = 2000
@@ -344,12 +344,12 @@ def plain_text(report: Report) -> str:
 
 def run(args: argparse.Namespace) -> int:
     selected = parse_selected(args.services)
-    manifest = steplib.load_manifest(args.manifest)
+    manifest = config.load(args.manifest)
     root = Path(args.status_dir)
     if not root.is_dir():
         steplib.error("deployment-summary", f"{root}: status folder not found; no leg reported")
     found = find_status_files(root) if root.is_dir() else {}
-    report = build_report(selected, found, list(manifest.get("services", {})), args.check_result)
+    report = build_report(selected, found, list(manifest.services), args.check_result)
     text = markdown(report)
     in_job = steplib.append_step_summary(text)
     if args.output:

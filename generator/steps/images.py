@@ -5,9 +5,9 @@ Stdlib only: vendored into `.github/wfgen/` next to the step scripts.
 
 from __future__ import annotations
 
-from typing import IO, Any
+from typing import IO
 
-from . import steplib
+from . import config, steplib
 from .target import CommandResult, Target
 
 TAIL_LINES = 20
@@ -21,11 +21,11 @@ class ImageError(Exception):
         self.tail = tail or []
 
 
-def image_name(manifest: dict[str, Any], service: str, commit: str) -> str:
-    build = manifest["build"]
-    name = f"{manifest['project']['name']}/{service}:{commit[:12]}"
-    if build.get("where") == "runner":
-        return f"{build['registry'].rstrip('/')}/{name}"
+def image_name(manifest: config.Manifest, service: str, commit: str) -> str:
+    name = f"{manifest.project.name}/{service}:{commit[:12]}"
+    registry = manifest.build.push_registry()
+    if registry is not None:
+        return f"{registry.rstrip('/')}/{name}"
     return name
 
 

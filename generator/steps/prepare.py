@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from . import steplib
+from . import config, steplib
 
 HEADERS = ("service", "source", "ref", "host port")
 
@@ -86,28 +86,30 @@ class Plan:
 
 
 def make_plan(
-    manifest: dict[str, Any], services: str | None, branch: str | None, force_rebuild: str | bool | None
+    manifest: config.Manifest, services: str | None, branch: str | None, force_rebuild: str | bool | None
 ) -> Plan:
     """Validate the dispatch inputs against the manifest; UsageError (one line) on anything wrong."""
-    selected, notes = select_services(services, list(manifest["services"]))
-    chosen = check_branch(branch, list(manifest["project"]["branches"]))
+    selected, notes = select_services(services, list(manifest.services))
+    chosen = check_branch(branch, list(manifest.project.branches))
     force = steplib.parse_bool(force_rebuild, what="--force-rebuild")
-    rows = plan_rows(manifest["services"], selected, chosen)
+    rows = plan_rows(manifest.services, selected, chosen)
     return Plan(selected, chosen, force, notes, rows, footer(manifest, selected, chosen, force))
 
 
-def plan_rows(services: dict[str, Any], selected: list[str], branch: str) -> list[tuple[str, str, str, str]]:
+def plan_rows(
+    services: Mapping[str, config.Service], selected: list[str], branch: str
+) -> list[tuple[str, str, str, str]]:
     rows = []
     for name in selected:
         service = services[name]
-        source = service.get("repository") or service.get("path") or "?"
-        rows.append((name, str(source), service.get("ref") or branch, str(service.get("port"))))
+        source = service.repository or service.path or "?"
+        rows.append((name, source, service.ref or branch, str(service.port)))
     return rows
 
 
-def footer(manifest: dict[str, Any], selected: list[str], branch: str, force: bool) -> str:
-    total = len(manifest["services"])
-    parallel = manifest["project"].get("max_parallel", total)
+def footer(manifest: config.Manifest, selected: list[str], branch: str, force: bool) -> str:
+    total = len(manifest.services)
+    parallel = manifest.project.max_parallel
     return (
         f"{len(selected)} of {total} services selected, branch {branch}, "
         f"force rebuild: {'yes' if force else 'no'}, at most {parallel} in parallel"
@@ -132,7 +134,7 @@ def markdown_plan(plan: Plan) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    manifest = steplib.load_manifest(args.manifest)
+    manifest = config.load(args.manifest)
     plan = make_plan(manifest, args.services, args.branch, args.force_rebuild)
     steplib.write_github_output(
         {

@@ -8,11 +8,9 @@ from __future__ import annotations
 import posixpath
 import re
 import subprocess
-from collections.abc import Mapping
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from . import steplib
+from . import config, steplib
 from .target import Target
 
 GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "GIT_SSH_COMMAND": "ssh -o BatchMode=yes"}
@@ -66,12 +64,13 @@ def remote_commit(host: Target, url: str, ref: str, timeout: float) -> str:
     raise SourceError(f"branch {ref!r} not found in {redact(url, url)}")
 
 
-def head_commit(service: Mapping[str, Any], ref: str, repo_root: str, host: Target, timeout: float) -> str:
+def head_commit(service: config.Service, ref: str, repo_root: str, host: Target, timeout: float) -> str:
     """The commit a deploy of `service` builds: the last commit touching its `path` in the checkout, or
     the head of `ref` (branch, else tag) in its repository, asked from `host` (the build host)."""
-    if service["path"]:
-        return local_commit(repo_root, ref, service["path"])[1]
-    return remote_commit(host, service["clone_url"], ref, timeout=timeout)
+    if service.path:
+        return local_commit(repo_root, ref, service.path)[1]
+    assert service.clone_url is not None  # resolve.py: set for every repository service
+    return remote_commit(host, service.clone_url, ref, timeout=timeout)
 
 
 def clone(host: Target, url: str, ref: str, dest: str, timeout: float) -> str:

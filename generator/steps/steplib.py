@@ -1,4 +1,4 @@
-"""Helpers shared by the step scripts: manifest, options from env, log lines, outputs, status files.
+"""Helpers shared by the step scripts: manifest option, options from env, log lines, outputs, status files.
 
 Stdlib only: these files are vendored into `.github/wfgen/` and run with a bare `python3`.
 """
@@ -93,19 +93,6 @@ def add_manifest_option(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("WFGEN_MANIFEST") or str(default_manifest_path()),
         help="resolved manifest JSON written by 'wfgen render' (env WFGEN_MANIFEST)",
     )
-
-
-def load_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
-    try:
-        with Path(path).open(encoding="utf-8") as handle:
-            data: dict[str, Any] = json.load(handle)
-    except FileNotFoundError:
-        raise UsageError(f"{path}: resolved manifest not found; run 'wfgen render'") from None
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
-    if data.get("format") != 1:
-        raise UsageError(f"{path}: unsupported manifest format {data.get('format')!r}; run 'wfgen render'")
-    return data
 
 
 def env_default(name: str, default: str | None = None) -> str | None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from . import steplib
+from . import config, steplib
 from .leftovers import runner_prefix
 
 SSH_FAILED = 255
@@ -327,8 +327,7 @@ class SshTarget(Target):
         self._finalizer()
 
 
-def _require(environ: Mapping[str, str], target: Mapping[str, Any], key: str) -> str:
-    name = target.get(key)
+def _require(environ: Mapping[str, str], name: str | None, key: str) -> str:
     if not name:
         raise steplib.UsageError(f"target.{key} is not set in the manifest")
     value = environ.get(name, "")
@@ -337,23 +336,21 @@ def _require(environ: Mapping[str, str], target: Mapping[str, Any], key: str) ->
     return value
 
 
-def open_target(manifest: Mapping[str, Any], environ: Mapping[str, str] = os.environ) -> Target:
+def open_target(target: config.Target, environ: Mapping[str, str] = os.environ) -> Target:
     """The manifest's target; a missing env var is a UsageError naming the variable, never its value."""
-    target = manifest["target"]
-    if target.get("kind", "local") == "local":
+    if target.kind == "local":
         return LocalTarget()
-    if target["kind"] != "ssh":
-        raise steplib.UsageError(f"target.kind: unknown kind {target['kind']!r}")
-    insecure = bool(target.get("insecure_ignore_host_key"))
+    assert target.port is not None  # config.load: set for kind 'ssh'
+    insecure = target.insecure_ignore_host_key
     settings = SshSettings(
-        host=_require(environ, target, "host_env").strip(),
-        user=_require(environ, target, "user_env").strip(),
-        port=int(target.get("port") or 22),
-        private_key=_require(environ, target, "ssh_key_env"),
-        known_hosts=None if insecure else _require(environ, target, "known_hosts_env"),
-        connect_timeout=float(target.get("connect_timeout_s") or 10),
-        host_env=str(target["host_env"]),
-        user_env=str(target["user_env"]),
+        host=_require(environ, target.host_env, "host_env").strip(),
+        user=_require(environ, target.user_env, "user_env").strip(),
+        port=target.port,
+        private_key=_require(environ, target.ssh_key_env, "ssh_key_env"),
+        known_hosts=None if insecure else _require(environ, target.known_hosts_env, "known_hosts_env"),
+        connect_timeout=float(target.connect_timeout_s),
+        host_env=str(target.host_env),
+        user_env=str(target.user_env),
     )
     if insecure:
         steplib.error(

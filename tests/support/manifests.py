@@ -9,6 +9,7 @@ from typing import Any
 
 from generator.manifest import parse_manifest
 from generator.resolve import resolve_manifest
+from generator.steps import config
 
 FLEET = ("auth-service", "user-service", "chat-service", "event-service", "shared-service", "splitz-service")
 
@@ -41,11 +42,14 @@ def manifest_toml(
     *,
     project: Mapping[str, Any] | None = None,
     target: Mapping[str, Any] | None = None,
+    infrastructure: Mapping[str, Any] | None = None,
 ) -> str:
     """services.toml text: project `letzgo` on main/develop/staging, local target, the given services."""
     project_table = {"name": "letzgo", "branches": ["main", "develop", "staging"], **(project or {})}
     target_table = {"kind": "local", **(target or {})}
     sections = [toml_table("project", project_table), toml_table("target", target_table)]
+    if infrastructure:
+        sections.append(toml_table("infrastructure", infrastructure))
     sections += [toml_table(f"services.{name}", service) for name, service in services.items()]
     return "\n\n".join("\n".join(section) for section in sections) + "\n"
 
@@ -57,6 +61,16 @@ def fleet_services(names: Sequence[str] = FLEET, base_port: int = 3000) -> dict[
 
 def resolved_manifest(toml_text: str) -> dict[str, Any]:
     return resolve_manifest(parse_manifest(toml_text))
+
+
+def resolved_view(toml_text: str) -> config.Manifest:
+    """What a step sees of the manifest: through the real parser, resolver and config.parse."""
+    return config.parse(resolved_manifest(toml_text), "manifest.json")
+
+
+def target_view(target: Mapping[str, Any]) -> config.Target:
+    """The resolved `target` of a manifest whose [target] table is `target` (one path service beside it)."""
+    return resolved_view(manifest_toml({"web": {"path": "web", "port": 8080}}, target=target)).target
 
 
 def write_resolved_manifest(directory: Path, toml_text: str) -> Path:

@@ -39,18 +39,14 @@ class SshServer:
         }
 
     def target_config(self, prefix: str = "VPS", **overrides: object) -> dict[str, object]:
-        """The resolved manifest's `target` table (docs/design.md) pointing at this server via target_env(prefix)."""
+        """The services.toml `[target]` table pointing at this server via target_env(prefix)."""
         config: dict[str, object] = {
             "kind": "ssh",
             "host_env": f"{prefix}_HOST",
             "user_env": f"{prefix}_USER",
             "ssh_key_env": f"{prefix}_SSH_KEY",
             "known_hosts_env": f"{prefix}_KNOWN_HOSTS",
-            "insecure_ignore_host_key": False,
             "port": self.port,
-            "network": None,
-            "state_dir": ".wfgen",
-            "environment": None,
             "connect_timeout_s": 5,
         }
         config.update(overrides)

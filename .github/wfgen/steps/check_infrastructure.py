@@ -13,9 +13,8 @@ import os
 import posixpath
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from . import steplib
+from . import config, steplib
 from .probe import tcp_probe
 from .target import Target, TargetError, open_target
 
@@ -51,31 +50,29 @@ def _problem(stderr: str, stdout: str = "") -> str:
 class Checker:
     """The target-side checks, in order; facts learned by one (the Docker root) feed the next."""
 
-    def __init__(self, manifest: Mapping[str, Any], target: Target):
+    def __init__(self, manifest: config.Manifest, target: Target):
         self.manifest = manifest
         self.target = target
         self.docker_root: str | None = None
 
     def planned(self) -> Iterator[tuple[str, Callable[[], Check]]]:
-        infra = self.manifest.get("infrastructure") or {}
+        infra = self.manifest.infrastructure
         if self.target.kind == "ssh":
             yield "target reachable", self.reachable
         yield "docker engine", self.docker
         yield "http client", self.http_client
-        project_network = self.manifest["target"].get("network")
-        if project_network:
-            yield f"network {project_network}", functools.partial(self.ensure_network, project_network)
-        for network in infra.get("networks") or []:
+        project_network = self.manifest.target.network
+        yield f"network {project_network}", functools.partial(self.ensure_network, project_network)
+        for network in infra.networks:
             if network != project_network:
                 yield f"network {network}", functools.partial(self.network, network)
-        minimum = int(infra.get("min_free_disk_mb") or 0)
-        yield "free disk", functools.partial(self.disk, minimum)
-        for endpoint in infra.get("tcp") or []:
-            host, port = str(endpoint["host"]), int(endpoint["port"])
+        yield "free disk", functools.partial(self.disk, infra.min_free_disk_mb)
+        for endpoint in infra.tcp:
+            host, port = endpoint.host, endpoint.port
             yield f"tcp {_hostport(host, port)}", functools.partial(self.tcp, host, port)
 
     def reachable(self) -> Check:
-        self.target.run(["true"], timeout=float(self.manifest["target"].get("connect_timeout_s") or 10) + 20)
+        self.target.run(["true"], timeout=float(self.manifest.target.connect_timeout_s) + 20)
         return Check("target reachable", True, self.target.description)
 
     def docker(self) -> Check:
@@ -126,7 +123,7 @@ class Checker:
         return Check(f"network {name}", False, _problem(result.stderr, result.stdout))
 
     def disk(self, minimum_mb: int) -> Check:
-        state_dir = str(self.manifest["target"].get("state_dir") or ".wfgen")
+        state_dir = self.manifest.target.state_dir
         candidates = [self.docker_root, self.target.home_path(state_dir), self.target.home_path(".")]
         for path in dict.fromkeys(c for c in candidates if c):
             free_mb = self._free_mb(path)
@@ -168,7 +165,7 @@ def secret_flags(names: Iterable[str], environ: Mapping[str, str]) -> dict[str, 
     return {secret_flag(name): "true" if environ.get(name, "") != "" else "false" for name in names}
 
 
-def check_secrets(names: list[str], environ: Mapping[str, str]) -> list[Check]:
+def check_secrets(names: Iterable[str], environ: Mapping[str, str]) -> list[Check]:
     """From the flag when given, else (a hand-run check) from whether the variable itself is empty."""
     checks = []
     for name in names:
@@ -180,7 +177,7 @@ def check_secrets(names: list[str], environ: Mapping[str, str]) -> list[Check]:
     return checks
 
 
-def run_checks(manifest: Mapping[str, Any], target: Target, environ: Mapping[str, str]) -> list[Check]:
+def run_checks(manifest: config.Manifest, target: Target, environ: Mapping[str, str]) -> list[Check]:
     """Every check, in order; once the target is unreachable the remaining target-side checks say so."""
     checks: list[Check] = []
     lost = False
@@ -194,8 +191,7 @@ def run_checks(manifest: Mapping[str, Any], target: Target, environ: Mapping[str
         except TargetError as exc:
             lost = True
             checks.append(Check(name, False, str(exc)))
-    secrets = list((manifest.get("infrastructure") or {}).get("secrets") or [])
-    return checks + check_secrets(secrets, environ)
+    return checks + check_secrets(manifest.infrastructure.secrets, environ)
 
 
 def summary_markdown(checks: list[Check], description: str) -> str:
@@ -221,8 +217,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None, environ: Mapping[str, str] = os.environ) -> int:
     args = parse_args(argv)
     try:
-        manifest = steplib.load_manifest(args.manifest)
-        target = open_target(manifest, environ)
+        manifest = config.load(args.manifest)
+        target = open_target(manifest.target, environ)
     except steplib.UsageError as exc:
         steplib.error(SUBJECT, str(exc))
         return steplib.Exit.USAGE

@@ -129,7 +129,11 @@ class _Invalid(Exception):
 
 def load(path: str | os.PathLike[str]) -> Manifest:
     """The resolved manifest at `path`; UsageError (one line: file, key, problem) for anything malformed."""
-    data = _read(path)
+    return parse(_read(path), path)
+
+
+def parse(data: object, path: str | os.PathLike[str]) -> Manifest:
+    """The view of resolved manifest JSON already read from `path` (named in errors)."""
     if not isinstance(data, dict):
         raise steplib.UsageError(f"{path}: expected a JSON object, got {_json_type(data)}; {REGENERATE}")
     if "format" in data and (type(data["format"]) is not int or data["format"] != FORMAT):

@@ -12,9 +12,8 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from . import runconfig, steplib
+from . import config, runconfig, steplib
 from .probe import http_probe
 from .target import CommandFailed, Target
 
@@ -81,7 +80,7 @@ def is_ok(code: int | None) -> bool:
 def wait_healthy(
     target: Target,
     url: str,
-    health: dict[str, Any],
+    health: config.Health,
     *,
     poll_s: float | None = None,
     grace_s: float | None = None,
@@ -89,14 +88,14 @@ def wait_healthy(
 ) -> float:
     """Seconds until `url` answered 2xx/3xx (probed from the target side); HealthFailed at the deadline."""
     start = time.monotonic()
-    time.sleep(health["start_grace_s"] if grace_s is None else grace_s)
-    deadline = start + float(health["deadline_s"])
-    interval = float(health["interval_s"]) if poll_s is None else poll_s
+    time.sleep(health.start_grace_s if grace_s is None else grace_s)
+    deadline = start + health.deadline_s
+    interval = health.interval_s if poll_s is None else poll_s
     last: int | None = None
     next_alive = time.monotonic()
     for _ in range(10_000_000):
         left = deadline - time.monotonic()
-        code = http_probe(target, url, min(float(health["timeout_s"]), max(left, 0.5)))
+        code = http_probe(target, url, min(health.timeout_s, max(left, 0.5)))
         if is_ok(code):
             return time.monotonic() - start
         last = code
@@ -110,22 +109,20 @@ def wait_healthy(
             break
         time.sleep(min(interval, left))
     answer = f"HTTP {last}" if last else "no answer"
-    raise HealthFailed(
-        f"no healthy answer from {url} within {float(health['deadline_s']):g} s (last: {answer})"
-    )
+    raise HealthFailed(f"no healthy answer from {url} within {health.deadline_s:g} s (last: {answer})")
 
 
 class Cutover:
     """The container moves of one deploy; restore() puts the old container back from any state we reached."""
 
-    def __init__(self, target: Target, manifest: dict[str, Any], service: dict[str, Any], image: str):
+    def __init__(self, target: Target, manifest: config.Manifest, service: config.Service, image: str):
         self.target = target
         self.service = service
         self.image = image
-        self.network = manifest["target"]["network"]
-        base = f"{manifest['project']['name']}-{service['name']}"
+        self.network = manifest.target.network
+        base = f"{manifest.project.name}-{service.name}"
         self.running, self.candidate, self.previous = base, f"{base}-candidate", f"{base}-previous"
-        self.project = manifest["project"]["name"]
+        self.project = manifest.project.name
         self.old: Container | None = None
         self.config: runconfig.Fingerprint | None = None  # set by configure() before any container starts
         self.touched = False
@@ -142,7 +139,7 @@ class Cutover:
         version, while a container under the running name beside it never finished its check: restore it."""
         self.docker("rm", "-f", self.candidate, check=False)
         if inspect(self.target, self.previous):
-            steplib.log(self.service["name"], f"restoring {self.previous} left by an interrupted deploy")
+            steplib.log(self.service.name, f"restoring {self.previous} left by an interrupted deploy")
             self.docker(
                 "stop", "-t", str(STOP_TIMEOUT_S), self.previous, timeout=STOP_TIMEOUT_S + 60, check=False
             )
@@ -166,14 +163,14 @@ class Cutover:
     def _run_args(self, name: str, publish: str, env_file: str | None, alias: bool) -> list[str]:
         args = ["--name", name, *runconfig.RUN_OPTIONS, "--network", self.network]
         if alias:
-            args += ["--network-alias", self.service["name"]]
+            args += ["--network-alias", self.service.name]
         if env_file:
             args += ["--env-file", env_file]
         args += [
             "--label",
             f"wfgen.project={self.project}",
             "--label",
-            f"wfgen.service={self.service['name']}",
+            f"wfgen.service={self.service.name}",
         ]
         if self.config:
             args += self.config.label_args()
@@ -182,7 +179,7 @@ class Cutover:
     def start_candidate(self, env_file: str | None) -> str:
         """Run the candidate on a docker-assigned loopback port; returns its health URL."""
         self.touched = True
-        cport = int(self.service["container_port"])
+        cport = self.service.container_port
         self.docker(
             "run", "-d", *self._run_args(self.candidate, f"127.0.0.1::{cport}", env_file, alias=False)
         )
@@ -190,7 +187,7 @@ class Cutover:
         host_port = mapped[0].rsplit(":", 1)[-1] if mapped else ""
         if not host_port.isdigit():
             raise HealthFailed(f"docker assigned no host port to the candidate ({mapped!r})")
-        return f"http://127.0.0.1:{host_port}{self.service['health']['path']}"
+        return self.service.health_url(int(host_port))
 
     def candidate_logs(self, lines: int = 20) -> list[str]:
         result = self.target.run(["docker", "logs", "--tail", str(lines), self.candidate], timeout=60)
@@ -203,7 +200,7 @@ class Cutover:
         self.docker("rm", "-f", self.candidate)
         if self.old:
             self.docker("rename", self.running, self.previous)
-        publish = f"{self.service['port']}:{self.service['container_port']}"
+        publish = f"{self.service.port}:{self.service.container_port}"
         self.created = True  # before: a create cut short by a signal may still complete in the daemon
         self.docker("create", *self._run_args(self.running, publish, env_file, alias=True))
         dark = time.monotonic()
@@ -214,10 +211,10 @@ class Cutover:
         return dark
 
     def verify(self) -> float:
-        url = f"http://127.0.0.1:{self.service['port']}{self.service['health']['path']}"
+        url = self.service.health_url(self.service.port)
         alive = lambda: crash_reason(self.target, self.running)  # noqa: E731
         return wait_healthy(
-            self.target, url, self.service["health"], poll_s=VERIFY_POLL_S, grace_s=0, alive=alive
+            self.target, url, self.service.health, poll_s=VERIFY_POLL_S, grace_s=0, alive=alive
         )
 
     def commit(self) -> None:

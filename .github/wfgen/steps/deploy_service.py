@@ -15,9 +15,8 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
-from . import steplib
+from . import config, steplib
 from .deployment import Deployment, Settings, hold_signals
 from .target import Target, open_target
 
@@ -59,9 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def settings_from(args: argparse.Namespace, manifest: dict[str, Any]) -> Settings:
+def settings_from(args: argparse.Namespace, manifest: config.Manifest) -> Settings:
     """Validated inputs; UsageError on anything wrong."""
-    services = manifest["services"]
+    services = manifest.services
     if not args.service:
         raise steplib.UsageError("no service: pass --service or set WFGEN_SERVICE")
     if args.service not in services:
@@ -69,7 +68,7 @@ def settings_from(args: argparse.Namespace, manifest: dict[str, Any]) -> Setting
         raise steplib.UsageError(f"unknown service {args.service!r}{hint}; known: {', '.join(services)}")
     if not args.branch:
         raise steplib.UsageError("no branch: pass --branch or set WFGEN_BRANCH")
-    lock_wait = args.lock_wait if args.lock_wait is not None else manifest["project"]["lock_wait_s"]
+    lock_wait = args.lock_wait if args.lock_wait is not None else manifest.project.lock_wait_s
     try:
         wait_s = float(lock_wait)
     except ValueError:
@@ -87,9 +86,9 @@ def settings_from(args: argparse.Namespace, manifest: dict[str, Any]) -> Setting
     )
 
 
-def redactions(manifest: dict[str, Any], settings: Settings, target: Target) -> list[Callable[[str], str]]:
+def redactions(manifest: config.Manifest, settings: Settings, target: Target) -> list[Callable[[str], str]]:
     """The service's secrets and the target's own (host, user, home) never leave this step as values."""
-    names = [*settings.service["env"], manifest["build"].get("registry_password_env")]
+    names = [*settings.service.env, manifest.build.registry_password_env]
     values = {name: os.environ.get(name, "") for name in names if name}
     return [steplib.hide_values(values), target.redact]
 
@@ -98,12 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     subject = args.service or "deploy"
     try:
-        manifest = steplib.load_manifest(args.manifest)
+        manifest = config.load(args.manifest)
         settings = settings_from(args, manifest)
     except steplib.UsageError as exc:
         steplib.error(subject, str(exc))
         return steplib.Exit.USAGE
-    name = settings.service["name"]
+    name = settings.service.name
     status_path = args.status_file or f"wfgen-status/{name}.json"
     try:
         status = steplib.StatusFile(status_path, name, settings.branch)
@@ -112,10 +111,10 @@ def main(argv: list[str] | None = None) -> int:
         return steplib.Exit.USAGE
     previous = {sig: signal.signal(sig, _cancel) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM)}
     # The deploy's own deadline: it cancels itself and cleans up before the job's timeout-minutes kills it.
-    signal.setitimer(signal.ITIMER_REAL, 60.0 * float(manifest["project"]["deploy_timeout_minutes"]))
+    signal.setitimer(signal.ITIMER_REAL, 60.0 * manifest.project.deploy_timeout_minutes)
     try:
         with (
-            open_target(manifest, os.environ) as target,
+            open_target(manifest.target, os.environ) as target,
             steplib.redacting(*redactions(manifest, settings, target)),
         ):
             deployment = Deployment(manifest, settings, target, status)

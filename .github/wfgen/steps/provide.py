@@ -13,9 +13,9 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
-from . import images, source, steplib
+from . import config, images, source, steplib
 from .leftovers import runner_prefix, scratch_name
 from .steplib import StatusFile
 from .target import Target
@@ -31,8 +31,8 @@ class BuildSettings(Protocol):
 class Deployment(Protocol):
     """What providing an image needs of the deploy in progress (deployment.Deployment is one)."""
 
-    manifest: dict[str, Any]
-    service: dict[str, Any]
+    manifest: config.Manifest
+    service: config.Service
     name: str
     ref: str
     state_dir: str
@@ -52,12 +52,13 @@ class Deployment(Protocol):
 def provide_image(deploy: Deployment, image: str) -> tuple[str, str]:
     """(commit, image) now present on the target; the commit moves on if the branch moved while we cloned."""
     assert deploy.commit is not None
-    build = deploy.manifest["build"]
+    build = deploy.manifest.build
     force = deploy.settings.force_rebuild
     if not force and images.image_id(deploy.target, image):
         deploy.log(f"image {image} already on the target; not rebuilding")
         return deploy.commit, image
-    if build["where"] != "runner":
+    registry = build.push_registry()
+    if registry is None:
         return build_on(deploy, deploy.target, image)
     builder = deploy.builder()
     commit = deploy.commit
@@ -66,12 +67,12 @@ def provide_image(deploy: Deployment, image: str) -> tuple[str, str]:
     credentials = registry_credentials(build)
     with login_config(deploy, "runner", credentials) as config:
         if credentials:
-            images.login(builder, build["registry"], *credentials, config_dir=config)
+            images.login(builder, registry, *credentials, config_dir=config)
         deploy.log(f"pushing {image}")
         images.push(builder, image, timeout=deploy.left(), config_dir=config)
     with login_config(deploy, "target", credentials) as config:
         if credentials:
-            images.login(deploy.target, build["registry"], *credentials, config_dir=config)
+            images.login(deploy.target, registry, *credentials, config_dir=config)
         deploy.log(f"pulling {image} on the target")
         images.pull(deploy.target, image, timeout=deploy.left(), config_dir=config)
     return commit, image
@@ -103,8 +104,8 @@ def login_config(deploy: Deployment, where: str, credentials: tuple[str, str] | 
         host.run(remove, timeout=120)
 
 
-def registry_credentials(build: dict[str, str | None]) -> tuple[str, str] | None:
-    user_env, password_env = build.get("registry_user_env"), build.get("registry_password_env")
+def registry_credentials(build: config.Build) -> tuple[str, str] | None:
+    user_env, password_env = build.registry_user_env, build.registry_password_env
     if not user_env or not password_env:
         return None
     user, password = os.environ.get(user_env, ""), os.environ.get(password_env, "")
@@ -117,17 +118,17 @@ def registry_credentials(build: dict[str, str | None]) -> tuple[str, str] | None
 def build_on(deploy: Deployment, host: Target, image: str) -> tuple[str, str]:
     """Build on `host` (the target, or the runner); returns (commit, image)."""
     try:
-        if deploy.service["path"]:
+        if deploy.service.path:
             return build_path(deploy, host, image)
         return build_clone(deploy, host, image)
     except images.ImageError as exc:
         for line in exc.tail:
-            steplib.quote(source.redact(line, deploy.service.get("clone_url")))
+            steplib.quote(source.redact(line, deploy.service.clone_url))
         raise
 
 
 def _labels(deploy: Deployment, commit: str) -> list[str]:
-    return images.label_args(deploy.manifest["project"]["name"], deploy.name, commit, deploy.ref)
+    return images.label_args(deploy.manifest.project.name, deploy.name, commit, deploy.ref)
 
 
 def build_path(deploy: Deployment, host: Target, image: str) -> tuple[str, str]:
@@ -135,12 +136,13 @@ def build_path(deploy: Deployment, host: Target, image: str) -> tuple[str, str]:
     assert deploy.commit is not None
     service = deploy.service
     deploy.phase("build", f"building image {image}")
-    subdir = source.tree_path(service["path"], service["context"])
+    assert service.path is not None  # build_on: a path service
+    subdir = source.tree_path(service.path, service.context)
     archive = source.open_archive(deploy.settings.repo_root, deploy.commit, subdir)
     try:
         assert archive.stdout is not None
         labels = _labels(deploy, deploy.commit)
-        images.build_stream(host, image, labels, archive.stdout, service["dockerfile"], timeout=deploy.left())
+        images.build_stream(host, image, labels, archive.stdout, service.dockerfile, timeout=deploy.left())
     finally:
         problem = source.finish_archive(archive)
     if problem:
@@ -158,15 +160,16 @@ def build_clone(deploy: Deployment, host: Target, image: str) -> tuple[str, str]
         dest = host.home_path(f"{deploy.state_dir.rstrip('/')}/src/{scratch_name(deploy.name)}")
     try:
         deploy.status.update(message=f"cloning {deploy.ref}")
-        commit = source.clone(host, service["clone_url"], deploy.ref, dest, timeout=min(600, deploy.left()))
+        assert service.clone_url is not None  # resolve.py: set for every repository service
+        commit = source.clone(host, service.clone_url, deploy.ref, dest, timeout=min(600, deploy.left()))
         if commit != deploy.commit:
             deploy.log(f"{deploy.ref} moved to {commit[:7]} while cloning; deploying that")
             image = images.image_name(deploy.manifest, deploy.name, commit)
             deploy.commit = commit
         deploy.phase("build", f"building image {image}")
-        context = posixpath.normpath(posixpath.join(dest, service["context"]))
+        context = posixpath.normpath(posixpath.join(dest, service.context))
         images.build_dir(
-            host, image, _labels(deploy, commit), context, service["dockerfile"], timeout=deploy.left()
+            host, image, _labels(deploy, commit), context, service.dockerfile, timeout=deploy.left()
         )
         return commit, image
     finally:

@@ -16,9 +16,10 @@ import hashlib
 import json
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
+from .config import Service
 from .target import Target
 
 RUN_OPTIONS = ("--init", "--restart", "unless-stopped")
@@ -45,14 +46,14 @@ class Fingerprint:
         return ["--label", f"{LABEL}={self.digest}", "--label", f"{PARTS_LABEL}={parts}"]
 
 
-def run_config(service: Mapping[str, Any], network: str, env: Mapping[str, str]) -> dict[str, Any]:
+def run_config(service: Service, network: str, env: Mapping[str, str]) -> dict[str, Any]:
     """Every setting `docker run` gets from the manifest and the secrets, by the name a log may print."""
     config: dict[str, Any] = {
         "docker run options": list(RUN_OPTIONS),
         "network": network,
-        "port": service["port"],
-        "container_port": service["container_port"],
-        "health": service["health"],
+        "port": service.port,
+        "container_port": service.container_port,
+        "health": asdict(service.health),
     }
     config.update({f"env {name}": value for name, value in env.items()})
     return config
