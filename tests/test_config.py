@@ -220,6 +220,11 @@ MALFORMED: list[tuple[str, bytes | Mutate, str]] = [
         f"services.auth-service.helth: unknown key (did you mean 'health'?){AGAIN}",
     ),
     (
+        "unknown key with a line break",
+        _set(*AUTH, "a\nb", value=1),
+        f'services.auth-service."a\\nb": unknown key{AGAIN}',
+    ),
+    (
         "health path missing",
         _drop(*AUTH, "health", "path"),
         f"services.auth-service.health.path: missing{AGAIN}",

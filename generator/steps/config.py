@@ -179,7 +179,8 @@ def _json_type(value: object) -> str:
 
 
 def _join(key: str, name: str) -> str:
-    return f"{key}.{name}" if key else name
+    shown = name if name.isprintable() else json.dumps(name)  # a key from the file must not break the line
+    return f"{key}.{shown}" if key else shown
 
 
 def _object(value: object, cls: type[Any], key: str) -> Any:
