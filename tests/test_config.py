@@ -140,6 +140,7 @@ AUTH = ("services", "auth-service")
 MALFORMED: list[tuple[str, bytes | Mutate, str]] = [
     ("top-level list", b"[]\n", f"expected a JSON object, got an array{AGAIN}"),
     ("not json", b"{nope\n", "1: not valid JSON: Expecting property name enclosed in double quotes"),
+    ("nested too deeply", b"[" * 100_000, "arrays or objects nested too deeply to read"),
     ("not utf-8", b'{"source": "caf\xe9"}\n', f"not UTF-8 text (bad byte at offset 15){AGAIN}"),
     ("unknown format", _set("format", value=2), f"unsupported manifest format 2{AGAIN}"),
     ("format as text", _set("format", value="1"), f"unsupported manifest format '1'{AGAIN}"),
@@ -153,6 +154,16 @@ MALFORMED: list[tuple[str, bytes | Mutate, str]] = [
         "lock_stale_s text",
         _set("project", "lock_stale_s", value="3600"),
         f"project.lock_stale_s: expected a number, got a string{AGAIN}",
+    ),
+    (
+        "deadline NaN",
+        _set(*AUTH, "health", "deadline_s", value=float("nan")),
+        f"services.auth-service.health.deadline_s: expected a finite number, got nan{AGAIN}",
+    ),
+    (
+        "lock_wait_s Infinity",
+        _set("project", "lock_wait_s", value=float("inf")),
+        f"project.lock_wait_s: expected a finite number, got inf{AGAIN}",
     ),
     (
         "max_parallel bool",

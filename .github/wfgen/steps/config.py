@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import types
 import typing
@@ -163,6 +164,8 @@ def _read(path: str | os.PathLike[str]) -> object:
         raise steplib.UsageError(f"{path}: {problem}; {REGENERATE}") from None
     except json.JSONDecodeError as exc:
         raise steplib.UsageError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise steplib.UsageError(f"{path}: arrays or objects nested too deeply to read") from None
 
 
 def _json_type(value: object) -> str:
@@ -234,6 +237,8 @@ _SCALARS: dict[type, str] = {str: "a string", int: "an integer", float: "a numbe
 def _scalar(value: object, kind: type, key: str) -> object:
     if kind is float and type(value) is int:
         return float(value)
+    if kind is float and type(value) is float and not math.isfinite(value):  # json reads NaN, Infinity
+        raise _Invalid(key, f"expected a finite number, got {value}")
     if type(value) is not kind:
         raise _Invalid(key, f"expected {_SCALARS[kind]}, got {_json_type(value)}")
     return value
