@@ -32,6 +32,7 @@ from generator.runlog import (
 from generator.steprun import run_step, step_argv
 from generator.steps import config, deployment_summary, prepare
 from generator.steps.check_infrastructure import secret_flags
+from generator.steps.deployment import JOB_MARGIN_MINUTES
 from generator.steps.steplib import RESULTS_OK, UsageError, now_iso
 
 POLL_S = 0.2
@@ -203,7 +204,9 @@ class Run:
             write_never_started(leg)
 
     def deploy_legs(self) -> None:
-        timeout_s = 60.0 * float(self.resolved["project"]["deploy_timeout_minutes"])
+        # As the job's timeout-minutes: the leg's own deadline comes first and its cleanup runs before this.
+        minutes = float(self.resolved["project"]["deploy_timeout_minutes"]) + JOB_MARGIN_MINUTES
+        timeout_s = 60.0 * minutes
         pool = LegPool(
             self.legs,
             self.leg_argv,

@@ -245,6 +245,11 @@ MALFORMED: list[tuple[str, bytes | Mutate, str]] = [
         _set(*AUTH, "name", value="user-service"),
         f"services.auth-service.name: must be 'auth-service', the service's key{AGAIN}",
     ),
+    (
+        "service key with a line break",
+        _rename("services", old="auth-service", new="auth\n::error::x"),
+        f"services.\"auth\\n::error::x\".name: must be 'auth\\n::error::x', the service's key{AGAIN}",
+    ),
 ]
 
 

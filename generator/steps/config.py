@@ -254,4 +254,4 @@ def _check(made: object, key: str) -> None:
     if isinstance(made, Manifest):
         for name, service in made.services.items():
             if service.name != name:
-                raise _Invalid(f"services.{name}.name", f"must be {name!r}, the service's key")
+                raise _Invalid(_join(_join("services", name), "name"), f"must be {name!r}, the service's key")

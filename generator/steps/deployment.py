@@ -96,12 +96,10 @@ class Deployment:
 
     def run(self, cancelled: type[BaseException]) -> str:
         """Deploy; returns the result. Internal errors still release the lock, then keep their traceback."""
-        decided: tuple[str, str] | None = None
         try:
-            decided = self.attempt(cancelled)
+            result, message = self.attempt(cancelled)
         except cancelled as exc:  # the one signal arrived after the outcome was decided, before finish()
-            decided = decided or self.on_cancel(str(exc) or "signal")
-        result, message = decided
+            result, message = self.on_cancel(str(exc) or "signal")
         self.finish(result, message)
         return result
 
@@ -275,7 +273,7 @@ class Deployment:
         if not env:
             return None
         data = "".join(f"{name}={value}\n" for name, value in env.items()).encode()
-        relative = f"{self.state_dir.rstrip('/')}/env/{leftovers.scratch_name(self.name)}.env"
+        relative = f"{self.state_dir.rstrip('/')}/env/{steplib.scratch_name(self.name)}.env"
         path = self.target.home_path(relative)
         self.cleanups.append(("target", ["rm", "-f", "--", path]))
         self.target.put_file(relative, data, mode=0o600)
@@ -328,7 +326,6 @@ class Deployment:
             return None
 
     def report(self, result: str, message: str, *, quiet: bool = False) -> None:
-        message = source.redact(message, self.service.clone_url)
         self.status.finish(result, message)
         if quiet:
             return

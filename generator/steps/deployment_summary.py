@@ -334,8 +334,8 @@ def terminal_rows(report: Report) -> list[tuple[str, str, str, str, str]]:
 
 def plain_text(report: Report) -> str:
     """The same report for a log or a terminal: verdict, table, text timeline, speedup."""
-    table = [row[1:] for row in terminal_rows(report)]
-    icons = [row[0] for row in terminal_rows(report)]
+    rows = terminal_rows(report)
+    table, icons = [row[1:] for row in rows], [row[0] for row in rows]
     lines = [verdict(report.rows)]
     lines += [f"{icon} {line}" for icon, line in zip(icons, steplib.format_table(table), strict=True)]
     lines += text_timeline(spans(report.rows))
@@ -346,9 +346,11 @@ def run(args: argparse.Namespace) -> int:
     selected = parse_selected(args.services)
     manifest = config.load(args.manifest)
     root = Path(args.status_dir)
-    if not root.is_dir():
+    found: dict[str, Any] = {}
+    if root.is_dir():
+        found = find_status_files(root)
+    else:
         steplib.error("deployment-summary", f"{root}: status folder not found; no leg reported")
-    found = find_status_files(root) if root.is_dir() else {}
     report = build_report(selected, found, list(manifest.services), args.check_result)
     text = markdown(report)
     in_job = steplib.append_step_summary(text)

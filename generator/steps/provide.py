@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Protocol
 
 from . import config, images, source, steplib
-from .leftovers import runner_prefix, scratch_name
 from .steplib import StatusFile
 from .target import Target
 
@@ -89,9 +88,9 @@ def login_config(deploy: Deployment, where: str, credentials: tuple[str, str] | 
         return
     host = deploy.target if where == "target" else deploy.builder()
     if where == "runner":
-        path = tempfile.mkdtemp(prefix=f"{runner_prefix('docker')}{deploy.name}-")
+        path = tempfile.mkdtemp(prefix=f"{steplib.runner_prefix('docker')}{deploy.name}-")
     else:
-        relative = f"{deploy.state_dir.rstrip('/')}/docker-config/{scratch_name(deploy.name)}"
+        relative = f"{deploy.state_dir.rstrip('/')}/docker-config/{steplib.scratch_name(deploy.name)}"
         path = host.home_path(relative)
     remove = ["rm", "-rf", "--", path]
     deploy.cleanups.append((where, remove))
@@ -122,7 +121,7 @@ def build_on(deploy: Deployment, host: Target, image: str) -> tuple[str, str]:
         return build_clone(deploy, host, image)
     except images.ImageError as exc:
         for line in exc.tail:
-            steplib.quote(source.redact(line, deploy.service.clone_url))
+            steplib.quote(line)
         raise
 
 
@@ -154,9 +153,9 @@ def build_clone(deploy: Deployment, host: Target, image: str) -> tuple[str, str]
     service = deploy.service
     here = host.kind == "local" and host is not deploy.target
     if here:
-        dest = str(Path(tempfile.mkdtemp(prefix=f"wfgen-{deploy.name}-")) / "src")
+        dest = str(Path(tempfile.mkdtemp(prefix=steplib.runner_prefix("src"))) / "src")
     else:
-        dest = host.home_path(f"{deploy.state_dir.rstrip('/')}/src/{scratch_name(deploy.name)}")
+        dest = host.home_path(f"{deploy.state_dir.rstrip('/')}/src/{steplib.scratch_name(deploy.name)}")
     try:
         deploy.status.update(message=f"cloning {deploy.ref}")
         assert service.clone_url is not None  # resolve.py: set for every repository service

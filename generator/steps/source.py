@@ -95,9 +95,14 @@ def forget_origin(host: Target, dest: str, url: str) -> None:
 
 
 def _git(repo_root: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["git", "-C", repo_root, *args], capture_output=True, text=True, timeout=timeout, check=False
-    )
+    try:
+        return subprocess.run(
+            ["git", "-C", repo_root, *args], capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise SourceError(f"git {args[0]} in {repo_root} timed out after {timeout:g} s") from None
+    except OSError as exc:
+        raise SourceError(f"cannot run git in {repo_root}: {exc.strerror or exc}") from None
 
 
 def local_commit(repo_root: str, ref: str, path: str) -> tuple[str, str]:

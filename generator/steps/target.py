@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import IO, Any
 
 from . import config, steplib
-from .leftovers import runner_prefix
 
 SSH_FAILED = 255
 TIMED_OUT = 124
@@ -219,7 +218,7 @@ class SshTarget(Target):
         self.settings = settings
         # Host and user come from secrets: name the variables, never print their values.
         self.description = f"${settings.user_env}@${settings.host_env}:{settings.port}"
-        self._dir = tempfile.mkdtemp(prefix=runner_prefix("ssh"))
+        self._dir = tempfile.mkdtemp(prefix=steplib.runner_prefix("ssh"))
         key_file = Path(self._dir, "id")
         fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

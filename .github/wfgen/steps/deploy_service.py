@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from . import config, steplib
+from . import config, source, steplib
 from .deployment import Deployment, Settings, hold_signals
 from .target import Target, open_target
 
@@ -87,10 +87,12 @@ def settings_from(args: argparse.Namespace, manifest: config.Manifest) -> Settin
 
 
 def redactions(manifest: config.Manifest, settings: Settings, target: Target) -> list[Callable[[str], str]]:
-    """The service's secrets and the target's own (host, user, home) never leave this step as values."""
+    """The service's secrets, a token in its clone URL and the target's own (host, user, home) never leave
+    this step as values."""
     names = [*settings.service.env, manifest.build.registry_password_env]
     values = {name: os.environ.get(name, "") for name in names if name}
-    return [steplib.hide_values(values), target.redact]
+    clone_url = settings.service.clone_url
+    return [steplib.hide_values(values), lambda text: source.redact(text, clone_url), target.redact]
 
 
 def main(argv: list[str] | None = None) -> int:

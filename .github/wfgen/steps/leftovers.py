@@ -13,18 +13,15 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import shutil
 import stat
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from .target import Target
+from .target import Target
 
 _TOKEN_GLOB = "[0-9a-f]" * 12  # what scratch_name() appends, as a find -name pattern
-_RUNNER_DIR = re.compile(r"^wfgen-(?:ssh|docker)-([0-9]+)-")
+_RUNNER_DIR = re.compile(r"^wfgen-[a-z]+-([0-9]{1,9})-")  # runner_prefix(); a pid fits in 9 digits
 
 # $1 state dir, $2 service, $3 token pattern, $4 minutes a clone must be older than; prints what it removes.
 # An env-file cut short while being written is `.<name>.env.*` (local) or `<name>.env.wfgen-tmp` (ssh).
@@ -38,16 +35,6 @@ _SWEEP = (
     "-print -exec rm -rf -- {} +; fi; "
     "exit 0"
 )
-
-
-def scratch_name(service: str) -> str:
-    """`<service>-<12 hex>`: the name of one deploy's env-file, login dir or clone under the state dir."""
-    return f"{service}-{secrets.token_hex(6)}"
-
-
-def runner_prefix(kind: str) -> str:
-    """Prefix of a temporary dir on the runner (`ssh`, `docker`), naming this process so a sweep can tell."""
-    return f"wfgen-{kind}-{os.getpid()}-"
 
 
 def sweep_target(target: Target, state_dir: str, service: str, older_than_min: int) -> int:

@@ -310,3 +310,16 @@ def safe_stdio() -> None:
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is not None and (stream.encoding or "").lower().replace("-", "") != "utf8":
             reconfigure(errors="replace")
+
+
+# Names of one deploy's scratch files and folders, which a later deploy's sweep (leftovers.py) recognises.
+
+
+def scratch_name(service: str) -> str:
+    """`<service>-<12 hex>`: the name of one deploy's env-file, login dir or clone under the state dir."""
+    return f"{service}-{secrets.token_hex(6)}"
+
+
+def runner_prefix(kind: str) -> str:
+    """Prefix of a temporary dir on the runner (`ssh`, `docker`), naming this process so a sweep can tell."""
+    return f"wfgen-{kind}-{os.getpid()}-"
