@@ -5,17 +5,16 @@ from __future__ import annotations
 import functools
 import json
 import re
-import tomllib
 from collections.abc import Iterable
 from importlib.resources import files
 from importlib.resources.abc import Traversable
-from pathlib import Path
 from typing import Any
 
 import jinja2
 
 from generator.errors import WfgenError
 from generator.model import Manifest
+from generator.pins import action_pins, templates_root
 from generator.resolve import GENERATED_NOTE, resolve_manifest
 from generator.steps import JOBS
 from generator.steps.check_infrastructure import secret_flag
@@ -167,21 +166,6 @@ def yaml_value(value: Any) -> str:
 def glob_escape(path: str) -> str:
     """Escape the characters GitHub's path filters treat as patterns."""
     return _GLOB_SPECIAL.sub(r"\\\1", path)
-
-
-def templates_root() -> Traversable:
-    """templates/ inside the installed package (wheel), else next to the package dir (source tree)."""
-    packaged = files("generator").joinpath("templates")
-    if packaged.is_dir():
-        return packaged
-    return Path(str(files("generator"))).parent / "templates"
-
-
-@functools.cache
-def action_pins() -> dict[str, str]:
-    """`owner/action` -> `owner/action@<sha> # <version>` from templates/actions.toml."""
-    data = tomllib.loads(templates_root().joinpath("actions.toml").read_text(encoding="utf-8"))
-    return {name: f"{name}@{pin['sha']} # {pin['version']}" for name, pin in data["actions"].items()}
 
 
 def step_modules() -> list[tuple[str, str]]:
