@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.caddy import CURRENT, ensure_caddy_image
 from tests.support.docker import candidate_docker_host, cleanup_project, probe_engine, unique_name
 from tests.support.docker import docker_env as _docker_env
 from tests.support.fixture_service import ServiceRepo, make_service_repo
@@ -35,6 +36,7 @@ def docker_host() -> str:
     host = candidate_docker_host()
     if probe_engine(host) is None:
         skip_or_fail(f"no Docker engine: 'docker info' failed for DOCKER_HOST={host}")
+    ensure_caddy_image(host)  # every test manifest's proxy (tests/support/manifests.py TEST_PROXY)
     return host
 
 
@@ -84,3 +86,9 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server = start_registry(tmp_path_factory.mktemp("registry"))
     yield server.address
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def caddy_image(docker_host: str) -> str:
+    """The tag of a FROM-scratch Caddy image built from Debian's caddy package (tests/support/caddy.py)."""
+    return CURRENT
