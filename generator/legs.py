@@ -23,7 +23,19 @@ from generator.steps.steplib import (
     write_json_atomic,
 )
 
-PHASES = ("queued", "lock", "source", "build", "candidate", "health", "switch", "verify", "cleanup", "done")
+PHASES = (
+    "queued",
+    "lock",
+    "source",
+    "build",
+    "candidate",
+    "health",
+    "switch",
+    "verify",
+    "drain",
+    "cleanup",
+    "done",
+)
 
 
 @dataclass

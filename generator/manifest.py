@@ -129,6 +129,7 @@ def cross_check(manifest: Manifest) -> list[tuple[tuple[str | int, ...], str]]:
     if len(names) > MAX_SERVICES:
         problems.append((("services",), f"at most {MAX_SERVICES} services (GitHub's matrix limit)"))
     owner: dict[int, str] = {}
+    domains: dict[str, str] = {}
     for name, service in manifest.services.items():
         if service.port in owner:
             problems.append(
@@ -138,6 +139,15 @@ def cross_check(manifest: Manifest) -> list[tuple[tuple[str | int, ...], str]]:
                 )
             )
         owner.setdefault(service.port, name)
+        if service.domain and service.domain in domains:
+            problems.append(
+                (
+                    ("services", name, "domain"),
+                    f"{service.domain} is already served for {domains[service.domain]}",
+                )
+            )
+        if service.domain:
+            domains.setdefault(service.domain, name)
         for index, dependency in enumerate(service.depends_on):
             if dependency == name:
                 problems.append(
@@ -157,7 +167,27 @@ def cross_check(manifest: Manifest) -> list[tuple[tuple[str | int, ...], str]]:
         problems.append((("services", cycle[0], "depends_on"), "dependency cycle: " + " -> ".join(cycle)))
     if len(set(manifest.project.branches)) != len(manifest.project.branches):
         problems.append((("project", "branches"), "branches must be unique"))
-    return problems + _check_target_and_build(manifest)
+    return problems + _check_target_and_build(manifest) + _check_proxy(manifest)
+
+
+def _check_proxy(manifest: Manifest) -> list[tuple[tuple[str | int, ...], str]]:
+    """With a domain, the proxy also publishes http_port and https_port: no service may use them."""
+    if not any(service.domain for service in manifest.services.values()):
+        return []
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    proxy = manifest.proxy
+    if proxy.http_port == proxy.https_port:
+        problems.append((("proxy", "https_port"), "must differ from http_port"))
+    for name, service in manifest.services.items():
+        for key in ("http_port", "https_port"):
+            if service.port == getattr(proxy, key):
+                problems.append(
+                    (
+                        ("services", name, "port"),
+                        f"port {service.port} is proxy.{key}, where domains are served",
+                    )
+                )
+    return problems
 
 
 def _check_target_and_build(manifest: Manifest) -> list[tuple[tuple[str | int, ...], str]]:

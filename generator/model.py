@@ -20,6 +20,10 @@ _DOCKER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _OWNER_REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _URL_SCHEMES = ("https://", "ssh://", "file://", "git@")
 _REGISTRY = re.compile(r"^[a-z0-9][a-z0-9.-]*(:[0-9]{1,5})?(/[a-z0-9._-]+)*$")
+# A DNS host name: dot-separated labels of letters, digits and inner hyphens; at least two labels.
+_DOMAIN = re.compile(
+    r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+)
 _HTTP_PATH = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*$")
 
 
@@ -100,6 +104,12 @@ def check_wfgen_install(value: str) -> str:
             f"must not install '{FOREIGN_NAME}': on PyPI that name is an unrelated package; "
             f"leave wfgen_install unset to pin {installed().requirement}, the wfgen that renders"
         )
+    return value
+
+
+def check_domain(value: str) -> str:
+    if not _DOMAIN.fullmatch(value):
+        raise ValueError("must be a lowercase host name such as 'chat.example.com' (no scheme, port or path)")
     return value
 
 
@@ -217,6 +227,25 @@ class Health(StrictModel):
         return self
 
 
+class Proxy(StrictModel):
+    image: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Caddy image of the project proxy (default: the official one in templates/proxy.toml).",
+    )
+    drain_s: float = Field(
+        default=10.0, ge=0, le=3600, description="How long the old version finishes in-flight requests."
+    )
+    http_port: Port = Field(
+        default=80, description="Where domains are served over HTTP (redirects to HTTPS)."
+    )
+    https_port: Port = Field(default=443, description="Where domains are served over HTTPS.")
+    tls: Literal["acme", "internal"] = Field(
+        default="acme",
+        description="Certificates for domains: 'acme' (public CAs) or 'internal' (Caddy's own CA).",
+    )
+
+
 class Service(StrictModel):
     repository: Annotated[str, AfterValidator(check_repository)] | None = Field(default=None)
     path: Annotated[str, AfterValidator(check_relative_path)] | None = Field(default=None)
@@ -231,6 +260,13 @@ class Service(StrictModel):
         default=[], description="Env vars passed into the container (values from secrets)."
     )
     health: Health = Field(default_factory=Health)
+    proxy: bool = Field(
+        default=True,
+        description="Behind the project proxy (no dark window); false: its port is dark during a switch.",
+    )
+    domain: Annotated[str, AfterValidator(check_domain)] | None = Field(
+        default=None, description="Also serve on proxy.http_port/https_port for this host name (HTTPS)."
+    )
     depends_on: list[Name] = Field(
         default=[],
         description="Services this one needs (validated: known names, no cycles; not yet used to order).",
@@ -243,6 +279,8 @@ class Service(StrictModel):
     def _one_source(self) -> Service:
         if (self.repository is None) == (self.path is None):
             raise ValueError("set exactly one of 'repository' or 'path'")
+        if self.domain is not None and not self.proxy:
+            raise ValueError("a domain is served by the proxy: it needs proxy = true")
         if self.context != "." and (
             self.context.startswith("/") or ".." in PurePosixPath(self.context).parts
         ):
@@ -257,4 +295,5 @@ class Manifest(StrictModel):
     target: Target = Field(default_factory=Target)
     build: Build = Field(default_factory=Build)
     infrastructure: Infrastructure = Field(default_factory=Infrastructure)
+    proxy: Proxy = Field(default_factory=Proxy)
     services: dict[Name, Service] = Field(min_length=1, max_length=MAX_SERVICES)

@@ -25,7 +25,11 @@ def manifest(target: dict[str, Any], **infrastructure: Any) -> dict[str, Any]:
     """The resolved manifest of a services.toml with this [target] and [infrastructure] (and one service)."""
     tables = {"min_free_disk_mb": 1, **infrastructure}
     text = manifest_toml(
-        {"web": {"path": "web", "port": 8080}}, project={"name": "wfgt"}, target=target, infrastructure=tables
+        # Not behind the proxy: its check is tests/test_proxy.py's and tests/test_handover.py's.
+        {"web": {"path": "web", "port": 8080, "proxy": False}},
+        project={"name": "wfgt"},
+        target=target,
+        infrastructure=tables,
     )
     return resolved_manifest(text)
 

@@ -74,6 +74,7 @@ def test_dataclass_fields_are_the_keys_the_resolver_writes() -> None:
         "manifest.build",
         "manifest.infrastructure",
         "manifest.infrastructure.tcp",
+        "manifest.proxy",
         "manifest.services",
         "manifest.services.health",
     ]

@@ -30,7 +30,14 @@ FAST_HEALTH = {"interval_s": 0.2, "timeout_s": 2.0, "deadline_s": 6.0}
 
 
 def service_table(repo: ServiceRepo, port: int, **health: float) -> dict[str, Any]:
-    return {"repository": repo.url, "port": port, "container_port": 3000, "health": {**FAST_HEALTH, **health}}
+    """The restart cutover (proxy = false): the deploy behind the proxy is tests/test_handover.py's."""
+    table = {
+        "repository": repo.url,
+        "port": port,
+        "container_port": 3000,
+        "health": {**FAST_HEALTH, **health},
+    }
+    return {**table, "proxy": False}
 
 
 @pytest.fixture

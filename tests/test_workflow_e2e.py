@@ -23,7 +23,7 @@ from tests.support.deploys import fetch
 from tests.support.docker import docker
 from tests.support.fixture_service import ServiceRepo, git, init_repo
 from tests.support.fleet import max_overlap
-from tests.support.manifests import toml_table
+from tests.support.manifests import TEST_PROXY, toml_table
 from tests.support.ports import free_port
 from tests.support.sshd import SshServer
 
@@ -52,6 +52,7 @@ def build_repo(
                               "network": network, "state_dir": str(root / "target-state"),
                               "connect_timeout_s": 5}),
         toml_table("infrastructure", {"networks": [network], "secrets": ["API_TOKEN", "GITHUB_TOKEN"]}),
+        toml_table("proxy", TEST_PROXY),
     ]  # fmt: skip
     for name, env in SECRET_ENV.items():
         source = {"path": SITE_PATH} if name == "site" else {"repository": repos[name].url}

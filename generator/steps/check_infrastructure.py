@@ -14,8 +14,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from . import config, steplib
+from .lock import LockTimeout
 from .probe import tcp_probe
-from .target import Target, TargetError, open_target
+from .proxy import Proxy, ProxyError, proxied, proxy_lock
+from .target import CommandFailed, Target, TargetError, open_target
 
 SUBJECT = "infrastructure"
 TCP_TIMEOUT_S = 5.0
@@ -62,6 +64,8 @@ class Checker:
         yield "http client", self.http_client
         project_network = self.manifest.target.network
         yield f"network {project_network}", functools.partial(self.ensure_network, project_network)
+        if proxied(self.manifest):
+            yield f"proxy {self.manifest.proxy.container}", self.proxy
         for network in infra.networks:
             if network != project_network:
                 yield f"network {network}", functools.partial(self.network, network)
@@ -69,6 +73,25 @@ class Checker:
         for endpoint in infra.tcp:
             host, port = endpoint.host, endpoint.port
             yield f"tcp {_hostport(host, port)}", functools.partial(self.tcp, host, port)
+
+    def proxy(self) -> Check:
+        """Start the proxy when missing, give it the ports and routes of the manifest, and see it answer."""
+        name = f"proxy {self.manifest.proxy.container}"
+        proxy = Proxy(self.target, self.manifest, lambda message: steplib.log(SUBJECT, message))
+        try:
+            with proxy_lock(self.target, self.manifest, proxy.log):
+                ports, held = proxy.plan_ports()
+                taken = [
+                    f"port {p} is held by {who}" for p, who in held.items() if not proxy.moves_behind(p, who)
+                ]
+                if taken:
+                    return Check(name, False, "; ".join(taken))
+                done = proxy.ensure(ports)
+        except (ProxyError, LockTimeout, CommandFailed) as exc:
+            return Check(name, False, str(exc))
+        moving = [f"port {p} moves behind it on the next deploy of {who}" for p, who in held.items()]
+        published = ", ".join(str(port) for port in ports) or "none yet"
+        return Check(name, True, "; ".join([f"{done}, ports {published}", *moving]))
 
     def reachable(self) -> Check:
         self.target.run(["true"], timeout=float(self.manifest.target.connect_timeout_s) + 20)

@@ -131,6 +131,9 @@ class Cutover:
     def docker(self, *args: str, timeout: float = 60, check: bool = True) -> str:
         return self.target.run(["docker", *args], timeout=timeout, check=check).stdout.strip()
 
+    def log(self, message: str) -> None:
+        steplib.log(self.service.name, message)
+
     def survey(self) -> Container | None:
         """Clear leftovers of an interrupted deploy (we hold the lock), then look at what serves now.
 
@@ -138,7 +141,7 @@ class Cutover:
         version, while a container under the running name beside it never finished its check: restore it."""
         self.docker("rm", "-f", self.candidate, check=False)
         if inspect(self.target, self.previous):
-            steplib.log(self.service.name, f"restoring {self.previous} left by an interrupted deploy")
+            self.log(f"restoring {self.previous} left by an interrupted deploy")
             self.docker(
                 "stop", "-t", str(STOP_TIMEOUT_S), self.previous, timeout=STOP_TIMEOUT_S + 60, check=False
             )
@@ -174,6 +177,10 @@ class Cutover:
         if self.config:
             args += self.config.label_args()
         return [*args, "-p", publish, self.image]
+
+    def name_candidate(self) -> str:
+        """The name the new container starts under (the image is final by now)."""
+        return self.candidate
 
     def start_candidate(self, env_file: str | None) -> str:
         """Run the candidate on a docker-assigned loopback port; returns its health URL."""
@@ -215,6 +222,28 @@ class Cutover:
         return wait_healthy(
             self.target, url, self.service.health, poll_s=VERIFY_POLL_S, grace_s=0, alive=alive
         )
+
+    def must_redeploy(self) -> str | None:
+        """Why what runs must be replaced even when its image and configuration are current, if it must."""
+        return None
+
+    def switch_note(self) -> str:
+        return "switched; previous container kept for rollback" if self.old else "started"
+
+    def served(self, dark_since: float) -> str:
+        """What the log says once the new container answers on the public port."""
+        dark = f" (port dark {time.monotonic() - dark_since:.2f} s)" if self.old else ""
+        return f"healthy on port {self.service.port}{dark}"
+
+    def draining(self) -> str | None:
+        """What the drain phase waits for, or None when there is nothing to drain."""
+        return None
+
+    def drain(self) -> None:
+        """Nothing to drain: the old container stopped before the new one started."""
+
+    def settle(self) -> None:
+        """Nothing is left running beside the new container once it is verified."""
 
     def commit(self) -> None:
         """The new container is verified: drop the stopped rollback container (its image stays)."""

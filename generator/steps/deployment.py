@@ -16,9 +16,11 @@ from typing import TypeVar
 
 from . import config, images, leftovers, runconfig, source, steplib
 from .cutover import Container, Cutover, HealthFailed, crash_reason, is_ok, wait_healthy
+from .handover import Handover
 from .lock import LockTimeout, ServiceLock, append_audit, audit_line
 from .probe import http_probe
 from .provide import provide_image
+from .proxy import ProxyError
 from .target import CommandFailed, LocalTarget, Target, TargetError
 
 # The job's timeout-minutes is this much above deploy_timeout_minutes, the deploy's own deadline: time for the
@@ -32,6 +34,7 @@ EXPECTED = (
     images.ImageError,
     HealthFailed,
     LockTimeout,
+    ProxyError,
     OSError,
 )
 
@@ -163,7 +166,8 @@ class Deployment:
         image = images.image_name(self.manifest, self.name, self.commit)
         self.status.update(commit=self.commit, image=image)
         self.log(f"source at {self.commit[:7]} ({self.ref})")
-        self.cut = Cutover(self.target, self.manifest, self.service, image)
+        cutover = Handover if self.service.proxy else Cutover
+        self.cut = cutover(self.target, self.manifest, self.service, image)
         old = self.cut.survey()
         if old:
             self.status.update(previous_image=old.image)
@@ -198,6 +202,10 @@ class Deployment:
         if images.image_id(self.target, image) != old.image_id:
             return False
         assert self.cut is not None and self.cut.config is not None
+        reason = self.cut.must_redeploy()
+        if reason:
+            self.log(f"{reason}; redeploying {image}")
+            return False
         changed = runconfig.difference(old.labels, self.cut.config)
         if changed:
             self.log(f"configuration changed: {changed}; redeploying {image}")
@@ -211,7 +219,7 @@ class Deployment:
     def cutover(self, env: dict[str, str]) -> None:
         assert self.cut is not None
         cut = self.cut
-        self.phase("candidate", f"starting candidate {cut.candidate}")
+        self.phase("candidate", f"starting candidate {cut.name_candidate()}")
         env_file = self.put_env_file(env)
         cut.ensure_network()
         url = cut.start_candidate(env_file)
@@ -240,15 +248,18 @@ class Deployment:
         self.phase("switch", f"switching {cut.running} to the new image")
         try:
             dark_since = cut.switch(env_file)
-            self.log("switched; previous container kept for rollback" if cut.old else "started")
+            self.log(cut.switch_note())
             self.status.update(phase="verify", message=f"checking health on port {self.service.port}")
             cut.verify()
-        except (HealthFailed, CommandFailed) as exc:
+        except (HealthFailed, CommandFailed, ProxyError) as exc:
             self.fail_switch(str(exc))
         self.deployed = True  # verified on the real port: from here on, nothing rolls it back
-        dark = time.monotonic() - dark_since
-        self.log(f"healthy on port {self.service.port}" + (f" (port dark {dark:.2f} s)" if cut.old else ""))
-        self.status.update(phase="cleanup", message="removing the previous container")
+        self.log(cut.served(dark_since))
+        draining = cut.draining()
+        if draining:
+            self.phase("drain", draining)
+            cut.drain()
+        self.status.update(phase="cleanup", message="removing older versions")
         cut.commit()
 
     def fail_switch(self, problem: str) -> None:
@@ -311,6 +322,8 @@ class Deployment:
             restored = self.attempt_quietly("restore", self.cut.restore)
             if result == "cancelled":
                 message += f"; {restored or 'restoring the previous container failed'}"
+        elif self.cut and self.deployed:
+            self.attempt_quietly("stop the previous version", self.cut.settle)
         elif result == "cancelled":
             message += "; running container untouched"
         self.report(result, message)

@@ -56,7 +56,7 @@ class DeployBench:
     def write(self, services: Mapping[str, Any], *, project: Mapping[str, Any], **tables: Any) -> Path:
         self.state_dir = self.workdir / "state"
         target = {"state_dir": str(self.state_dir), **tables.pop("target", {})}
-        text = manifest_toml(services, project=project, target=target)
+        text = manifest_toml(services, project=project, target=target, proxy=tables.pop("proxy", None))
         for name, table in tables.items():
             text += "\n[" + name + "]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in table.items())
         self.manifest = write_resolved_manifest(self.workdir, text)

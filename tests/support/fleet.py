@@ -16,7 +16,7 @@ from typing import Any
 
 from tests.support.docker import docker
 from tests.support.fixture_service import ServiceRepo, make_service_repo
-from tests.support.manifests import toml_table
+from tests.support.manifests import TEST_PROXY, toml_table
 from tests.support.ports import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -75,16 +75,20 @@ class Fleet:
         return json.loads((latest.resolve() / "run.json").read_text(encoding="utf-8"))
 
 
-def write_manifest(fleet: Fleet, *, max_parallel: int, project: Mapping[str, Any] | None = None) -> None:
+def write_manifest(
+    fleet: Fleet, *, max_parallel: int, project: Mapping[str, Any] | None = None, proxied: bool = True
+) -> None:
     health = {"interval_s": 0.25, "timeout_s": 2.0, "deadline_s": 20.0}
     sections = [
         toml_table("project", {"name": fleet.project, "branches": ["main", "develop"],
                                "max_parallel": max_parallel, "lock_wait_s": 30, **(project or {})}),
         toml_table("target", {"kind": "local", "network": fleet.network, "state_dir": str(fleet.state_dir)}),
         toml_table("infrastructure", {"networks": [fleet.network]}),
+        toml_table("proxy", TEST_PROXY),
     ]  # fmt: skip
     for name, repo in fleet.repos.items():
         service = {"repository": repo.url, "port": fleet.ports[name], "container_port": CONTAINER_PORT}
+        service["proxy"] = proxied
         sections.append(toml_table(f"services.{name}", {**service, "health": health}))
     fleet.manifest.write_text("\n\n".join("\n".join(s) for s in sections) + "\n", encoding="utf-8")
 
@@ -98,6 +102,7 @@ def make_fleet(
     max_parallel: int = 6,
     project_settings: Mapping[str, Any] | None = None,
     create_network: bool = True,
+    proxied: bool = True,
 ) -> Fleet:
     """services: {name: {"variant": ..., "delay_s": ...}}; every service gets a free host port."""
     root.mkdir(parents=True, exist_ok=True)
@@ -108,7 +113,7 @@ def make_fleet(
             delay_s=float(spec.get("delay_s", 0.0)),
         )  # fmt: skip
         fleet.ports[name] = free_port()
-    write_manifest(fleet, max_parallel=max_parallel, project=project_settings)
+    write_manifest(fleet, max_parallel=max_parallel, project=project_settings, proxied=proxied)
     if create_network:
         docker(docker_host, "network", "create", fleet.network, timeout=60, check=True)
     return fleet

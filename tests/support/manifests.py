@@ -11,6 +11,9 @@ from generator.manifest import parse_manifest
 from generator.resolve import resolve_manifest
 from generator.steps import config
 
+# The proxy of every test manifest: the FROM-scratch Caddy image the tests build (tests/support/caddy.py),
+# and a short drain so a deploy does not wait the production default of 10 s.
+TEST_PROXY = {"image": "wfgen-test-caddy:current", "drain_s": 0.5}
 FLEET = ("auth-service", "user-service", "chat-service", "event-service", "shared-service", "splitz-service")
 
 
@@ -43,6 +46,7 @@ def manifest_toml(
     project: Mapping[str, Any] | None = None,
     target: Mapping[str, Any] | None = None,
     infrastructure: Mapping[str, Any] | None = None,
+    proxy: Mapping[str, Any] | None = None,
 ) -> str:
     """services.toml text: project `letzgo` on main/develop/staging, local target, the given services."""
     project_table = {"name": "letzgo", "branches": ["main", "develop", "staging"], **(project or {})}
@@ -50,6 +54,7 @@ def manifest_toml(
     sections = [toml_table("project", project_table), toml_table("target", target_table)]
     if infrastructure:
         sections.append(toml_table("infrastructure", infrastructure))
+    sections.append(toml_table("proxy", {**TEST_PROXY, **(proxy or {})}))
     sections += [toml_table(f"services.{name}", service) for name, service in services.items()]
     return "\n\n".join("\n".join(section) for section in sections) + "\n"
 

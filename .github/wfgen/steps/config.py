@@ -104,12 +104,24 @@ class Service:
     container_port: int
     env: tuple[str, ...]
     health: Health
+    proxy: bool
+    domain: str | None
     depends_on: tuple[str, ...]
     paths: tuple[str, ...]
 
     def health_url(self, port: int) -> str:
         """The health check URL on a host port, asked from the target itself."""
         return f"http://127.0.0.1:{port}{self.health.path}"
+
+
+@dataclass(frozen=True)
+class Proxy:
+    image: str
+    drain_s: float
+    http_port: int
+    https_port: int
+    tls: Literal["acme", "internal"]
+    container: str
 
 
 @dataclass(frozen=True)
@@ -120,6 +132,7 @@ class Manifest:
     target: Target
     build: Build
     infrastructure: Infrastructure
+    proxy: Proxy
     services: Mapping[str, Service]
 
 
