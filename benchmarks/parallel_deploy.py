@@ -1,7 +1,10 @@
-"""Benchmark `wfgen deploy`: N slow-to-start services, sequential (--max-parallel 1) against parallel.
+"""Benchmark `wfgen deploy`: N slow-to-start services, sequential (--max-parallel 1) against parallel, behind
+the project proxy and with `proxy = false` (the restart cutover), side by side in one run.
 
-Needs a running Docker engine (DOCKER_HOST or WFGEN_TEST_DOCKER_HOST), git and busybox-static; matplotlib
-for the timeline (`pip install matplotlib`). Run from the repository root:
+Needs a running Docker engine (DOCKER_HOST or WFGEN_TEST_DOCKER_HOST), git, busybox-static and Debian's caddy
+(the proxy image is built from it, as in the tests); matplotlib for the timeline (`pip install matplotlib`).
+The proxy drains the old version for 0.5 s (the tests' setting; production's default is 10 s). Run from the
+repository root:
 
     python benchmarks/parallel_deploy.py --services 6 --reps 3
 """
@@ -18,10 +21,12 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.support.caddy import ensure_caddy_image  # noqa: E402
 from tests.support.docker import candidate_docker_host, cleanup_project, probe_engine, unique_name  # noqa: E402
 from tests.support.fleet import Fleet, make_fleet  # noqa: E402
 
-PHASES = ("lock", "source", "build", "candidate", "health", "switch", "verify", "cleanup")
+PHASES = ("lock", "source", "build", "candidate", "health", "switch", "verify", "drain", "cleanup")
+MODES = {"proxy": True, "restart": False}  # services.*.proxy
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -82,8 +87,9 @@ def phase_seconds(result: dict[str, Any]) -> dict[str, float]:
     return {phase: statistics.mean(values) if values else 0.0 for phase, values in spent.items()}
 
 
-def print_table(rows: list[tuple[dict[str, float], dict[str, float]]], count: int) -> None:
-    print(f"\n{'rep':>4} {'seq wall':>9} {'par wall':>9} {'speedup':>8} {'slowest':>8} {'overhead/svc':>13}"
+def print_table(mode: str, rows: list[tuple[dict[str, float], dict[str, float]]], count: int) -> float:
+    print(f"\n{mode}:")
+    print(f"{'rep':>4} {'seq wall':>9} {'par wall':>9} {'speedup':>8} {'slowest':>8} {'overhead/svc':>13}"
           f" {'seq total':>10} {'par total':>10}")  # fmt: skip
     for index, (seq, par) in enumerate(rows, start=1):
         speedup = seq["wall"] / par["wall"]
@@ -93,15 +99,41 @@ def print_table(rows: list[tuple[dict[str, float], dict[str, float]]], count: in
     par_wall = statistics.median(par["wall"] for _, par in rows)
     overhead = statistics.median(par["overhead"] for _, par in rows)
     print(f" med {seq_wall:>8.2f}s {par_wall:>8.2f}s {seq_wall / par_wall:>7.2f}x {'':>8} {overhead:>12.3f}s")
-    print(f"\n{count} services; goals: speedup >= 5.7x for 6 services, overhead <= 0.15 s per service.")
+    return seq_wall / par_wall
 
 
-def print_phases(seq: dict[str, Any], par: dict[str, Any]) -> None:
-    a, b = phase_seconds(seq), phase_seconds(par)
+def print_phases(runs: dict[str, dict[str, Any]]) -> None:
+    """Mean seconds per phase per service of the last rep, for every mode and order side by side."""
+    columns = {
+        f"{mode} {order[:3]}": phase_seconds(run[order]) for mode, run in runs.items() for order in run
+    }
     print("\nmean seconds per phase per service (last rep):")
-    print(f"{'phase':>10} {'sequential':>11} {'parallel':>9}")
+    print(f"{'phase':>10} " + " ".join(f"{name:>12}" for name in columns))
     for phase in PHASES:
-        print(f"{phase:>10} {a[phase]:>10.2f}s {b[phase]:>8.2f}s")
+        print(f"{phase:>10} " + " ".join(f"{spent[phase]:>11.2f}s" for spent in columns.values()))
+
+
+def bench_mode(root: Path, mode: str, names: list[str], args: argparse.Namespace, docker_host: str) -> Any:
+    """Cold deploy, then `reps` × (sequential, parallel) of one fleet; (rows, runs)."""
+    project = unique_name("wfgb")
+    rows, runs = [], []
+    try:
+        specs = {name: {"delay_s": args.delay} for name in names}
+        fleet = make_fleet(
+            root / mode, project, docker_host, specs, max_parallel=args.services, proxied=MODES[mode]
+        )
+        cold = deploy(fleet)
+        print(f"{mode}: cold deploy (builds every image): {cold['deploy_wall_s']:.2f} s wall", flush=True)
+        for rep in range(args.reps):
+            seq = deploy(fleet, "--max-parallel", "1")
+            par = deploy(fleet)
+            rows.append((figures(seq, args.services), figures(par, args.services)))
+            runs.append({"sequential": seq, "parallel": par})
+            walls = f"sequential {seq['deploy_wall_s']:.2f} s, parallel {par['deploy_wall_s']:.2f} s"
+            print(f"{mode} rep {rep + 1}: {walls}", flush=True)
+    finally:
+        cleanup_project(docker_host, project)
+    return rows, runs
 
 
 def timeline(seq: dict[str, Any], par: dict[str, Any], path: Path) -> None:
@@ -140,31 +172,25 @@ def main(argv: list[str] | None = None) -> int:
     if probe_engine(docker_host) is None:
         print(f"no Docker engine answers at {docker_host}; set DOCKER_HOST", file=sys.stderr)
         return 2
-    project = unique_name("wfgb")
+    ensure_caddy_image(docker_host)
     names = [f"svc-{index}" for index in range(args.services)]
-    rows, runs = [], []
+    results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="wfgen-bench-") as tmp:
-        try:
-            specs = {name: {"delay_s": args.delay} for name in names}
-            fleet = make_fleet(Path(tmp) / "fleet", project, docker_host, specs, max_parallel=args.services)
-            cold = deploy(fleet)
-            print(f"cold deploy (builds every image): {cold['deploy_wall_s']:.2f} s wall", flush=True)
-            for rep in range(args.reps):
-                seq = deploy(fleet, "--max-parallel", "1")
-                par = deploy(fleet)
-                rows.append((figures(seq, args.services), figures(par, args.services)))
-                runs.append({"sequential": seq, "parallel": par})
-                walls = f"sequential {seq['deploy_wall_s']:.2f} s, parallel {par['deploy_wall_s']:.2f} s"
-                print(f"rep {rep + 1}: {walls}", flush=True)
-        finally:
-            cleanup_project(docker_host, project)
-    print_table(rows, args.services)
-    print_phases(runs[-1]["sequential"], runs[-1]["parallel"])
+        for mode in MODES:
+            results[mode] = bench_mode(Path(tmp), mode, names, args, docker_host)
+    speedups = {mode: print_table(mode, rows, args.services) for mode, (rows, _) in results.items()}
+    print(
+        f"\n{args.services} services; goals: speedup >= 5.7x for 6 services, overhead <= 0.15 s per service."
+    )
+    print("median speedup: " + ", ".join(f"{mode} {value:.2f}x" for mode, value in speedups.items()))
+    print_phases({mode: runs[-1] for mode, (_, runs) in results.items()})
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "parallel_deploy.json").write_text(json.dumps(runs, indent=2) + "\n", encoding="utf-8")
+    everything = {mode: runs for mode, (_, runs) in results.items()}
+    (args.out / "parallel_deploy.json").write_text(json.dumps(everything, indent=2) + "\n", encoding="utf-8")
     try:
-        timeline(runs[-1]["sequential"], runs[-1]["parallel"], args.out / "parallel_deploy.png")
-        print(f"\ntimeline: {args.out / 'parallel_deploy.png'}")
+        last = results["proxy"][1][-1]
+        timeline(last["sequential"], last["parallel"], args.out / "parallel_deploy.png")
+        print(f"\ntimeline (proxy): {args.out / 'parallel_deploy.png'}")
     except ImportError:
         print("\nmatplotlib missing: pip install matplotlib for the timeline", file=sys.stderr)
     return 0
