@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.caddy import CURRENT, ensure_caddy_image
+from tests.support.deploys import DeployBench
 from tests.support.docker import candidate_docker_host, cleanup_project, probe_engine, unique_name
 from tests.support.docker import docker_env as _docker_env
 from tests.support.fixture_service import ServiceRepo, make_service_repo
@@ -92,3 +93,17 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def caddy_image(docker_host: str) -> str:
     """The tag of a FROM-scratch Caddy image built from Debian's caddy package (tests/support/caddy.py)."""
     return CURRENT
+
+
+@pytest.fixture
+def bench(tmp_path: Path, docker_env: dict[str, str]) -> DeployBench:
+    """deploy_service for the one service `web` of a manifest in tmp_path (DeployBench.write)."""
+    return DeployBench(workdir=tmp_path, env=docker_env, service="web")
+
+
+@pytest.fixture
+def web(service_repo: Callable[..., ServiceRepo]) -> ServiceRepo:
+    """The fixture service `web`, serving "v1" at /version."""
+    repo = service_repo("web")
+    repo.write_marker("v1")
+    return repo

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,18 +38,6 @@ def service_table(repo: ServiceRepo, port: int, **health: float) -> dict[str, An
         "health": {**FAST_HEALTH, **health},
     }
     return {**table, "proxy": False}
-
-
-@pytest.fixture
-def bench(tmp_path: Path, docker_env: dict[str, str]) -> DeployBench:
-    return DeployBench(workdir=tmp_path, env=docker_env, service=SERVICE)
-
-
-@pytest.fixture
-def web(service_repo: Callable[..., ServiceRepo]) -> ServiceRepo:
-    repo = service_repo(SERVICE)
-    repo.write_marker("v1")
-    return repo
 
 
 def setup_local(
@@ -508,15 +496,6 @@ def test_sigterm_mid_health_cancels_and_restores(
     assert (bench.state_dir / "audit.log").read_text().split()[-2] == "cancelled"
 
 
-def wait_for_phase(bench: DeployBench, phase: str) -> None:
-    status_path = bench.workdir / "status.json"
-    for _ in range(3000):
-        if status_path.exists() and json.loads(status_path.read_text())["phase"] == phase:
-            return
-        time.sleep(0.05)
-    pytest.fail(f"the deploy never reached phase {phase!r}")
-
-
 def wait_for_stop_of_old(docker_host: str, project: str) -> None:
     """The switch is in `docker stop` of the old container: it is renamed and the new one is created."""
     running = f"{project}-{SERVICE}"
@@ -563,7 +542,7 @@ def test_a_github_cancel_leaves_a_version_serving_and_no_secret_lock_or_running_
     web.write_marker("v2")
     started = time.monotonic()
     proc = bench.start()
-    wait_for_phase(bench, phase)
+    bench.wait_for_phase(phase)
     if phase == "switch":
         wait_for_stop_of_old(docker_host, docker_project)
     else:
@@ -711,7 +690,7 @@ def test_the_deploy_after_a_sigkilled_one_removes_its_leftovers(
     web.commit_variant("ok", delay_s=60)
     started = time.monotonic()
     proc = bench.start()
-    wait_for_phase(bench, "health")
+    bench.wait_for_phase("health")
     proc.kill()
     killed = bench.finish(proc, started, timeout=30)
     assert killed.status["result"] == "running"

@@ -9,8 +9,7 @@ from __future__ import annotations
 import json
 import signal
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,18 +24,6 @@ from tests.support.stepscripts import run_step
 
 SERVICE = "web"
 HEALTH = {"interval_s": 0.2, "timeout_s": 2.0, "deadline_s": 8.0}
-
-
-@pytest.fixture
-def bench(tmp_path: Path, docker_env: dict[str, str]) -> DeployBench:
-    return DeployBench(workdir=tmp_path, env=docker_env, service=SERVICE)
-
-
-@pytest.fixture
-def web(service_repo: Callable[..., ServiceRepo]) -> ServiceRepo:
-    repo = service_repo(SERVICE)
-    repo.write_marker("v1")
-    return repo
 
 
 def setup(
@@ -81,15 +68,6 @@ def deploy_under_load(bench: DeployBench, port: int, *args: str) -> tuple[Deploy
         run = bench.deploy(*args)
         time.sleep(0.3)
     return run, load.result
-
-
-def wait_for_phase(bench: DeployBench, phase: str) -> None:
-    path = bench.workdir / "status.json"
-    for _ in range(3000):
-        if path.exists() and json.loads(path.read_text())["phase"] == phase:
-            return
-        time.sleep(0.02)
-    pytest.fail(f"the deploy never reached phase {phase!r}")
 
 
 @pytest.fixture
@@ -162,7 +140,7 @@ def test_sigint_while_the_candidate_boots_removes_it(
     with Load(deployed) as load:
         proc = bench.start()
         started = time.monotonic()
-        wait_for_phase(bench, "health")
+        bench.wait_for_phase("health")
         time.sleep(0.5)
         proc.send_signal(signal.SIGINT)
         run = bench.finish(proc, started, timeout=60)
@@ -181,7 +159,7 @@ def test_sigint_while_the_old_version_drains_keeps_the_new_one(
     with Load(port) as load:
         proc = bench.start()
         started = time.monotonic()
-        wait_for_phase(bench, "drain")
+        bench.wait_for_phase("drain")
         time.sleep(0.5)
         proc.send_signal(signal.SIGINT)
         run = bench.finish(proc, started, timeout=60)

@@ -91,6 +91,16 @@ class DeployBench:
         data = json.loads((self.workdir / status).read_text()) if (self.workdir / status).exists() else {}
         return DeployRun(proc.returncode if proc.returncode is not None else -1, out, err, seconds, data)
 
+    def wait_for_phase(self, phase: str, timeout: float = 120.0, status: str = "status.json") -> None:
+        """Until the running deploy's status file says `phase`; AssertionError after `timeout` seconds."""
+        path = self.workdir / status
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if path.exists() and json.loads(path.read_text())["phase"] == phase:
+                return
+            time.sleep(0.02)
+        raise AssertionError(f"the deploy never reached phase {phase!r} within {timeout:g} s")
+
     def deploy(
         self, *args: str, status: str = "status.json", env: Mapping[str, str] | None = None
     ) -> DeployRun:
