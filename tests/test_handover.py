@@ -126,9 +126,7 @@ def test_a_switch_that_fails_its_check_renames_back_at_once(
     bench.env = {**bench.env, "WFGEN_TEST_BEFORE_SWITCH": kill}
     run, load = deploy_under_load(bench, deployed)
     assert run.returncode == 1 and run.status["result"] == "rolled_back", run.stdout + run.stderr
-    assert load.failures == [] and set(load.bodies) == {"v1"}, (
-        load.describe() + run.stdout + docker(docker_host, "logs", f"{docker_project}-proxy").stderr[-6000:]
-    )
+    assert load.failures == [] and set(load.bodies) == {"v1"}, load.describe() + run.stdout
     assert version(deployed) == "v1"
     assert names(docker_host, docker_project) == {f"{docker_project}-{SERVICE}": "running"}
 

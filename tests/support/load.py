@@ -56,6 +56,7 @@ class Load:
         self._stop.set()
         for worker in self._workers:
             worker.join(timeout=30)
+        print(f"load on port {self.port}: {self.result.describe()}", flush=True)  # shown by pytest -s
         return self.result
 
     def _request(self, conn: http.client.HTTPConnection, keep_alive: bool) -> str:
