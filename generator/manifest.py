@@ -131,6 +131,8 @@ def cross_check(manifest: Manifest) -> list[tuple[tuple[str | int, ...], str]]:
     owner: dict[int, str] = {}
     domains: dict[str, str] = {}
     for name, service in manifest.services.items():
+        if name == "proxy":
+            problems.append((("services", name), "the name is taken: <project>-proxy is the project proxy"))
         if service.port in owner:
             problems.append(
                 (

@@ -79,6 +79,31 @@ MISTAKES = [
         id="unknown-key",
     ),
     pytest.param(
+        "[services.web]",
+        "[services.proxy]",
+        "services.toml:17: services.proxy: the name is taken: <project>-proxy is the project proxy",
+        id="service-named-proxy",
+    ),
+    pytest.param(
+        'path = "services/web"',
+        'path = "services/web"\ndomain = "https://web.example.com"',
+        "services.toml:19: services.web.domain: must be a lowercase host name such as 'chat.example.com' "
+        "(no scheme, port or path)",
+        id="domain-with-scheme",
+    ),
+    pytest.param(
+        'path = "services/web"',
+        'path = "services/web"\nproxy = false\ndomain = "web.example.com"',
+        "services.toml:17: services.web: a domain is served by the proxy: it needs proxy = true",
+        id="domain-without-proxy",
+    ),
+    pytest.param(
+        "port = 3001",
+        'port = 443\ndomain = "web.example.com"',
+        "services.toml:19: services.web.port: port 443 is proxy.https_port, where domains are served",
+        id="port-is-https-port",
+    ),
+    pytest.param(
         "port = 3000",
         "port = 70000",
         "services.toml:14: services.auth.port: must be between 1 and 65535",

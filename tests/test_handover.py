@@ -84,6 +84,7 @@ def test_a_good_deploy_answers_every_request_and_boots_once(
     bench: DeployBench, web: ServiceRepo, docker_project: str, docker_host: str, deployed: int
 ) -> None:
     commit = web.write_marker("v2")
+    started_at = f"{time.time():.3f}"
     run, load = deploy_under_load(bench, deployed)
     assert run.returncode == 0, run.stdout + run.stderr
     assert load.failures == [] and load.ok > 100, load.describe()
@@ -94,11 +95,18 @@ def test_a_good_deploy_answers_every_request_and_boots_once(
     ]  # fmt: skip
     live = f"{docker_project}-{SERVICE}"
     assert container(docker_host, live, '{{index .Config.Labels "wfgen.commit"}}') == commit
-    assert container(docker_host, live, "{{.RestartCount}}") == "0"
-    # One boot: the container that serves is the one that passed the health gate on a loopback port.
+    # One boot: the engine started one container of the service during the deploy, the one that serves.
+    events = docker(
+        docker_host, "events", "--since", started_at, "--until", f"{time.time():.3f}", "--format",
+        "{{.Action}} {{.Actor.ID}}", "--filter", "type=container", "--filter", f"label=wfgen.project={docker_project}",
+        "--filter", f"label=wfgen.service={SERVICE}", "--filter", "event=start",
+    )  # fmt: skip
+    assert events.returncode == 0, events.stderr
+    assert [line.split()[1] for line in events.stdout.splitlines()] == [
+        container(docker_host, live, "{{.Id}}")
+    ]
     bindings = json.loads(container(docker_host, live, "{{json .HostConfig.PortBindings}}") or "{}")
-    assert [b["HostIp"] for bs in bindings.values() for b in bs] == ["127.0.0.1"]
-    assert "candidate" not in " ".join(names(docker_host, docker_project))
+    assert [b["HostIp"] for bs in bindings.values() for b in bs] == ["127.0.0.1"], "no public port of its own"
     states = names(docker_host, docker_project)
     assert states.pop(live) == "running"
     assert list(states.values()) == ["exited"], "the previous version stays, stopped, as the rollback point"
@@ -239,3 +247,20 @@ def test_over_ssh_every_request_is_answered(
     run, load = deploy_under_load(bench, port)
     assert run.returncode == 0, run.stdout + run.stderr
     assert load.failures == [] and set(load.bodies) == {"v1", "v2"}, load.describe()
+
+
+def test_a_deploy_killed_between_its_renames_is_repaired_by_the_next(
+    bench: DeployBench, web: ServiceRepo, deployed: int, docker_project: str, docker_host: str
+) -> None:
+    """A SIGKILL after the first rename leaves no container under the live name; the next deploy of the
+    service gives it back to the old version before anything else, then deploys as usual."""
+    live = f"{docker_project}-{SERVICE}"
+    assert docker(docker_host, "rename", live, f"{live}-parked").returncode == 0
+    assert fetch(f"http://127.0.0.1:{deployed}/version", timeout=8)[0] != 200
+    web.write_marker("v2")
+    run = bench.deploy()
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"{live}-parked takes the live name {live} back from an interrupted deploy" in run.stdout
+    assert version(deployed) == "v2"
+    states = names(docker_host, docker_project)
+    assert states.pop(live) == "running" and list(states.values()) == ["exited"], states

@@ -14,7 +14,7 @@ import pytest
 
 from generator.steps import config
 from generator.steps import proxy_config as pc
-from generator.steps.proxy import Proxy, proxy_lock, wanted_ports
+from generator.steps.proxy import Proxy, ProxyError, proxy_lock, wanted_ports
 from generator.steps.target import LocalTarget
 from tests.support.deploys import fetch
 from tests.support.docker import docker
@@ -164,7 +164,7 @@ def test_admin_endpoint_is_a_unix_socket_in_a_private_folder(fleet: Fleet, docke
     bindings = docker(
         docker_host, "inspect", "--format", "{{json .HostConfig.PortBindings}}", fleet.proxy().name
     )
-    assert "2019" not in bindings.stdout
+    assert "2019/tcp" not in json.loads(bindings.stdout)
     # Inside the proxy's own network namespace nothing listens on Caddy's default admin port; the service's
     # port answers there, which shows the probe itself works.
     image = app_image(docker_host, fleet.project, "probe", fleet.tmp_path)
@@ -204,7 +204,7 @@ def test_a_port_some_other_container_holds_is_a_one_line_error(fleet: Fleet, doc
     assert (
         docker(docker_host, "run", "-d", "--name", blocker, "-p", f"{web}:{APP_PORT}", image).returncode == 0
     )
-    with pytest.raises(Exception, match=rf"cannot start {fleet.project}-proxy: .*{web}"):
+    with pytest.raises(ProxyError, match=rf"cannot start {fleet.project}-proxy: .*{web}"):
         fleet.ensure()
 
 

@@ -87,7 +87,7 @@ class Checker:
                 if taken:
                     return Check(name, False, "; ".join(taken))
                 done = proxy.ensure(ports)
-        except (ProxyError, LockTimeout, CommandFailed) as exc:
+        except (ProxyError, LockTimeout, CommandFailed, OSError) as exc:
             return Check(name, False, str(exc))
         moving = [f"port {p} moves behind it on the next deploy of {who}" for p, who in held.items()]
         published = ", ".join(str(port) for port in ports) or "none yet"

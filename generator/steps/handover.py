@@ -55,6 +55,7 @@ class Handover(Cutover):
         self.drained = False  # the old container is stopped
         self.moved = False  # the old container published the port itself; the proxy took the port over
         self.old_ports: frozenset[int] = frozenset()
+        self.candidate_id: str | None = None
 
     def versioned(self, commit: str | None) -> str:
         return f"{self.running}-{(commit or 'unknown')[:12]}"
@@ -101,7 +102,19 @@ class Handover(Cutover):
     def start_candidate(self, env_file: str | None) -> str:
         """Run the new version beside the old one; returns the URL of its health check on the target."""
         self.docker("rm", "-f", self.name_candidate(), check=False)  # a rollback point of this very commit
-        return super().start_candidate(env_file)
+        url = super().start_candidate(env_file)
+        self.candidate_id = self.container_id(self.candidate)  # restore() tells it apart by id, not name
+        return url
+
+    def container_id(self, name: str) -> str | None:
+        """The id of the container called `name`, or None when there is none."""
+        argv = ["docker", "container", "inspect", "--format", "{{.Id}}", name]
+        result = self.target.run(argv, timeout=60)
+        if result.returncode != 0 and "no such" in result.stderr.lower():
+            return None
+        if result.returncode != 0 or not result.stdout.strip():
+            raise CommandFailed(argv, result)
+        return result.stdout.strip()
 
     @staticmethod
     def commit_of(image: str) -> str:
@@ -112,14 +125,14 @@ class Handover(Cutover):
         if self.old and self.service.port in self.old_ports:
             self.move_behind_proxy()
             return time.monotonic()
+        self.switched = True  # set before the renames: restore() then looks at what holds which name
         if self.old:
+            # Never the candidate's name: the same commit again made that one -next.
             self.previous = self.versioned(self.old.labels.get("wfgen.commit"))
-            if self.previous == self.candidate:
-                self.previous += "-previous"
             self.docker("rm", "-f", self.previous, check=False)
             self.docker("rename", self.running, self.previous)
         self.docker("rename", self.candidate, self.running)
-        self.switched = self.created = True
+        self.created = True
         return time.monotonic()
 
     def move_behind_proxy(self) -> None:
@@ -129,20 +142,23 @@ class Handover(Cutover):
         self.log(f"moving {self.running} behind the proxy: port {port} is dark until the proxy publishes it")
         self.previous = self.versioned(self.old.labels.get("wfgen.commit")) + "-direct"
         self.docker("rm", "-f", self.previous, check=False)
-        self.stopping = True
+        self.switched = self.moved = self.stopping = True  # before: restore() restarts the old one
         self.docker("stop", "-t", str(STOP_TIMEOUT_S), self.running, timeout=STOP_TIMEOUT_S + 60)
+        self.drained = True
         self.docker("rename", self.running, self.previous)
         self.docker("rename", self.candidate, self.running)
-        self.switched = self.created = self.moved = self.drained = True
-        self.publish(port, add=True)
+        self.created = True
+        self.republish(port, add=True)
 
-    def publish(self, port: int, *, add: bool) -> None:
-        """Have the proxy publish (or stop publishing) `port`, holding the proxy lock meanwhile."""
+    def republish(self, port: int, *, add: bool) -> None:
+        """Under the proxy lock: the proxy publishes the manifest's ports with (or without) `port`; without
+        it, the old container takes the port back before the lock goes, so no other leg can take it."""
         proxy = Proxy(self.target, self.manifest, self.log)
         with proxy_lock(self.target, self.manifest, self.log):
-            current = proxy.inspect()
-            ports = set(current.ports) if current else set()
-            proxy.ensure(sorted(ports | {port} if add else ports - {port}))
+            ports, _held = proxy.plan_ports()
+            proxy.ensure(sorted(set(ports) | {port} if add else set(ports) - {port}))
+            if not add:
+                self.docker("start", self.running)
 
     def verify(self) -> float:
         """As the restart cutover's check, but a new container that died before the switch fails at once:
@@ -203,19 +219,24 @@ class Handover(Cutover):
             self.docker("rm", *stale, check=False)
 
     def _restore(self) -> str:
-        """Undo the deploy from wherever it stopped; only ever removes the container it started."""
+        """Undo the deploy from wherever it stopped, judged by what holds which name now (a signal may have
+        cut any step short); only ever removes the container it started."""
+        if not self.candidate:
+            return "running container untouched"
         if not self.switched:
-            if self.candidate:
-                self.docker("rm", "-f", self.candidate, check=False)
+            self.docker("rm", "-f", self.candidate, check=False)
             return "new container removed; running container untouched"
-        if self.old is None:
-            self.docker("rm", "-f", self.running, check=False)
-            return "new container removed; nothing was running before"
-        self.docker("rename", self.running, self.candidate)
-        self.docker("rename", self.previous, self.running)
-        if self.moved:  # it publishes the port itself again
-            self.publish(self.service.port, add=False)
-        if self.drained:
-            self.docker("start", self.running)
+        live = self.container_id(self.running)
+        if live is not None and live == self.candidate_id:
+            self.docker("rename", self.running, self.candidate)
+            live = None
         self.docker("rm", "-f", self.candidate, check=False)
+        if self.old is None:
+            return "new container removed; nothing was running before"
+        if live is None and self.previous and self.container_id(self.previous):
+            self.docker("rename", self.previous, self.running)
+        if self.moved:
+            self.republish(self.service.port, add=False)  # the old one publishes the port itself again
+        elif self.drained or self.stopping:
+            self.docker("start", self.running)
         return "previous container serves again"

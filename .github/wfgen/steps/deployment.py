@@ -252,23 +252,26 @@ class Deployment:
             self.log(cut.switch_note())
             self.status.update(phase="verify", message=f"checking health on port {self.service.port}")
             cut.verify()
-        except (HealthFailed, CommandFailed, ProxyError) as exc:
+        except EXPECTED as exc:
             self.fail_switch(str(exc))
         self.deployed = True  # verified on the real port: from here on, nothing rolls it back
         self.log(cut.served(dark_since))
         draining = cut.draining()
-        if draining:
-            self.phase("drain", draining)
-            cut.drain()
-        self.status.update(phase="cleanup", message="removing older versions")
-        cut.commit()
+        try:
+            if draining:
+                self.phase("drain", draining)
+                cut.drain()
+            self.status.update(phase="cleanup", message="removing older versions")
+            cut.commit()
+        except EXPECTED as exc:  # the new version serves: a failed tidy-up is a warning, not a failure
+            self.log(f"warning: after the switch: {exc}")
 
     def fail_switch(self, problem: str) -> None:
         assert self.cut is not None
         failed = f"new container failed after the switch: {problem}"
         try:
             what = self.cut.restore()
-        except CommandFailed as exc:
+        except EXPECTED as exc:
             raise Outcome("failed", f"{failed}; restoring the previous container failed too: {exc}") from None
         if self.cut.old is None:
             raise Outcome("failed", f"{failed}; {what}")

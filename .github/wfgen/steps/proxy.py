@@ -2,10 +2,11 @@
 """The project proxy on the target: one Caddy container, `<project>-proxy`, that owns the public ports.
 
 check-infrastructure calls `ensure()` once before any leg: it starts the proxy when missing, recreates it
-when the ports it must publish changed (Docker cannot publish a port on a running container), and loads the
-routes the manifest implies through the admin API (a unix socket in a 0700 folder under the state dir,
-never TCP). A deploy leg only calls `ensure()` while moving a service that still publishes its own port
-behind the proxy. Both hold the proxy lock while they do. Secrets never enter the proxy.
+when its image, aliases or the ports it must publish changed (Docker cannot publish a port on a running
+container), and loads the routes the manifest implies through the admin API (a unix socket in a 0700 folder
+under the state dir, never TCP). A deploy leg calls it only when the proxy is missing or lacks its port (a
+deploy without check-infrastructure), and when it moves a service that still publishes its own port behind
+the proxy. Both hold the proxy lock while they do. Secrets never enter the proxy.
 """
 
 from __future__ import annotations
@@ -136,9 +137,12 @@ class Proxy:
             if "no such" in result.stderr.lower():
                 return None
             raise CommandFailed(["docker", "container", "inspect", self.name], result)
-        image, running, bindings, networks = result.stdout.strip().split("|", 3)
-        ports = {int(key.split("/")[0]) for key in (json.loads(bindings) or {})}
-        endpoint = (json.loads(networks) or {}).get(self.manifest.target.network) or {}
+        try:
+            image, running, bindings, networks = result.stdout.strip().split("|", 3)
+            ports = {int(key.split("/")[0]) for key in (json.loads(bindings) or {})}
+            endpoint = (json.loads(networks) or {}).get(self.manifest.target.network) or {}
+        except ValueError:  # JSONDecodeError included: not what this docker inspect format prints
+            raise CommandFailed(["docker", "container", "inspect", self.name], result) from None
         return Running(image, running == "true", frozenset(ports), frozenset(endpoint.get("Aliases") or ()))
 
     def ensure(self, ports: list[int]) -> str:
@@ -159,7 +163,11 @@ class Proxy:
             )
             self.target.run(["docker", "stop", "-t", str(STOP_TIMEOUT_S), self.name], timeout=60)
             self.target.run(["docker", "rm", "-f", self.name], timeout=60, check=True)
-            self.run(ports)
+            try:
+                self.run(ports)
+            except ProxyError:  # e.g. a new port that a process outside Docker holds: back as it was
+                self.run(sorted(current.ports), current.image)
+                raise
             done = "recreated"
         elif not current.running:
             self.target.run(["docker", "start", self.name], timeout=60, check=True)
@@ -186,7 +194,7 @@ class Proxy:
         initial = pc.dumps(pc.config(self.desired_apps()))
         self.target.put_file(posixpath.join(conf, posixpath.basename(pc.INITIAL_CONFIG)), initial, mode=0o600)
 
-    def run(self, ports: list[int]) -> None:
+    def run(self, ports: list[int], image: str | None = None) -> None:
         ids = self.target.run(["sh", "-c", 'printf "%s:%s" "$(id -u)" "$(id -g)"'], timeout=30, check=True)
         args = ["docker", "run", "-d", "--name", self.name, "--restart", "unless-stopped"]
         args += ["--network", self.manifest.target.network, "--user", ids.stdout.strip()]
@@ -198,7 +206,7 @@ class Proxy:
         for part, inside in (("admin", pc.ADMIN_DIR), ("config", pc.CONFIG_DIR), ("data", pc.DATA_DIR)):
             args += ["-v", f"{posixpath.join(self.root, part)}:{inside}"]
         args += ["-e", f"XDG_CONFIG_HOME={pc.CONFIG_DIR}", "-e", f"XDG_DATA_HOME={pc.DATA_DIR}"]
-        args += ["-e", f"HOME={pc.DATA_DIR}", "--entrypoint", "caddy", self.manifest.proxy.image]
+        args += ["-e", f"HOME={pc.DATA_DIR}", "--entrypoint", "caddy", image or self.manifest.proxy.image]
         args += ["run", "--resume", "--config", pc.INITIAL_CONFIG]
         result = self.target.run(args, timeout=300)
         if result.returncode != 0:
