@@ -24,7 +24,7 @@ from .cutover import (
     crash_reason,
     inspect,
 )
-from .proxy import Proxy, live_name, proxy_lock
+from .proxy import Proxy, proxy_lock
 from .target import CommandFailed, Target
 
 DRAIN_STEP_S = 0.2
@@ -48,7 +48,6 @@ class Handover(Cutover):
     def __init__(self, target: Target, manifest: config.Manifest, service: config.Service, image: str):
         super().__init__(target, manifest, service, image)
         self.manifest = manifest
-        self.running = live_name(manifest, service)
         self.candidate = ""  # the new container's versioned name, once chosen
         self.previous = ""  # where the old container went when the new one took the live name
         self.switched = False  # the new container holds the live name

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from . import config, runconfig, steplib
 from .probe import http_probe
+from .proxy import live_name
 from .target import CommandFailed, Target
 
 VERIFY_POLL_S = 0.05  # the port is dark until the first healthy answer: poll fast, not every interval_s
@@ -120,7 +121,7 @@ class Cutover:
         self.service = service
         self.image = image
         self.network = manifest.target.network
-        base = f"{manifest.project.name}-{service.name}"
+        base = live_name(manifest, service)
         self.running, self.candidate, self.previous = base, f"{base}-candidate", f"{base}-previous"
         self.project = manifest.project.name
         self.old: Container | None = None
