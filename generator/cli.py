@@ -15,6 +15,7 @@ from generator.manifest import load_manifest
 from generator.model import Manifest
 from generator.options import manifest_option
 from generator.output import orphaned_files, remove_files, stale_files, write_files
+from generator.planning import PlanOptions, show_plan
 from generator.render import render
 from generator.runner import DeployOptions, deploy
 
@@ -150,6 +151,21 @@ def deploy_command(
         output="json" if as_json else "quiet" if quiet else "auto",
     )
     _exit(deploy(options))
+
+
+@cli.command("plan")
+@click.argument("services")
+@click.argument("branch", required=False)
+@manifest_option
+@click.option("--force-rebuild", is_flag=True, help="Plan every selected service as a deploy.")
+@click.option("--push", is_flag=True, help="Plan as a push does: only what differs gets a deploy job.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+def plan_command(
+    services: str, branch: str | None, manifest_path: Path, force_rebuild: bool, push: bool, as_json: bool
+) -> None:
+    """What deploying SERVICES from BRANCH would do, against what runs on the target; touches nothing."""
+    options = PlanOptions(manifest_path, services, branch, force_rebuild, push, as_json)
+    _exit(show_plan(options, sys.stdout, sys.stderr))
 
 
 def _rendered(manifest_path: Path) -> tuple[Path, dict[str, str]]:

@@ -160,6 +160,11 @@ class Project(StrictModel):
         le=360,
         description="How long one deploy may take before it cancels itself; its job gets a few minutes more.",
     )
+    deploy_on_push: bool = Field(
+        default=False,
+        description="Also deploy on a push to one of the branches: only the services whose commit or "
+        "configuration differs from what runs on the target.",
+    )
     wfgen_install: Annotated[str, Field(min_length=1), AfterValidator(check_wfgen_install)] | None = Field(
         default=None,
         description="What the check workflow pip-installs: a requirement, or '.' for this checkout. "
@@ -269,10 +274,11 @@ class Service(StrictModel):
     )
     depends_on: list[Name] = Field(
         default=[],
-        description="Services this one needs (validated: known names, no cycles; not yet used to order).",
+        description="Services deployed before this one; it is skipped when one of them fails.",
     )
     paths: list[Annotated[str, AfterValidator(check_relative_path)]] = Field(
-        default=[], description="Paths whose changes concern this service (validated; for change detection)."
+        default=[],
+        description="More paths of the repository whose changes redeploy this folder service (shared code).",
     )
 
     @model_validator(mode="after")

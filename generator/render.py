@@ -19,6 +19,7 @@ from generator.resolve import GENERATED_NOTE, resolve_manifest
 from generator.steps import JOBS
 from generator.steps.check_infrastructure import secret_flag
 from generator.steps.deployment import JOB_MARGIN_MINUTES
+from generator.steps.order import waves
 
 DEPLOY_WORKFLOW = ".github/workflows/deploy-services-parallel.yml"
 CHECK_WORKFLOW = ".github/workflows/wfgen-check.yml"
@@ -73,12 +74,49 @@ def workflow_context(resolved: dict[str, Any], header: str) -> dict[str, Any]:
         "pins": action_pins(),
         "check_env": check_env(target_names, resolved["infrastructure"]["secrets"]),
         "deploy_env": deploy_env(resolved, [*target_names, *registry_names]),
+        "plan_env": secret_env(target_names),
+        "deploy_jobs": deploy_jobs(resolved),
+        "summary_needs": ["prepare", "check-infrastructure", *(job["id"] for job in deploy_jobs(resolved))],
+        "push_paths": push_paths(resolved),
         "push_to_ghcr": build["where"] == "runner" and registry.split("/")[0] == "ghcr.io",
         "path_service_names": [name for name, service in resolved["services"].items() if service["path"]],
         "check_paths": check_paths(resolved),
         "services_example": ",".join(list(resolved["services"])[:2]),
         "deploy_job_timeout_minutes": resolved["project"]["deploy_timeout_minutes"] + JOB_MARGIN_MINUTES,
     }
+
+
+def deploy_jobs(resolved: dict[str, Any]) -> list[dict[str, Any]]:
+    """One matrix job per dependency depth: `deploy-service` alone when nothing has depends_on, else
+    `deploy-wave-1..N`, each after the one before, which may have failed (a dependent leg then skips)."""
+    graph = {name: service["depends_on"] for name, service in resolved["services"].items()}
+    count = len(waves(graph))
+    if count == 1:
+        condition = "needs.check-infrastructure.outputs.count-1 != '0'"
+        return [{"id": "deploy-service", "name": "Deploy ${{ matrix.service }}", "number": 1,
+                 "needs": ["prepare", "check-infrastructure"], "condition": condition}]  # fmt: skip
+    jobs = []
+    for number in range(1, count + 1):
+        job_id, earlier = f"deploy-wave-{number}", [f"deploy-wave-{number - 1}"] if number > 1 else []
+        condition = f"needs.check-infrastructure.outputs.count-{number} != '0'"
+        if earlier:
+            condition = (
+                "${{ !cancelled() && needs.check-infrastructure.result == 'success' && " + condition + " }}"
+            )
+        jobs.append({"id": job_id, "name": "Deploy ${{ matrix.service }}" + f" (wave {number})",
+                     "number": number, "needs": ["prepare", "check-infrastructure", *earlier],
+                     "condition": condition})  # fmt: skip
+    return jobs
+
+
+def push_paths(resolved: dict[str, Any]) -> list[str]:
+    """The coarse `paths` filter of a push: the manifest, its resolved copy, and each folder service's folder
+    and extra paths (a file or a folder each). The plan then compares with what runs."""
+    paths = [glob_escape(resolved["source"]), MANIFEST_JSON]
+    for service in resolved["services"].values():
+        for path in [service["path"], *service["paths"]] if service["path"] else []:
+            paths += [glob_escape(path), f"{glob_escape(path)}/**"]
+    return list(dict.fromkeys(paths))
 
 
 def secret_ref(name: str) -> str | None:

@@ -229,7 +229,7 @@ def test_step_summary_markdown(tmp_path: Path, manifest: Path) -> None:
     assert result.returncode == 0, result.stderr
     summary = (tmp_path / "summary.md").read_text(encoding="utf-8")
     assert summary.splitlines()[:6] == [
-        "### Deployment plan",
+        "### Selection",
         "",
         "| Service | Source | Ref | Host port |",
         "| --- | --- | --- | ---: |",

@@ -30,6 +30,7 @@ from generator.render import (
 )
 from generator.resolve import resolve_manifest
 from generator.steps import JOBS
+from generator.steps.order import waves
 from tests.support.files import build_file_tree
 from tests.support.requires import skip_or_fail
 
@@ -39,6 +40,7 @@ MANIFESTS = {
     "minimal": ROOT / "tests" / "manifests" / "minimal.toml",
     "runner": ROOT / "tests" / "manifests" / "runner.toml",
     "tokens": ROOT / "tests" / "manifests" / "tokens.toml",
+    "monorepo": ROOT / "tests" / "manifests" / "monorepo.toml",
 }
 STEPS = ROOT / "generator" / "steps"
 USES = re.compile(r"^\s*(?:- )?uses: (\S+)@([0-9a-f]{40}) # (v\d+\.\d+\.\d+)$", re.MULTILINE)
@@ -55,6 +57,17 @@ def parse_yaml(text: str) -> Any:
 
 def resolved(name: str) -> dict[str, Any]:
     return resolve_manifest(load_manifest(MANIFESTS[name]), MANIFESTS[name].name)
+
+
+def deploy_job_ids(jobs: dict[str, Any]) -> list[str]:
+    return [job for job in jobs if job.startswith("deploy-")]
+
+
+def step(job: dict[str, Any], name: str) -> dict[str, Any]:
+    """The job's step whose name starts with `name` (exactly one)."""
+    found = [s for s in job["steps"] if s["name"].startswith(name)]
+    assert len(found) == 1, [s["name"] for s in job["steps"]]
+    return found[0]
 
 
 def all_steps(workflow: dict[str, Any]) -> list[dict[str, Any]]:
@@ -95,7 +108,10 @@ def test_renders_workflows_manifest_the_step_package_and_one_entry_script_per_jo
 def test_every_job_of_the_workflow_runs_an_entry_script_with_a_bare_python() -> None:
     workflow = rendered("services")[DEPLOY_WORKFLOW]
     runs = re.findall(r"run: python3 (.*)$", workflow, flags=re.M)
-    assert runs == [f"-I -S .github/wfgen/{job}.py" for job in JOBS]
+    # Every job, in pipeline order; this manifest's two dependency depths make two deploy jobs.
+    assert list(dict.fromkeys(runs)) == [f"-I -S .github/wfgen/{job}.py" for job in JOBS]
+    assert runs.count("-I -S .github/wfgen/deploy_service.py") == 2
+    assert len(runs) == len(JOBS) + 1
 
 
 def test_vendored_entry_scripts_run_the_vendored_package_under_python_isolated(tmp_path: Path) -> None:
@@ -186,19 +202,65 @@ def test_deploy_workflow_structure(name: str) -> None:
         "cancel-in-progress": False,
     }
     jobs = workflow["jobs"]
-    assert list(jobs) == ["prepare", "check-infrastructure", "deploy-service", "deployment-summary"]
+    depth = max(len(waves({n: s["depends_on"] for n, s in data["services"].items()})), 1)
+    deploys = ["deploy-service"] if depth == 1 else [f"deploy-wave-{n}" for n in range(1, depth + 1)]
+    assert list(jobs) == ["prepare", "check-infrastructure", *deploys, "deployment-summary"]
     assert jobs["check-infrastructure"]["needs"] == "prepare"
-    assert jobs["deploy-service"]["needs"] == ["prepare", "check-infrastructure"]
-    assert jobs["deployment-summary"]["needs"] == ["prepare", "check-infrastructure", "deploy-service"]
+    for number, job_id in enumerate(deploys, start=1):
+        earlier = deploys[number - 2 : number - 1]
+        assert jobs[job_id]["needs"] == ["prepare", "check-infrastructure", *earlier]
+        # A leg per service of the wave, from the plan: the job that can reach the target.
+        matrix = jobs[job_id]["strategy"]["matrix"]
+        assert matrix == {"service": f"${{{{ fromJSON(needs.check-infrastructure.outputs.wave-{number}) }}}}"}
+        # A later wave runs after a failed leg of an earlier one: that leg's dependents skip themselves.
+        assert ("!cancelled()" in jobs[job_id]["if"]) == (number > 1)
+        # The step's own deadline (deploy_timeout_minutes) comes first, with time left for its cleanup.
+        assert jobs[job_id]["timeout-minutes"] >= data["project"]["deploy_timeout_minutes"] + 2
+        strategy = jobs[job_id]["strategy"]
+        assert strategy["fail-fast"] is False and strategy["max-parallel"] == data["project"]["max_parallel"]
+    assert jobs["deployment-summary"]["needs"] == ["prepare", "check-infrastructure", *deploys]
     for job in jobs.values():
         assert job["name"] and isinstance(job["timeout-minutes"], int) and "permissions" in job
         assert job["runs-on"] == data["project"]["runs_on"]
         assert all(step.get("name") for step in job["steps"])
-    # The step's own deadline (deploy_timeout_minutes) comes first, with time left for its cleanup.
-    assert jobs["deploy-service"]["timeout-minutes"] >= data["project"]["deploy_timeout_minutes"] + 2
-    strategy = jobs["deploy-service"]["strategy"]
-    assert strategy["fail-fast"] is False and strategy["max-parallel"] == data["project"]["max_parallel"]
-    assert strategy["matrix"] == {"service": "${{ fromJSON(needs.prepare.outputs.services) }}"}
+
+
+def test_no_depends_on_keeps_one_deploy_job_and_four_hops() -> None:
+    jobs = parse_yaml(rendered("minimal")[DEPLOY_WORKFLOW])["jobs"]
+    assert list(jobs) == ["prepare", "check-infrastructure", "deploy-service", "deployment-summary"]
+    assert jobs["deploy-service"]["if"] == "needs.check-infrastructure.outputs.count-1 != '0'"
+    assert "WFGEN_PLAN" not in step(jobs["deploy-service"], "Deploy")["env"]
+
+
+def test_later_waves_read_the_reports_of_the_earlier_ones() -> None:
+    jobs = parse_yaml(rendered("monorepo")[DEPLOY_WORKFLOW])["jobs"]
+    assert deploy_job_ids(jobs) == ["deploy-wave-1", "deploy-wave-2", "deploy-wave-3"]
+    assert all("Download" not in s["name"] for s in jobs["deploy-wave-1"]["steps"])
+    for job_id in ("deploy-wave-2", "deploy-wave-3"):
+        download = step(jobs[job_id], "Download the reports")
+        assert download["continue-on-error"] is True
+        assert download["with"] == {"pattern": "wfgen-status-*", "merge-multiple": True,
+                                    "path": "wfgen-dependencies"}  # fmt: skip
+        env = step(jobs[job_id], "Deploy")["env"]
+        assert env["WFGEN_PLAN"] == "${{ needs.check-infrastructure.outputs.plan }}"
+        assert env["WFGEN_DEPENDENCY_DIR"] == "wfgen-dependencies"
+    outputs = jobs["check-infrastructure"]["outputs"]
+    assert [key for key in outputs if key.startswith("wave-")] == ["wave-1", "wave-2", "wave-3"]
+
+
+def test_push_deploys_are_opt_in_and_filtered_by_the_folders_of_path_services() -> None:
+    assert "push" not in parse_yaml(rendered("minimal")[DEPLOY_WORKFLOW])["on"]
+    workflow = parse_yaml(rendered("monorepo")[DEPLOY_WORKFLOW])
+    push = workflow["on"]["push"]
+    assert push["branches"] == ["main", "develop"]
+    assert push["paths"][:2] == ["monorepo.toml", ".github/wfgen/manifest.json"]
+    assert {"services/api/**", "lib/**", "config/api.env", "services/web/**"} <= set(push["paths"])
+    prepare = step(workflow["jobs"]["prepare"], "Validate")["env"]
+    assert prepare["WFGEN_SERVICES"] == "${{ inputs.services || 'all' }}"
+    assert prepare["WFGEN_BRANCH"] == "${{ inputs.branch || github.ref_name }}"
+    plan = step(workflow["jobs"]["check-infrastructure"], "Plan")["env"]
+    assert plan["WFGEN_EVENT"] == "${{ github.event_name }}"
+    assert plan["WFGEN_REPO_ROOT"] == "wfgen-source"
 
 
 @pytest.mark.parametrize("name", sorted(MANIFESTS))
@@ -226,10 +288,13 @@ def test_secrets_reach_the_jobs_that_need_them_through_env(name: str) -> None:
     jobs = parse_yaml(rendered(name)[DEPLOY_WORKFLOW])["jobs"]
     target = [data["target"][k] for k in ("host_env", "user_env", "ssh_key_env", "known_hosts_env")]
     service_env = [env for service in data["services"].values() for env in service["env"]]
-    check_env = jobs["check-infrastructure"]["steps"][-1].get("env", {})
-    deploy_env = jobs["deploy-service"]["steps"][-2]["env"]
+    check_env = step(jobs["check-infrastructure"], "Check the target").get("env", {})
+    plan_env = step(jobs["check-infrastructure"], "Plan").get("env", {})
+    deploy_env = step(jobs[deploy_job_ids(jobs)[0]], "Deploy")["env"]
     for needed in {n for n in target if n}:
-        assert check_env[needed] == deploy_env[needed] == f"${{{{ secrets.{needed} }}}}"
+        assert check_env[needed] == plan_env[needed] == deploy_env[needed] == f"${{{{ secrets.{needed} }}}}"
+    # The plan compares a service's secrets by name only: it never receives them.
+    assert not set(service_env) - set(target) & set(plan_env)
     for checked in set(data["infrastructure"]["secrets"]) - set(
         target
     ):  # the check sees if set, not the value
@@ -255,7 +320,8 @@ def test_secrets_reach_the_jobs_that_need_them_through_env(name: str) -> None:
     for job in ("prepare", "deployment-summary"):
         assert "secrets." not in json.dumps(jobs[job])
     environment = data["target"]["environment"]
-    assert [job.get("environment") for job in jobs.values()] == [None, environment, environment, None]
+    deploys = [environment] * len(deploy_job_ids(jobs))
+    assert [job.get("environment") for job in jobs.values()] == [None, environment, *deploys, None]
 
 
 def test_job_token_reaches_only_the_legs_of_services_that_name_it() -> None:
@@ -267,7 +333,7 @@ def test_job_token_reaches_only_the_legs_of_services_that_name_it() -> None:
 
 
 def test_infrastructure_check_gets_whether_a_secret_is_set_not_its_value() -> None:
-    check = parse_yaml(rendered("tokens")[DEPLOY_WORKFLOW])["jobs"]["check-infrastructure"]["steps"][-1]
+    check = step(parse_yaml(rendered("tokens")[DEPLOY_WORKFLOW])["jobs"]["check-infrastructure"], "Check the")
     assert check["env"] == {
         "VPS_HOST": "${{ secrets.VPS_HOST }}",  # the target's own: the check connects with it
         "VPS_USER": "${{ secrets.VPS_USER }}",
@@ -282,7 +348,7 @@ def test_infrastructure_check_gets_whether_a_secret_is_set_not_its_value() -> No
 def test_runner_builds_push_to_ghcr_with_the_job_token() -> None:
     jobs = parse_yaml(rendered("runner")[DEPLOY_WORKFLOW])["jobs"]
     assert jobs["deploy-service"]["permissions"] == {"contents": "read", "packages": "write"}
-    env = jobs["deploy-service"]["steps"][-2]["env"]
+    env = step(jobs["deploy-service"], "Deploy")["env"]
     assert env["GITHUB_TOKEN"] == "${{ github.token }}"
     assert "GITHUB_ACTOR" not in env  # set by the runner itself
     checkouts = [
@@ -295,25 +361,27 @@ def test_runner_builds_push_to_ghcr_with_the_job_token() -> None:
         "persist-credentials": False,
     }
     for name in ("services", "minimal"):
-        deploy = parse_yaml(rendered(name)[DEPLOY_WORKFLOW])["jobs"]["deploy-service"]
-        assert deploy["permissions"] == {"contents": "read"}
+        jobs = parse_yaml(rendered(name)[DEPLOY_WORKFLOW])["jobs"]
+        assert all(jobs[job]["permissions"] == {"contents": "read"} for job in deploy_job_ids(jobs))
 
 
 def test_status_artifacts_are_uploaded_per_leg_and_merged_for_the_summary() -> None:
     jobs = parse_yaml(rendered("services")[DEPLOY_WORKFLOW])["jobs"]
-    upload = jobs["deploy-service"]["steps"][-1]
+    upload = jobs["deploy-wave-1"]["steps"][-1]
     assert upload["if"] == "${{ !cancelled() }}"
     assert upload["with"]["name"] == "wfgen-status-${{ matrix.service }}"
     assert upload["with"]["if-no-files-found"] == "warn"
     summary = jobs["deployment-summary"]
     assert summary["if"] == (
-        "${{ !cancelled() && needs.prepare.result == 'success' && needs.prepare.outputs.count != '0' }}"
+        "${{ !cancelled() && needs.prepare.result == 'success' && needs.prepare.outputs.count != '0' "
+        "&& needs.check-infrastructure.outputs.count != '0' }}"
     )
     download = summary["steps"][1]
     assert download["with"] == {"pattern": "wfgen-status-*", "merge-multiple": True, "path": "wfgen-status"}
     assert summary["steps"][2]["env"] == {
         "WFGEN_STATUS_DIR": "wfgen-status",
         "WFGEN_SELECTED": "${{ needs.prepare.outputs.services }}",
+        "WFGEN_PLAN": "${{ needs.check-infrastructure.outputs.plan }}",
         "WFGEN_CHECK_RESULT": "${{ needs.check-infrastructure.result }}",
     }
 

@@ -57,4 +57,4 @@ def test_clone_errors_mask_the_token(tmp_path: Path, token_url: str) -> None:
 def test_no_git_in_the_checkout_is_a_source_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))  # nothing to run there: git is "not found"
     with pytest.raises(source.SourceError, match="cannot run git in"):
-        source.local_commit(str(tmp_path), "main", "web")
+        source.local_commit(str(tmp_path), "main", ("web",))

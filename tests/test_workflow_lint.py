@@ -20,6 +20,7 @@ MANIFESTS = {
     "minimal": ROOT / "tests" / "manifests" / "minimal.toml",
     "runner": ROOT / "tests" / "manifests" / "runner.toml",
     "tokens": ROOT / "tests" / "manifests" / "tokens.toml",
+    "monorepo": ROOT / "tests" / "manifests" / "monorepo.toml",
 }
 LINT_TIMEOUT_S = 120
 BROKEN_PATH = ".github/workflows/broken.yml"

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from . import config, source, steplib
+from . import config, order, source, steplib
 from .deployment import Deployment, Settings, hold_signals
 from .target import Target, open_target
 
@@ -54,6 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--repo-root", default=env("WFGEN_REPO_ROOT", "."), help="checkout for 'path' services"
     )
+    parser.add_argument("--plan", default=env("WFGEN_PLAN"), help="the run's plan JSON (env WFGEN_PLAN)")
+    parser.add_argument(
+        "--dependency-dir",
+        default=env("WFGEN_DEPENDENCY_DIR"),
+        help="status reports of the earlier waves; with --plan, skip when a dependency did not deploy "
+        "(env WFGEN_DEPENDENCY_DIR)",
+    )
     return parser
 
 
@@ -85,6 +92,15 @@ def settings_from(args: argparse.Namespace, manifest: config.Manifest) -> Settin
     )
 
 
+def unmet_dependencies(args: argparse.Namespace, service: str) -> str | None:
+    """'dependency auth-service failed' when an earlier wave did not deploy what this service needs."""
+    if not args.plan or not args.dependency_dir:
+        return None
+    results = order.dependency_results(args.plan, service, Path(args.dependency_dir))
+    problems = order.unmet(list(results), results)
+    return order.describe_unmet(problems) if problems else None
+
+
 def redactions(manifest: config.Manifest, settings: Settings, target: Target) -> list[Callable[[str], str]]:
     """The service's secrets, a token in its clone URL and the target's own (host, user, home) never leave
     this step as values."""
@@ -110,6 +126,16 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         steplib.error(name, f"--status-file {status_path}: cannot write ({exc.strerror}: {exc.filename})")
         return steplib.Exit.USAGE
+    try:
+        unmet = unmet_dependencies(args, name)
+    except steplib.UsageError as exc:
+        status.finish("failed", str(exc))
+        steplib.error(name, str(exc))
+        return steplib.Exit.USAGE
+    if unmet:
+        status.finish("skipped", unmet)
+        steplib.error(name, f"skipped: {unmet}")
+        return steplib.Exit.FAILED
     previous = {sig: signal.signal(sig, _cancel) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM)}
     # The deploy's own deadline: it cancels itself and cleans up before the job's timeout-minutes kills it.
     signal.setitimer(signal.ITIMER_REAL, 60.0 * manifest.project.deploy_timeout_minutes)

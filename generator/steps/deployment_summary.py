@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import config, steplib
+from . import config, plan, steplib
 
 MAX_DEPTH = 3
 MAX_FILES = 2000
@@ -121,6 +121,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--check-result",
         default=steplib.env_default("WFGEN_CHECK_RESULT"),
         help="result of the check-infrastructure job: success, failure, ... (env WFGEN_CHECK_RESULT)",
+    )
+    parser.add_argument(
+        "--plan",
+        default=steplib.env_default("WFGEN_PLAN"),
+        help="the run's plan JSON, shown first; a service with no deploy job is unchanged (env WFGEN_PLAN)",
     )
     parser.add_argument("--output", help="also write the Markdown report to this file")
     steplib.add_manifest_option(parser)
@@ -351,8 +356,12 @@ def run(args: argparse.Namespace) -> int:
         found = find_status_files(root)
     else:
         steplib.error("deployment-summary", f"{root}: status folder not found; no leg reported")
+    document = plan.parse_document(args.plan) if args.plan else None
+    if document:
+        for name, status in plan.without_legs(document).items():
+            found.setdefault(name, (Path(f"{name}.json"), status))
     report = build_report(selected, found, list(manifest.services), args.check_result)
-    text = markdown(report)
+    text = (plan.markdown(document) if document else "") + markdown(report)
     in_job = steplib.append_step_summary(text)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")

@@ -7,9 +7,11 @@ acyclic before anything here runs.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 
-from .steplib import RESULTS_OK
+from .steplib import RESULTS_OK, UsageError, read_json
 
 
 def depths(graph: Mapping[str, Iterable[str]]) -> dict[str, int]:
@@ -59,3 +61,23 @@ def describe_unmet(problems: list[tuple[str, str]]) -> str:
         f"{name} {'ended without a report' if why == 'missing' else why.replace('_', ' ')}"
         for name, why in problems
     )
+
+
+def dependency_results(plan_json: str, service: str, folder: Path) -> dict[str, str | None]:
+    """The results of `service`'s selected dependencies, from the plan (`unchanged` when the plan gave a
+    dependency no deploy job) and the status reports of the earlier waves in `folder`."""
+    try:
+        plan = json.loads(plan_json)
+        item = next(entry for entry in plan["services"] if entry["service"] == service)
+        needs, legs = list(item["needs"]), set(plan["legs"])
+    except (ValueError, KeyError, TypeError, StopIteration):
+        raise UsageError(f"WFGEN_PLAN: not the plan of this run, or {service!r} is not in it") from None
+    results: dict[str, str | None] = {}
+    for name in needs:
+        if name not in legs:
+            results[name] = "unchanged"
+            continue
+        status = read_json(folder / f"{name}.json")
+        found = status.get("result") if status and status.get("service") == name else None
+        results[name] = found if isinstance(found, str) else None
+    return results

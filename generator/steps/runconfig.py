@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -68,9 +68,13 @@ def fingerprint(config: Mapping[str, Any], salt: bytes) -> Fingerprint:
     return Fingerprint(digest=_hash(salt, dict(config)), parts=parts)
 
 
-def difference(labels: Mapping[str, str], new: Fingerprint) -> str | None:
-    """None when the container's labels carry this fingerprint, else what changed (names only)."""
-    if labels.get(LABEL) == new.digest:
+def difference(labels: Mapping[str, str], new: Fingerprint, unknown: Iterable[str] = ()) -> str | None:
+    """None when the container's labels carry this fingerprint, else what changed (names only).
+
+    `unknown` names parts whose value the caller does not hold (a secret the plan job is not given): only
+    whether they are there at all is compared."""
+    skip = set(unknown)
+    if not skip and labels.get(LABEL) == new.digest:
         return None
     if not labels.get(LABEL):
         return "the running container has no configuration fingerprint"
@@ -80,13 +84,32 @@ def difference(labels: Mapping[str, str], new: Fingerprint) -> str | None:
         old = None
     if not isinstance(old, dict):
         return "settings (no per-part fingerprint on the running container)"
-    names = sorted(name for name in old.keys() | new.parts.keys() if old.get(name) != new.parts.get(name))
-    return ", ".join(names) or "settings"
+    names = sorted(
+        name
+        for name in old.keys() | new.parts.keys()
+        if (name in old) != (name in new.parts) or (name not in skip and old.get(name) != new.parts.get(name))
+    )
+    if names or skip:
+        return ", ".join(names) or None
+    return "settings"
+
+
+def salt_path(target: Target, state_dir: str) -> str:
+    return target.home_path(f"{state_dir.rstrip('/')}/{SALT_FILE}")
+
+
+def read_salt(target: Target, state_dir: str) -> bytes | None:
+    """The target's fingerprint salt, or None when no deploy has made one yet; never creates it."""
+    result = target.run(
+        ["sh", "-c", 'cat -- "$1" 2>/dev/null || true', "sh", salt_path(target, state_dir)], timeout=60
+    )
+    value = result.stdout.strip()
+    return value.encode() if result.returncode == 0 and len(value) >= 32 else None
 
 
 def salt(target: Target, state_dir: str) -> bytes:
     """The target's fingerprint salt, created on first use."""
-    path = target.home_path(f"{state_dir.rstrip('/')}/{SALT_FILE}")
+    path = salt_path(target, state_dir)
     argv = ["sh", "-c", _SALT_SCRIPT, "sh", path, secrets.token_hex(6)]
     result = target.run(argv, input=secrets.token_hex(32).encode(), timeout=60, check=True)
     value = result.stdout.strip()

@@ -38,6 +38,7 @@ class Project:
     lock_wait_s: float
     lock_stale_s: float
     deploy_timeout_minutes: int
+    deploy_on_push: bool
     wfgen_install: str
 
 

@@ -119,7 +119,7 @@ def footer(manifest: config.Manifest, selected: list[str], branch: str, force: b
 
 def markdown_plan(plan: Plan) -> str:
     lines = [
-        "### Deployment plan",
+        "### Selection",
         "",
         "| Service | Source | Ref | Host port |",
         "| --- | --- | --- | ---: |",

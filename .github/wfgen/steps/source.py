@@ -66,10 +66,11 @@ def remote_commit(host: Target, url: str, ref: str, timeout: float) -> str:
 
 
 def head_commit(service: config.Service, ref: str, repo_root: str, host: Target, timeout: float) -> str:
-    """The commit a deploy of `service` builds: the last commit touching its `path` in the checkout, or
-    the head of `ref` (branch, else tag) in its repository, asked from `host` (the build host)."""
+    """The commit a deploy of `service` builds: the last commit touching its `path` or any of its `paths`
+    in the checkout, or the head of `ref` (branch, else tag) in its repository, asked from `host` (the build
+    host)."""
     if service.path:
-        return local_commit(repo_root, ref, service.path)[1]
+        return local_commit(repo_root, ref, (service.path, *service.paths))[1]
     assert service.clone_url is not None  # resolve.py: set for every repository service
     return remote_commit(host, service.clone_url, ref, timeout=timeout)
 
@@ -106,8 +107,9 @@ def _git(repo_root: str, *args: str, timeout: float = 60) -> subprocess.Complete
         raise SourceError(f"cannot run git in {repo_root}: {exc.strerror or exc}") from None
 
 
-def local_commit(repo_root: str, ref: str, path: str) -> tuple[str, str]:
-    """(branch tip, last commit touching `path`) in the checkout; refs/heads/B, else refs/remotes/origin/B."""
+def local_commit(repo_root: str, ref: str, paths: tuple[str, ...]) -> tuple[str, str]:
+    """(branch tip, last commit touching any of `paths`) in the checkout; refs/heads/B, else
+    refs/remotes/origin/B. The content of the first path is the same at both commits."""
     tip = ""
     for name in (f"refs/heads/{ref}", f"refs/remotes/origin/{ref}"):
         found = _git(repo_root, "rev-parse", "--verify", "--quiet", f"{name}^{{commit}}")
@@ -116,10 +118,10 @@ def local_commit(repo_root: str, ref: str, path: str) -> tuple[str, str]:
             break
     if not tip:
         raise SourceError(f"branch {ref!r} not found in the checkout at {repo_root} (local or origin)")
-    touched = _git(repo_root, "rev-list", "-1", tip, "--", path)
+    touched = _git(repo_root, "rev-list", "-1", tip, "--", *paths)
     commit = touched.stdout.strip()
     if touched.returncode != 0 or not _SHA.match(commit):
-        raise SourceError(f"{path!r} has no commits on {ref!r} in {repo_root}")
+        raise SourceError(f"{paths[0]!r} has no commits on {ref!r} in {repo_root}")
     return tip, commit
 
 

@@ -1,0 +1,60 @@
+"""`wfgen plan`: the plan step's verdicts for a selection, asked from the target in place; touches nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from generator.dryrun import describe_target
+from generator.errors import ExitCode, WfgenError
+from generator.manifest import load_manifest
+from generator.resolve import resolve_manifest
+from generator.steps import config, plan
+from generator.steps.steplib import UsageError
+from generator.steps.target import CommandFailed, TargetError
+
+
+class PlanError(WfgenError):
+    """Bad selection or branch for `wfgen plan` (exit 2)."""
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    manifest: Path
+    services: str
+    branch: str | None = None
+    force_rebuild: bool = False
+    push: bool = False
+    as_json: bool = False
+
+
+def make_plan(options: PlanOptions, view: config.Manifest, environ: dict[str, str]) -> dict[str, Any]:
+    """The plan document; PlanError on bad input; TargetError and friends when the target cannot say."""
+    try:
+        return plan.assess(
+            view, options.services, options.branch, options.force_rebuild,
+            event="push" if options.push else "local",
+            repo_root=str(options.manifest.resolve().parent), environ=environ,
+        )  # fmt: skip
+    except UsageError as exc:
+        raise PlanError(f"plan: {exc}") from None
+
+
+def show_plan(options: PlanOptions, stream: TextIO, errors: TextIO) -> int:
+    resolved = resolve_manifest(load_manifest(options.manifest), source=options.manifest.name)
+    view = config.parse(resolved, options.manifest.name)
+    environ = dict(os.environ)
+    try:
+        document = make_plan(options, view, environ)
+    except (TargetError, CommandFailed, OSError) as exc:
+        print(f"plan: cannot read what runs on {describe_target(view.target, environ)}: {exc}", file=errors)
+        return ExitCode.FAILED
+    if options.as_json:
+        print(json.dumps(document, indent=2), file=stream)
+        return ExitCode.OK
+    print(f"Plan against {describe_target(view.target, environ)}; nothing is touched.", file=stream)
+    print(plan.text(document), end="", file=stream)
+    return ExitCode.OK
