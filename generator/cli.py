@@ -158,7 +158,9 @@ def deploy_command(
 @click.argument("branch", required=False)
 @manifest_option
 @click.option("--force-rebuild", is_flag=True, help="Plan every selected service as a deploy.")
-@click.option("--push", is_flag=True, help="Plan as a push does: only what differs gets a deploy job.")
+@click.option(
+    "--only-changed", "push", is_flag=True, help="Plan as a push does: only what differs gets a deploy leg."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 def plan_command(
     services: str, branch: str | None, manifest_path: Path, force_rebuild: bool, push: bool, as_json: bool

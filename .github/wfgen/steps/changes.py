@@ -101,16 +101,24 @@ def change_log(service: config.Service, repo_root: str, running: str, desired: s
     """The commits between the running and the desired version that touch a folder service, newest first."""
     if not service.path or running == desired:
         return ()
-    argv = ["git", "-C", repo_root, "log", f"--max-count={LOG_LINES + 1}", "--format=%h %s",
-            f"{running}..{desired}", "--", service.path, *service.paths]  # fmt: skip
-    try:
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
-    except (OSError, subprocess.TimeoutExpired):
+    rewritten = (f"{short(running)} is not an ancestor of {short(desired)} here (history rewritten?)",)
+    ancestry = _git(repo_root, "merge-base", "--is-ancestor", running, desired)
+    if ancestry is None or ancestry.returncode != 0:  # unknown here, or left behind by a force-push
+        return rewritten if ancestry is not None else ()
+    found = _git(repo_root, "log", f"--max-count={LOG_LINES + 1}", "--format=%h %s", f"{running}..{desired}",
+                 "--", service.path, *service.paths)  # fmt: skip
+    if found is None or found.returncode != 0:
         return ()
-    if result.returncode != 0:  # the running commit is not in this history: rewritten by a force-push
-        return (f"{short(running)} is not an ancestor of {short(desired)} here (history rewritten?)",)
-    lines = result.stdout.splitlines()
+    lines = found.stdout.splitlines()
     return (*lines[:LOG_LINES], *(["…"] if len(lines) > LOG_LINES else []))
+
+
+def _git(repo_root: str, *args: str) -> subprocess.CompletedProcess[str] | None:
+    try:
+        return subprocess.run(["git", "-C", repo_root, *args], capture_output=True, text=True, timeout=30,
+                              check=False, stdin=subprocess.DEVNULL)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return None
 
 
 def config_change(

@@ -1,0 +1,87 @@
+"""`wfgen plan` and plan.py: desired vs running on a real Docker engine, folder services of one real repo."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.fixture_service import git
+from tests.support.monorepo import Monorepo, make_monorepo
+
+THREE = {"api": {"paths": ["lib"]}, "web": {"paths": ["lib"]}, "worker": {}}
+
+
+@pytest.fixture
+def mono(tmp_path: Path, docker_host: str, docker_project: str) -> Iterator[Monorepo]:
+    repo = make_monorepo(tmp_path / "mono", docker_project, docker_host, THREE)
+    deployed = repo.wfgen("deploy", "all", "main", "--quiet", timeout=600)
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    yield repo
+
+
+def plan(repo: Monorepo, *args: str) -> dict[str, Any]:
+    result = repo.wfgen("plan", "all", "main", "--json", *args, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    document: dict[str, Any] = json.loads(result.stdout)
+    return document
+
+
+def verdicts(document: dict[str, Any]) -> dict[str, str]:
+    return {item["service"]: item["verdict"] for item in document["services"]}
+
+
+def test_right_after_a_deploy_everything_is_unchanged(mono: Monorepo) -> None:
+    document = plan(mono)
+    assert verdicts(document) == {"api": "unchanged", "web": "unchanged", "worker": "unchanged"}
+    assert document["legs"] == ["api", "web", "worker"]  # a dispatch keeps every selected leg
+    assert plan(mono, "--only-changed")["legs"] == []
+    text = mono.wfgen("plan", "all", "main", "--only-changed").stdout
+    assert "nothing to deploy" in text
+
+
+def test_a_change_to_one_folder_deploys_only_that_service(mono: Monorepo) -> None:
+    before = mono.head
+    after = mono.touch("worker", "v2")
+    document = plan(mono, "--only-changed")
+    assert verdicts(document) == {"api": "unchanged", "web": "unchanged", "worker": "deploy"}
+    assert document["legs"] == ["worker"]
+    worker = document["services"][2]
+    assert (worker["running"], worker["desired"]) == (before, after)
+    assert worker["reason"] == f"{before[:7]} → {after[:7]}"
+    assert worker["changes"] == [f"{after[:7]} worker: v2"]
+    text = mono.wfgen("plan", "all", "main", "--only-changed").stdout
+    assert "worker: " + after[:7] + " worker: v2" in text.replace("  ", "")
+
+
+def test_a_shared_path_redeploys_every_service_that_lists_it(mono: Monorepo) -> None:
+    mono.commit({"lib/shared.txt": "shared v2\n"}, "lib: v2")
+    assert verdicts(plan(mono)) == {"api": "deploy", "web": "deploy", "worker": "unchanged"}
+
+
+def test_a_force_push_is_compared_with_what_runs_not_with_the_last_push(mono: Monorepo) -> None:
+    deployed = mono.touch("web", "v2")
+    result = mono.wfgen("deploy", "web", "main", "--quiet", timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    git(mono.root, "reset", "-q", "--hard", "HEAD~1")  # history rewritten: the deployed commit is gone
+    rewritten = mono.touch("web", "v2, reworded")
+    document = plan(mono, "--only-changed")
+    assert document["legs"] == ["web"]
+    web = document["services"][1]
+    assert (web["running"], web["desired"]) == (deployed, rewritten)
+    assert web["changes"] == [f"{deployed[:7]} is not an ancestor of {rewritten[:7]} here (history rewritten?)"]
+
+
+def test_a_stopped_or_missing_container_is_planned(mono: Monorepo) -> None:
+    from tests.support.docker import docker
+
+    docker(mono.docker_host, "stop", "-t", "1", f"{mono.project}-api", timeout=60, check=True)
+    docker(mono.docker_host, "rm", "-f", f"{mono.project}-worker", timeout=60, check=True)
+    document = plan(mono, "--only-changed")
+    assert verdicts(document) == {"api": "deploy", "web": "unchanged", "worker": "new"}
+    reasons = {item["service"]: item["reason"] for item in document["services"]}
+    assert reasons["api"] == "the container is stopped"
+    assert reasons["worker"] == "nothing runs yet"
