@@ -119,6 +119,11 @@ def schema_command() -> None:
 @click.option("--retry-failed", is_flag=True, help="Redeploy what failed in the last run.")
 @click.option("--max-parallel", type=click.IntRange(min=1), help="Deploys at once [project.max_parallel].")
 @click.option("--fail-fast", is_flag=True, help="Start no more deploys after the first failure.")
+@click.option(
+    "--only-changed",
+    is_flag=True,
+    help="As a push does: deploy only what differs from what runs on the target (see 'wfgen plan').",
+)
 @click.option("--dry-run", is_flag=True, help="Print the plan; touch nothing.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print only a machine-readable result.")
@@ -130,6 +135,7 @@ def deploy_command(
     retry_failed: bool,
     max_parallel: int | None,
     fail_fast: bool,
+    only_changed: bool,
     dry_run: bool,
     quiet: bool,
     as_json: bool,
@@ -147,6 +153,7 @@ def deploy_command(
         retry_failed=retry_failed,
         max_parallel=max_parallel,
         fail_fast=fail_fast,
+        only_changed=only_changed,
         dry_run=dry_run,
         output="json" if as_json else "quiet" if quiet else "auto",
     )

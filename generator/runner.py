@@ -30,10 +30,11 @@ from generator.runlog import (
     write_run,
 )
 from generator.steprun import run_step, step_argv
-from generator.steps import config, deployment_summary, prepare
+from generator.steps import config, deployment_summary, plan, prepare
 from generator.steps.check_infrastructure import secret_flags
 from generator.steps.deployment import JOB_MARGIN_MINUTES
-from generator.steps.steplib import RESULTS_OK, UsageError, now_iso
+from generator.steps.steplib import RESULTS_OK, UsageError, now_iso, write_json_atomic
+from generator.steps.target import CommandFailed, TargetError
 
 POLL_S = 0.2
 CANCEL_GRACE_S = 60.0
@@ -53,6 +54,7 @@ class DeployOptions:
     retry_failed: bool = False
     max_parallel: int | None = None
     fail_fast: bool = False
+    only_changed: bool = False  # as a push: only the services whose version differs from what runs
     dry_run: bool = False
     output: str = "auto"  # auto | quiet | json
     retry_of: str | None = None
@@ -164,6 +166,7 @@ class Run:
         self.max_parallel = options.max_parallel or int(resolved["project"]["max_parallel"])
         self.started_at, self.t0 = now_iso(), time.monotonic()
         self.stage, self.message, self.check_result = "infrastructure", "", "success"
+        self.document: dict[str, Any] | None = None  # the plan, once the target has been asked
         (self.dir / "manifest.json").write_text(json.dumps(resolved, indent=2) + "\n", encoding="utf-8")
         self.save(state="running")
 
@@ -178,6 +181,9 @@ class Run:
         for note in self.plan.notes:
             self.reporter.note("📋", "prepare", note)
         if not self.check_infrastructure(*check):
+            return self.finish()
+        self.stage = "plan"
+        if not self.plan_against_target():
             return self.finish()
         self.stage = "deploy"
         self.deploy_legs()
@@ -197,6 +203,29 @@ class Run:
         self.message = "interrupted" if interrupted else "infrastructure check failed; nothing deployed"
         self.never_start("cancelled" if interrupted else "skipped", self.message)
         return False
+
+    def plan_against_target(self) -> bool:
+        """The plan step's verdicts; with --only-changed, the legs of what differs from what runs."""
+        view = config.parse(self.resolved, self.options.manifest.name)
+        try:
+            self.document = plan.assess(
+                view, ",".join(self.plan.services), self.branch, self.options.force_rebuild,
+                event="push" if self.options.only_changed else "local", repo_root=str(self.root),
+                environ=self.env,
+            )  # fmt: skip
+        except (TargetError, CommandFailed, OSError) as exc:
+            self.message = f"plan: cannot read what runs: {exc}"
+            self.reporter.note("❌", "plan", self.message)
+            self.check_result = "failure"
+            self.never_start("skipped", self.message)
+            return False
+        self.reporter.block("plan", plan.text(self.document))
+        (self.dir / "plan.json").write_text(json.dumps(self.document, indent=2) + "\n", encoding="utf-8")
+        for name, status in plan.without_legs(self.document).items():
+            write_json_atomic(self.dir / f"{name}.json", status)
+        self.legs = [leg for leg in self.legs if leg.service in self.document["legs"]]
+        self.save(state="running")
+        return True
 
     def never_start(self, result: str, message: str) -> None:
         for leg in self.legs:
@@ -274,7 +303,8 @@ class Run:
             code = ExitCode.OK if all(leg.result in RESULTS_OK for leg in self.legs) else ExitCode.FAILED
         record = self.save(state="interrupted" if interrupted else "finished", exit_code=int(code))
         report = self.report()
-        summary = deployment_summary.markdown(report) + "\n" + details_markdown(record, Path.cwd())
+        planned = plan.markdown(self.document) if self.document else ""
+        summary = planned + deployment_summary.markdown(report) + "\n" + details_markdown(record, Path.cwd())
         (self.dir / "summary.md").write_text(summary, encoding="utf-8")
         if self.options.output == "json":
             print(json.dumps(record, indent=2), file=self.stream, flush=True)
@@ -284,12 +314,13 @@ class Run:
 
     def report(self) -> deployment_summary.Report:
         """The deployment-summary job's report over this run's status files."""
+        selected = list(self.plan.services)
+        paths = {name: self.dir / f"{name}.json" for name in selected}
         found = {
-            leg.service: (leg.status_path, deployment_summary.load_status(leg.status_path))
-            for leg in self.legs
-            if leg.status_path.exists()
+            name: (path, deployment_summary.load_status(path))
+            for name, path in paths.items()
+            if path.exists()
         }
-        selected = [leg.service for leg in self.legs]
         return deployment_summary.build_report(
             selected, found, list(self.resolved["services"]), self.check_result
         )
@@ -300,11 +331,12 @@ class Run:
             "run_dir": str(self.dir),
             "manifest": str(self.options.manifest.resolve()),
             "inputs": {
-                "services": [leg.service for leg in self.legs],
+                "services": list(self.plan.services),
                 "branch": self.branch,
                 "force_rebuild": self.options.force_rebuild,
                 "max_parallel": self.max_parallel,
                 "fail_fast": self.options.fail_fast,
+                "only_changed": self.options.only_changed,
                 "retry_of": self.options.retry_of,
             },
             "state": state,

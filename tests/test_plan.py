@@ -72,7 +72,9 @@ def test_a_force_push_is_compared_with_what_runs_not_with_the_last_push(mono: Mo
     assert document["legs"] == ["web"]
     web = document["services"][1]
     assert (web["running"], web["desired"]) == (deployed, rewritten)
-    assert web["changes"] == [f"{deployed[:7]} is not an ancestor of {rewritten[:7]} here (history rewritten?)"]
+    assert web["changes"] == [
+        f"{deployed[:7]} is not an ancestor of {rewritten[:7]} here (history rewritten?)"
+    ]
 
 
 def test_a_stopped_or_missing_container_is_planned(mono: Monorepo) -> None:
@@ -85,3 +87,19 @@ def test_a_stopped_or_missing_container_is_planned(mono: Monorepo) -> None:
     reasons = {item["service"]: item["reason"] for item in document["services"]}
     assert reasons["api"] == "the container is stopped"
     assert reasons["worker"] == "nothing runs yet"
+
+
+def test_deploy_only_changed_runs_one_leg_and_reports_the_rest_unchanged(mono: Monorepo) -> None:
+    after = mono.touch("worker", "v2")
+    result = mono.wfgen("deploy", "all", "main", "--only-changed", timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    run = mono.last_run()
+    assert list(run["services"]) == ["worker"]  # one leg
+    assert run["services"]["worker"]["result"] == "deployed"
+    assert run["inputs"]["services"] == ["api", "web", "worker"] and run["inputs"]["only_changed"] is True
+    assert mono.health("worker", "/version") == 200
+    summary = (Path(run["run_dir"]) / "summary.md").read_text(encoding="utf-8")
+    assert summary.startswith("### Deployment plan")
+    assert "✅ 3/3 services deployed (2 unchanged)" in summary
+    assert f"{after[:7]} runs already" not in summary and "no deploy job" in summary
+    assert "worker" in result.stdout and "nothing to deploy" not in result.stdout

@@ -53,6 +53,8 @@ def job_summary(run: dict[str, object], tmp_path: Path, **env: str) -> str:
     target = tmp_path / "job-summary.md"
     target.unlink(missing_ok=True)
     env = {"GITHUB_STEP_SUMMARY": str(target), "WFGEN_SELECTED": json.dumps(list(services)), **env}
+    if (run_dir / "plan.json").exists():  # as the workflow hands the summary job the plan job's output
+        env["WFGEN_PLAN"] = (run_dir / "plan.json").read_text(encoding="utf-8")
     run_step(
         "deployment_summary",
         "--manifest",
