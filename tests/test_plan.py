@@ -10,7 +10,10 @@ from typing import Any
 import pytest
 
 from tests.support.fixture_service import git
+from tests.support.fleet import make_fleet
+from tests.support.manifests import toml_table
 from tests.support.monorepo import Monorepo, make_monorepo
+from tests.support.sshd import SshServer
 
 THREE = {"api": {"paths": ["lib"]}, "web": {"paths": ["lib"]}, "worker": {}}
 
@@ -103,3 +106,29 @@ def test_deploy_only_changed_runs_one_leg_and_reports_the_rest_unchanged(mono: M
     assert "✅ 3/3 services deployed (2 unchanged)" in summary
     assert f"{after[:7]} runs already" not in summary and "no deploy job" in summary
     assert "worker" in result.stdout and "nothing to deploy" not in result.stdout
+
+
+def test_plan_over_ssh_reads_branch_heads_on_the_target(
+    tmp_path: Path, docker_host: str, docker_project: str, sshd: SshServer
+) -> None:
+    """Repository services: the heads come from `git ls-remote` run on the target, through the real sshd."""
+    fleet = make_fleet(tmp_path / "fleet", docker_project, docker_host, {"auth": {}, "chat": {}})
+    assert fleet.wfgen("deploy", "all", "main", "--quiet", timeout=600).returncode == 0
+    text = fleet.manifest.read_text(encoding="utf-8")
+    local = f'[target]\nkind = "local"\nnetwork = "{fleet.network}"\nstate_dir = "{fleet.state_dir}"\n'
+    remote = sshd.target_config(network=fleet.network, state_dir=str(fleet.state_dir))
+    assert local in text
+    fleet.manifest.write_text(text.replace(local, "\n".join(toml_table("target", remote)) + "\n"))
+    env = sshd.target_env()
+    before = fleet.repos["chat"].head
+    after = fleet.repos["chat"].write_marker("v2")
+    result = fleet.wfgen("plan", "all", "main", "--json", "--only-changed", timeout=120, **env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    document = json.loads(result.stdout)
+    assert verdicts(document) == {"auth": "unchanged", "chat": "deploy"}
+    assert document["legs"] == ["chat"]
+    chat = document["services"][1]
+    assert (chat["running"], chat["desired"], chat["changes"]) == (before, after, [])  # no log: not cheap
+    unreachable = fleet.wfgen("plan", "all", "main", timeout=120, **{**env, "VPS_HOST": "127.0.0.2"})
+    assert unreachable.returncode == 1
+    assert unreachable.stderr.startswith("plan: cannot read what runs on ssh ")
