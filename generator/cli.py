@@ -11,6 +11,7 @@ import click
 
 from generator.distribution import installed
 from generator.errors import ExitCode, WfgenError
+from generator.graph import graph_markdown
 from generator.manifest import load_manifest
 from generator.model import Manifest
 from generator.options import manifest_option
@@ -97,6 +98,22 @@ def check_command(manifest_path: Path) -> None:
         click.secho(f"{len(stale)} generated file(s) out of date; run 'wfgen render'", fg="red", err=True)
         _exit(ExitCode.FAILED)
     click.echo(f"up to date: {len(files)} generated files")
+
+
+@cli.command("graph")
+@manifest_option
+@click.option("--services", "services_only", is_flag=True, help="Print only the services' dependency graph.")
+@click.option("--jobs", "jobs_only", is_flag=True, help="Print only the deploy workflow's job graph.")
+def graph_command(manifest_path: Path, services_only: bool, jobs_only: bool) -> None:
+    """Print the services' dependency graph and the deploy workflow's jobs as mermaid, ready for Markdown."""
+    manifest = load_manifest(manifest_path)
+    text = graph_markdown(
+        manifest,
+        services=services_only or not jobs_only,
+        jobs=jobs_only or not services_only,
+        source=manifest_path.name,
+    )
+    click.echo(text, nl=False)
 
 
 @cli.command("schema")

@@ -275,7 +275,7 @@ MISTAKES = [
 ]
 
 
-@pytest.mark.parametrize("command", ["validate", "render", "check"])
+@pytest.mark.parametrize("command", ["validate", "render", "check", "graph"])
 @pytest.mark.parametrize(("before", "after", "message"), MISTAKES)
 def test_bad_manifest_is_one_line_per_problem_and_writes_nothing(
     tmp_path: Path, command: str, before: str, after: str, message: str

@@ -6,11 +6,16 @@ import re
 import tomllib
 from pathlib import Path
 
+import pytest
+from click.testing import CliRunner
+
 from generator.cli import cli
 from generator.steps import JOBS
 
 README = Path("README.md").read_text(encoding="utf-8")
 STEPS = Path("generator/steps")
+GRAPH_BEGIN = "<!-- wfgen graph: begin"
+GRAPH_END = "<!-- wfgen graph: end -->"
 
 
 def _setup_commands() -> list[str]:
@@ -50,3 +55,26 @@ def test_readme_installs_the_distribution_pyproject_names() -> None:
     section = README.split("## Install", 1)[1].split("\n## ", 1)[0]
     assert f"pip install {name} && " in section
     assert f"`{name}==<version>`" in section
+
+
+def test_readme_graph_is_the_output_of_wfgen_graph(request: pytest.FixtureRequest) -> None:
+    """The workflow or services.toml changed: `pytest tests/test_readme.py --force-regen` rewrites the block."""
+    path = Path("README.md")
+    text = path.read_text(encoding="utf-8")
+    head, rest = text.split(GRAPH_BEGIN, 1)
+    begin_rest, rest = rest.split("\n", 1)
+    block, tail = rest.split(GRAPH_END, 1)
+    result = CliRunner().invoke(cli, ["graph", "--manifest", "services.toml"])
+    assert result.exit_code == 0, result.output
+    if block == result.stdout:
+        return
+    if request.config.getoption("force_regen", default=False):
+        path.write_text(
+            head + GRAPH_BEGIN + begin_rest + "\n" + result.stdout + GRAPH_END + tail, encoding="utf-8"
+        )
+        pytest.fail("README.md: rewrote the `wfgen graph` block; review the diff and commit it")
+    pytest.fail(
+        "README.md: the `wfgen graph` block differs from the output of `wfgen graph`; refresh it with\n"
+        "    pytest tests/test_readme.py --force-regen\n"
+        "or replace it with this output:\n" + result.stdout
+    )
