@@ -9,9 +9,12 @@ from typing import Any
 
 import pytest
 
+from generator.steps import changes
+from generator.steps import plan as steps_plan
+from generator.steps.steplib import UsageError
 from tests.support.fixture_service import git
 from tests.support.fleet import make_fleet
-from tests.support.manifests import toml_table
+from tests.support.manifests import resolved_view, toml_table
 from tests.support.monorepo import Monorepo, make_monorepo
 from tests.support.sshd import SshServer
 
@@ -132,3 +135,60 @@ def test_plan_over_ssh_reads_branch_heads_on_the_target(
     unreachable = fleet.wfgen("plan", "all", "main", timeout=120, **{**env, "VPS_HOST": "127.0.0.2"})
     assert unreachable.returncode == 1
     assert unreachable.stderr.startswith("plan: cannot read what runs on ssh ")
+
+
+# --- the plan document, without a target ----------------------------------------------------------
+
+
+def assessment(service: str, verdict: str, wave: int, **fields: Any) -> changes.Assessment:
+    values: dict[str, Any] = {"reason": "why", "running": "a" * 40, "desired": "b" * 40, "changes": (),
+                              "needs": (), "outside": (), **fields}  # fmt: skip
+    return changes.Assessment(service, verdict, wave=wave, **values)
+
+
+def monorepo_view() -> Any:
+    path = Path(__file__).parent / "manifests" / "monorepo.toml"
+    return resolved_view(path.read_text(encoding="utf-8"))
+
+
+def test_a_push_gives_legs_only_to_what_differs_and_outputs_every_wave() -> None:
+    found = [assessment("db-migrate", "unchanged", 1), assessment("api", "deploy", 2, needs=("db-migrate",)),
+             assessment("web", "new", 3, needs=("api",))]  # fmt: skip
+    document = steps_plan.make_document(monorepo_view(), found, "main", False, "push")
+    assert document["legs"] == ["api", "web"]
+    assert document["waves"] == [[], ["api"], ["web"]]
+    outputs = steps_plan.job_outputs(document)
+    assert outputs["count"] == "2"
+    assert {k: v for k, v in outputs.items() if k != "plan"} == {
+        "count": "2", "wave-1": "[]", "count-1": "0", "wave-2": '["api"]', "count-2": "1",
+        "wave-3": '["web"]', "count-3": "1",
+    }  # fmt: skip
+    assert steps_plan.parse_document(outputs["plan"]) == document
+    unchanged = steps_plan.without_legs(document)
+    assert list(unchanged) == ["db-migrate"]
+    assert unchanged["db-migrate"]["result"] == "unchanged"
+    assert unchanged["db-migrate"]["message"] == "why; no deploy job"
+    dispatch = steps_plan.make_document(monorepo_view(), found, "main", False, "workflow_dispatch")
+    assert dispatch["legs"] == ["db-migrate", "api", "web"] and steps_plan.without_legs(dispatch) == {}
+
+
+def test_nothing_to_deploy_and_dependencies_outside_the_selection_are_said() -> None:
+    found = [assessment("web", "unchanged", 3, outside=("api",))]
+    document = steps_plan.make_document(monorepo_view(), found, "main", False, "push")
+    text = steps_plan.text(document)
+    assert "1 unchanged: nothing to deploy" in text
+    assert "note: web depends on api, which is not selected: it deploys against the api that runs" in text
+
+
+def test_commit_subjects_cannot_break_the_markdown_table() -> None:
+    found = [assessment("api", "deploy", 1, changes=("abc1234 fix | pipes `and` <b>tags</b>",))]
+    document = steps_plan.make_document(monorepo_view(), found, "main", False, "workflow_dispatch")
+    row = next(line for line in steps_plan.markdown(document).splitlines() if line.startswith("| api"))
+    assert row.count(" | ") == 4  # five cells, whatever the subject holds
+    assert "<b>" not in row
+
+
+@pytest.mark.parametrize("text", ["", "[]", "{}", '{"services": [1], "legs": [], "waves": []}', "nope"])
+def test_a_plan_that_is_not_one_is_refused(text: str) -> None:
+    with pytest.raises(UsageError, match="WFGEN_PLAN: not a plan written by plan.py"):
+        steps_plan.parse_document(text)
