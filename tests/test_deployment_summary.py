@@ -402,3 +402,41 @@ def test_every_cell_is_escaped(tmp_path: Path, manifest: Path, status_dir: Path)
     assert "<img" not in markdown and "\n## y" not in markdown
     line = next(line for line in markdown.splitlines() if line.startswith("| auth-service"))
     assert len(re.findall(r"(?<!\\)\|", line)) == 6
+
+
+def test_a_skipped_dependent_is_counted_apart_and_fails_the_run(
+    tmp_path: Path, manifest: Path, status_dir: Path
+) -> None:
+    write_status(status_dir, status("auth-service"))
+    write_status(status_dir, status("user-service", "failed", "health: no answer"))
+    write_status(status_dir, status("chat-service", "skipped", "dependency user-service failed"))
+    result = summarize(tmp_path, manifest, status_dir, ["auth-service", "user-service", "chat-service"])
+    assert result.returncode == 1
+    markdown = summary_md(tmp_path)
+    assert markdown.startswith("## ❌ 1 of 3 services failed, 1 skipped\n")
+    assert table_rows(markdown)["chat-service"][4] == "dependency user-service failed"
+
+
+def test_the_plan_comes_first_and_a_service_it_gave_no_leg_is_unchanged(
+    tmp_path: Path, manifest: Path, status_dir: Path
+) -> None:
+    write_status(status_dir, status("chat-service"))
+    services = [
+        {"service": "auth-service", "verdict": "unchanged", "reason": "faf10ca runs already", "running": COMMIT,
+         "desired": COMMIT, "changes": [], "wave": 1, "needs": [], "outside": []},
+        {"service": "chat-service", "verdict": "deploy", "reason": "1c2d3e4 → 9f1c2ab", "running": "1c2d3e4" * 6,
+         "desired": COMMIT, "changes": ["9f1c2ab chat: typing"], "wave": 2, "needs": ["auth-service"],
+         "outside": []},
+    ]  # fmt: skip
+    plan = {"branch": "main", "force_rebuild": False, "event": "push", "legs": ["chat-service"],
+            "waves": [[], ["chat-service"]], "services": services}  # fmt: skip
+    selected = ["auth-service", "chat-service"]
+    result = summarize(tmp_path, manifest, status_dir, selected, WFGEN_PLAN=json.dumps(plan))
+    assert result.returncode == 0, result.stderr
+    markdown = summary_md(tmp_path)
+    assert markdown.startswith("### Deployment plan\n")
+    assert "`9f1c2ab chat: typing`" in markdown
+    results = markdown.split("\n## ", 1)[1]
+    assert results.startswith("✅ 2/2 services deployed (1 unchanged)")
+    assert table_rows(results)["auth-service"][1] == "♻️ unchanged"
+    assert table_rows(results)["auth-service"][4] == "faf10ca runs already; no deploy job"

@@ -223,7 +223,11 @@ def verdict(rows: list[Row]) -> str:
     if all(row.not_started for row in rows):
         return f"❌ infrastructure check failed: none of {total} {noun} deployed"
     if failed:
-        return f"❌ {failed} of {total} {noun} failed"
+        skipped = sum(row.result == "skipped" for row in rows)
+        if skipped == failed:
+            return f"❌ {skipped} of {total} {noun} skipped"
+        extra = f", {skipped} skipped" if skipped else ""
+        return f"❌ {failed - skipped} of {total} {noun} failed{extra}"
     unchanged = sum(row.result == "unchanged" for row in rows)
     return f"✅ {total}/{total} {noun} deployed" + (f" ({unchanged} unchanged)" if unchanged else "")
 
