@@ -1,4 +1,4 @@
-"""prepare.py in a real `python -I -S` subprocess: selection, branch, $GITHUB_OUTPUT, plan, step summary."""
+"""prepare.py in a real `python -I -S` subprocess: selection, branch, $GITHUB_OUTPUT, the printed selection."""
 
 from __future__ import annotations
 
@@ -224,22 +224,11 @@ def test_github_output_heredocs(tmp_path: Path) -> None:
     assert len(set(delimiters)) == len(delimiters)
 
 
-def test_step_summary_markdown(tmp_path: Path, manifest: Path) -> None:
+def test_no_step_summary_the_plan_job_writes_the_first(tmp_path: Path, manifest: Path) -> None:
     result = prepare(tmp_path, manifest, "--services", "user-service,auth-service,user-service")
     assert result.returncode == 0, result.stderr
-    summary = (tmp_path / "summary.md").read_text(encoding="utf-8")
-    assert summary.splitlines()[:6] == [
-        "### Selection",
-        "",
-        "| Service | Source | Ref | Host port |",
-        "| --- | --- | --- | ---: |",
-        "| auth-service | `letzgo/auth-service` | `main` | 3000 |",
-        "| user-service | `services/user` | `develop` | 3001 |",
-    ]
-    assert "> listed more than once, deployed once: user-service" in summary
-    assert summary.endswith(
-        "2 of 6 services selected, branch main, force rebuild: no, at most 4 in parallel\n"
-    )
+    assert not (tmp_path / "summary.md").exists()
+    assert "note: listed more than once, deployed once: user-service" in result.stdout
 
 
 def test_without_github_files_still_prints_plan(tmp_path: Path, manifest: Path) -> None:

@@ -108,8 +108,11 @@ def test_renders_workflows_manifest_the_step_package_and_one_entry_script_per_jo
 def test_every_job_of_the_workflow_runs_an_entry_script_with_a_bare_python() -> None:
     workflow = rendered("services")[DEPLOY_WORKFLOW]
     runs = re.findall(r"run: python3 (.*)$", workflow, flags=re.M)
-    # Every job, in pipeline order; this manifest's two dependency depths make two deploy jobs.
-    assert list(dict.fromkeys(runs)) == [f"-I -S .github/wfgen/{job}.py" for job in JOBS]
+    # Every job, in pipeline order (the plan opens the check job: its table is the run's first); this
+    # manifest's two dependency depths make two deploy jobs.
+    pipeline = ["prepare", "plan", "check_infrastructure", "deploy_service", "deployment_summary"]
+    assert sorted(pipeline) == sorted(JOBS)
+    assert list(dict.fromkeys(runs)) == [f"-I -S .github/wfgen/{job}.py" for job in pipeline]
     assert runs.count("-I -S .github/wfgen/deploy_service.py") == 2
     assert len(runs) == len(JOBS) + 1
 

@@ -117,23 +117,6 @@ def footer(manifest: config.Manifest, selected: list[str], branch: str, force: b
     )
 
 
-def markdown_plan(plan: Plan) -> str:
-    lines = [
-        "### Selection",
-        "",
-        "| Service | Source | Ref | Host port |",
-        "| --- | --- | --- | ---: |",
-    ]
-    for row in plan.rows:
-        name, source, ref, port = (steplib.markdown_cell(cell) for cell in row)
-        lines.append(f"| {name} | `{source}` | `{ref}` | {port} |")
-    lines.append("")
-    if plan.notes:
-        lines += [*(f"> {steplib.markdown_cell(note)}" for note in plan.notes), ""]
-    lines.append(plan.footer)
-    return "\n".join(lines) + "\n"
-
-
 def run(args: argparse.Namespace) -> int:
     manifest = config.load(args.manifest)
     plan = make_plan(manifest, args.services, args.branch, args.force_rebuild)
@@ -145,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
             "force_rebuild": "true" if plan.force_rebuild else "false",
         }
     )
-    steplib.append_step_summary(markdown_plan(plan))
+    # No step summary: the plan job's table, which adds what runs on the target, is the first one of the run.
     if args.json:
         document = {"services": plan.services, "branch": plan.branch, "force_rebuild": plan.force_rebuild}
         print(json.dumps(document), flush=True)
