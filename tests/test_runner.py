@@ -67,10 +67,13 @@ def job_summary(run: dict[str, object], tmp_path: Path, **env: str) -> str:
 
 
 def assert_same_summary_as_the_job(run: dict[str, object], tmp_path: Path, **env: str) -> None:
-    """summary.md is the job's summary, then (documented in the README) the run's own details."""
+    """summary.md is the plan, the job's summary, then (documented in the README) the run's own details."""
     summary = (Path(str(run["run_dir"])) / "summary.md").read_text(encoding="utf-8")
     job = job_summary(run, tmp_path, **env)
-    assert summary.startswith(job + f"\n### Run {run['run_id']}\n"), summary
+    # The plan table first, as the workflow's check job writes it, then the summary job's.
+    planned, _, rest = summary.partition(job)
+    assert planned.startswith("### Deployment plan\n") and planned.count("\n## ") == 0, summary
+    assert rest.startswith(f"\n### Run {run['run_id']}\n"), summary
 
 
 def test_one_failure_does_not_stop_the_others_and_retry_failed_redeploys_it(

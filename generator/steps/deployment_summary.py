@@ -125,7 +125,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--plan",
         default=steplib.env_default("WFGEN_PLAN"),
-        help="the run's plan JSON, shown first; a service with no deploy job is unchanged (env WFGEN_PLAN)",
+        help="the run's plan JSON: a service it gave no deploy job is unchanged (env WFGEN_PLAN)",
     )
     parser.add_argument("--output", help="also write the Markdown report to this file")
     steplib.add_manifest_option(parser)
@@ -365,7 +365,7 @@ def run(args: argparse.Namespace) -> int:
         for name, status in plan.without_legs(document).items():
             found.setdefault(name, (Path(f"{name}.json"), status))
     report = build_report(selected, found, list(manifest.services), args.check_result)
-    text = (plan.markdown(document) if document else "") + markdown(report)
+    text = markdown(report)
     in_job = steplib.append_step_summary(text)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")

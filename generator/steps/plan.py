@@ -58,9 +58,16 @@ def make_document(
     }
 
 
+# What the later jobs get of each service: names, commits and numbers only. GitHub drops a job output that
+# contains the value of any secret, and a commit subject or an error message may well contain "deploy" or
+# "ubuntu", a common VPS_USER; the full table is in this job's summary.
+FOR_JOBS = ("service", "verdict", "running", "desired", "wave", "needs", "outside")
+
+
 def job_outputs(document: Mapping[str, Any]) -> dict[str, str]:
     """`plan`, `count`, and `wave-N` / `count-N` for each wave of the manifest (one deploy job each)."""
-    outputs = {"plan": _compact(document), "count": str(len(document["legs"]))}
+    services = [{key: item[key] for key in FOR_JOBS} for item in document["services"]]
+    outputs = {"plan": _compact({**document, "services": services}), "count": str(len(document["legs"]))}
     for number, wave in enumerate(document["waves"], start=1):
         outputs[f"wave-{number}"] = _compact(wave)
         outputs[f"count-{number}"] = str(len(wave))
@@ -89,7 +96,7 @@ def without_legs(document: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         name = item["service"]
         if name in document["legs"]:
             continue
-        message = f"{item['reason']}; no deploy job"
+        message = f"{changes.short(item['running'])} runs already; no deploy job"
         reports[name] = steplib.status_record(name, document["branch"], result="unchanged", phase="done",
                                               commit=item["running"], message=message)  # fmt: skip
     return reports
