@@ -6,9 +6,7 @@ real Docker engine, and the services answer on their ports.
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import secrets
 import shutil
 from collections.abc import Callable
@@ -18,6 +16,7 @@ from typing import Any
 from generator.manifest import load_manifest
 from generator.output import write_files
 from generator.render import DEPLOY_WORKFLOW, render
+from tests.support import reports
 from tests.support.actions_sim import Job, Run, Simulator
 from tests.support.deploys import fetch
 from tests.support.docker import docker
@@ -94,7 +93,7 @@ def leg_errors(run: Run) -> str:
 
 def leg_statuses(run: Run) -> list[dict[str, Any]]:
     """The status JSON each leg uploaded as an artifact."""
-    return [json.loads(path.read_text()) for path in sorted(run.artifacts.glob("wfgen-status-*/*.json"))]
+    return reports.status_reports(run.artifacts)
 
 
 def results(run: Run) -> dict[str, str]:
@@ -113,8 +112,7 @@ def assert_no_secret_leaked(run: Run, secrets_: dict[str, str]) -> None:
 
 def summary_rows(summary: Job) -> dict[str, str]:
     """service -> "<emoji> <result>" from the Markdown table in the job's step summary."""
-    text = summary.summary
-    return {m.group(1): m.group(2) for m in re.finditer(r"^\| (\w+) \| (\S+ \w+) \|", text, re.MULTILINE)}
+    return reports.summary_rows(summary.summary)
 
 
 def test_first_dispatch_deploys_all_then_a_broken_leg_fails_alone(

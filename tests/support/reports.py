@@ -1,0 +1,20 @@
+"""What a workflow run leaves behind, read back: the legs' status reports and the summary's table."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+_ROW = re.compile(r"^\| (\w+) \| (\S+ \w+) \|", re.MULTILINE)
+
+
+def status_reports(artifacts: Path) -> list[dict[str, Any]]:
+    """The status JSON each leg uploaded (artifacts `wfgen-status-<service>`), by artifact name."""
+    return [json.loads(path.read_text()) for path in sorted(artifacts.glob("wfgen-status-*/*.json"))]
+
+
+def summary_rows(markdown: str) -> dict[str, str]:
+    """service -> "<emoji> <result>" from the Markdown table of the deployment summary."""
+    return {match.group(1): match.group(2) for match in _ROW.finditer(markdown)}
