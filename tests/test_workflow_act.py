@@ -7,8 +7,6 @@ are local stand-ins, so nothing leaves loopback.
 
 from __future__ import annotations
 
-import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +21,10 @@ from tests.support.docker import docker
 from tests.support.files import build_file_tree
 from tests.support.fixture_service import git, init_repo
 from tests.support.fleet import Fleet, make_fleet, max_overlap
+from tests.support.reports import status_reports, summary_rows
 
-SERVICES = {"api": {}, "notes": {}, "broken": {"variant": "broken_health"}}
+# `broken` exits on start, so its candidate fails at once (a missing /health would wait out the deadline).
+SERVICES = {"api": {}, "notes": {}, "broken": {"variant": "exits"}}
 DISPATCH = {"services": "all", "branch": "main", "force_rebuild": False}
 # What the deploy workflow asks of the pinned actions, and a bit more, checked by the jobs themselves.
 # `uses: <action>` becomes its pin.
@@ -112,13 +112,7 @@ def commit_rendered(root: Path) -> Path:
 
 def statuses(run: ActRun) -> dict[str, dict[str, Any]]:
     """service -> the status JSON its leg uploaded."""
-    found = [json.loads(p.read_text()) for p in sorted(run.artifacts.glob("wfgen-status-*/*.json"))]
-    return {status["service"]: status for status in found}
-
-
-def summary_rows(text: str) -> dict[str, str]:
-    """service -> "<emoji> <result>" from the Markdown table of a job summary."""
-    return {m.group(1): m.group(2) for m in re.finditer(r"^\| (\w+) \| (\S+ \w+) \|", text, re.MULTILINE)}
+    return {status["service"]: status for status in status_reports(run.artifacts)}
 
 
 def test_standins_do_what_the_pinned_actions_do(tmp_path: Path) -> None:
@@ -186,8 +180,8 @@ def test_dispatch_deploys_the_fleet_and_a_broken_service_fails_only_its_leg(
     }, run.report()
     legs = {leg.matrix["service"]: leg.result for leg in run.legs("deploy-service")}
     assert legs == {"api": "success", "notes": "success", "broken": "failure"}, run.report()
-    assert {name: s["result"] for name, s in statuses(run).items()} == {
-        "api": "deployed", "notes": "deployed", "broken": "failed",
+    assert {name: (s["result"], s["phase"]) for name, s in statuses(run).items()} == {
+        "api": ("deployed", "done"), "notes": ("deployed", "done"), "broken": ("failed", "candidate"),
     }  # fmt: skip
     assert max_overlap(list(statuses(run).values())) == 3  # act ran the legs side by side
     assert fleet.health("api") == fleet.health("notes") == 200

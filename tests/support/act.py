@@ -153,6 +153,13 @@ class Act:
         """A `workflow_dispatch` from `ref`; act takes github.sha from `repo`'s HEAD: check `ref` out first."""
         return self.run(workflow, "workflow_dispatch", dispatch_event(inputs, ref))
 
+    def push(self, workflow: Path, before: str, after: str, branch: str = "main") -> ActRun:
+        """A `push` of before..after to `branch` (github.sha is `after`).
+
+        act ignores `on.push` branch and path filters: it runs the workflow whatever was pushed.
+        """
+        return self.run(workflow, "push", push_event(self.repo, before, after, branch))
+
     def run(self, workflow: Path, event: str, payload: dict[str, Any]) -> ActRun:
         """One run of `workflow` for `event` (`payload` is github.event), to its end or the timeout."""
         self.runs += 1
@@ -161,7 +168,7 @@ class Act:
         spec = YAML(typ="safe").load(workflow.read_text(encoding="utf-8"))
         repository = {"full_name": self.repository, "name": self.repository.split("/")[1],
                       "owner": {"login": self.repository.split("/")[0]}, "default_branch": "main"}  # fmt: skip
-        (root / "event.json").write_text(json.dumps({**payload, "repository": repository}), encoding="utf-8")
+        (root / "event.json").write_text(json.dumps({"repository": repository, **payload}), encoding="utf-8")
         secret_file = root / "secrets.yml"  # JSON is YAML
         secret_file.touch(mode=0o600)
         secret_file.write_text(json.dumps(self.secrets), encoding="utf-8")
