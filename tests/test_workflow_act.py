@@ -153,7 +153,7 @@ def test_an_action_without_a_standin_is_refused(tmp_path: Path) -> None:
               - uses: actions/setup-python@v5
         """})  # fmt: skip
     with pytest.raises(ActError, match=r"no stand-in for \['actions/setup-python@v5'\]"):
-        Act(tree, tmp_path / "act").dispatch(tree / "w.yml", {})
+        Act(tree, tmp_path / "act").run(tree / "w.yml", "workflow_dispatch", {})
 
 
 @pytest.fixture

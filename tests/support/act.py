@@ -150,7 +150,9 @@ class Act:
         self.runs = 0
 
     def dispatch(self, workflow: Path, inputs: dict[str, Any], ref: str = "main") -> ActRun:
-        """A `workflow_dispatch` from `ref`; act takes github.sha from `repo`'s HEAD: check `ref` out first."""
+        """A `workflow_dispatch` from `ref`, which must be checked out: act takes github.sha from HEAD."""
+        if git(self.repo, "rev-parse", "HEAD") != git(self.repo, "rev-parse", f"refs/heads/{ref}"):
+            raise ActError(f"check out {ref} in {self.repo} first: act takes github.sha from its HEAD")
         return self.run(workflow, "workflow_dispatch", dispatch_event(inputs, ref))
 
     def push(self, workflow: Path, before: str, after: str, branch: str = "main") -> ActRun:

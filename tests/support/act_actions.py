@@ -8,6 +8,7 @@ has but this file does not model fail the step with a message, never silently.
 
 from __future__ import annotations
 
+import argparse
 import base64
 import fnmatch
 import json
@@ -15,7 +16,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ GLOB_CHARS = re.compile(r"[*?\[]")
 EVERY_REF = ("+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*")
 # Inputs the stand-ins refuse to take with any value but the real action's default.
 UNMODELLED = {
-    "checkout": {"lfs": "false", "submodules": "false", "ssh-key": "", "filter": "", "fetch-tags": "false"},
+    "checkout": {"lfs": "false", "submodules": "false", "ssh-key": "", "filter": ""},
     "upload-artifact": {"archive": "true"},
     "download-artifact": {"artifact-ids": "", "github-token": "", "skip-decompress": "false"},
 }
@@ -96,7 +96,8 @@ def checkout(inputs: dict[str, str], config: dict[str, Any], workspace: Path) ->
     spec = f"+{commit or ref}:refs/remotes/origin/{branch}" if branch else commit or f"+{ref}:{ref}"
     depth = int(inputs["fetch-depth"] or "1")
     if depth > 0:
-        git("fetch", "-q", "--no-tags", f"--depth={depth}", "origin", spec, cwd=dest)
+        tags = [EVERY_REF[1]] if truthy(inputs["fetch-tags"]) else ["--no-tags"]
+        git("fetch", "-q", f"--depth={depth}", "origin", spec, *tags, cwd=dest)
     else:  # all history of every branch and tag, then the commit if no branch or tag holds it
         git("fetch", "-q", "--prune", "origin", *EVERY_REF, cwd=dest)
         if commit and not has_commit(commit, dest):
@@ -120,9 +121,16 @@ def checkout(inputs: dict[str, str], config: dict[str, Any], workspace: Path) ->
 
 def glob_regex(pattern: str) -> re.Pattern[str]:
     """A glob of @actions/glob as a regex over `/`-separated paths: `**` spans folders, `*` does not."""
-    parts = re.split(r"(\*\*/?|\*|\?)", pattern)
+    parts = re.split(r"(\*\*/?|\*|\?|\[!?[^]/]+\])", pattern)
     tokens = {"**/": "(?:.*/)?", "**": ".*", "*": "[^/]*", "?": "[^/]"}
-    return re.compile("".join(tokens.get(part, re.escape(part)) for part in parts))
+    return re.compile("".join(tokens.get(part, _bracket(part) or re.escape(part)) for part in parts))
+
+
+def _bracket(part: str) -> str:
+    """`[abc]` / `[!abc]` as a regex class; "" for anything else."""
+    if len(part) < 3 or part[0] != "[" or part[-1] != "]":
+        return ""
+    return "[^" + part[2:] if part.startswith("[!") else part
 
 
 def search_path(pattern: Path) -> Path:
@@ -175,7 +183,7 @@ def upload(inputs: dict[str, str], config: dict[str, Any], workspace: Path) -> N
     shutil.rmtree(store / name, ignore_errors=True)
     staging.rename(store / name)
     print(f"uploaded {len(files)} file(s) as artifact {name!r}")
-    set_output("artifact-id", str(sum(1 for _ in store.iterdir())))
+    set_output("artifact-id", str(len(list(store.glob("[!.]*")))))  # how many the run holds now
 
 
 def download(inputs: dict[str, str], config: dict[str, Any], workspace: Path) -> None:
@@ -199,7 +207,9 @@ ACTIONS = {"checkout": checkout, "upload-artifact": upload, "download-artifact":
 
 
 def main(argv: list[str] | None = None) -> int:
-    action = (argv if argv is not None else sys.argv[1:])[0]
+    parser = argparse.ArgumentParser(prog="act_actions.py", description=__doc__)
+    parser.add_argument("action", choices=sorted(ACTIONS))
+    action = parser.parse_args(argv).action
     inputs: dict[str, str] = json.loads(os.environ["STANDIN_INPUTS"])
     config = json.loads((Path(__file__).parent / "standin.json").read_text(encoding="utf-8"))
     try:
