@@ -23,7 +23,7 @@ from tests.support.fixture_service import git, init_repo
 from tests.support.fleet import Fleet, make_fleet, max_overlap
 from tests.support.reports import status_reports, summary_rows
 
-# `broken` exits on start, so its candidate fails at once (a missing /health would wait out the deadline).
+# `broken` exits on start, so its deploy fails at once (a missing /health would wait out the deadline).
 SERVICES = {"api": {}, "notes": {}, "broken": {"variant": "exits"}}
 DISPATCH = {"services": "all", "branch": "main", "force_rebuild": False}
 # What the deploy workflow asks of the pinned actions, and a bit more, checked by the jobs themselves.
@@ -180,14 +180,15 @@ def test_dispatch_deploys_the_fleet_and_a_broken_service_fails_only_its_leg(
     }, run.report()
     legs = {leg.matrix["service"]: leg.result for leg in run.legs("deploy-service")}
     assert legs == {"api": "success", "notes": "success", "broken": "failure"}, run.report()
-    assert {name: (s["result"], s["phase"]) for name, s in statuses(run).items()} == {
-        "api": ("deployed", "done"), "notes": ("deployed", "done"), "broken": ("failed", "candidate"),
+    status = statuses(run)
+    assert {name: s["result"] for name, s in status.items()} == {
+        "api": "deployed", "notes": "deployed", "broken": "failed",
     }  # fmt: skip
-    assert max_overlap(list(statuses(run).values())) == 3  # act ran the legs side by side
+    assert max_overlap(list(status.values())) >= 2  # act ran the legs side by side (broken ends early)
     assert fleet.health("api") == fleet.health("notes") == 200
-    assert fleet.health("broken") is None  # never went live
+    assert fleet.health("broken") != 200  # never went live: the proxy has nothing to send it to
     running = docker(docker_host, "inspect", "--format", "{{.Config.Image}}", f"{fleet.project}-api")
-    assert running.stdout.strip() == statuses(run)["api"]["image"]
+    assert running.stdout.strip() == status["api"]["image"]
 
     summary = run.leg("deployment-summary")
     assert summary.steps["Summarize the deployment"] == "failure"
