@@ -7,6 +7,7 @@ are local stand-ins, so nothing leaves loopback.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +155,28 @@ def test_an_action_without_a_standin_is_refused(tmp_path: Path) -> None:
         """})  # fmt: skip
     with pytest.raises(ActError, match=r"no stand-in for \['actions/setup-python@v5'\]"):
         Act(tree, tmp_path / "act").run(tree / "w.yml", "workflow_dispatch", {})
+
+
+def test_a_run_past_its_timeout_is_stopped_with_its_steps(tmp_path: Path) -> None:
+    """Steps run in process groups of their own: the whole session goes, not just act."""
+    pid_file = tmp_path / "step.pid"
+    tree = build_file_tree(tmp_path / "repo", {"w.yml": f"""
+        on: workflow_dispatch
+        jobs:
+          hang:
+            runs-on: ubuntu-latest
+            steps:
+              - run: echo $$ > {pid_file} && exec sleep 300
+        """})  # fmt: skip
+    started = time.monotonic()
+    with pytest.raises(ActError, match="act did not finish within 3 s"):
+        Act(tree, tmp_path / "act", timeout=3).run(tree / "w.yml", "workflow_dispatch", {})
+    assert time.monotonic() - started < 30
+    try:
+        state = Path(f"/proc/{pid_file.read_text().strip()}/stat").read_text().rpartition(")")[2].split()[0]
+    except FileNotFoundError:
+        state = "gone"
+    assert state in ("gone", "Z"), "the step outlived its act run"
 
 
 @pytest.fixture

@@ -10,12 +10,14 @@ refused before act starts, the version check is off, no image is pulled and no c
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import shutil
 import signal
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -225,10 +227,32 @@ class Act:
         try:
             out, _ = proc.communicate(timeout=self.timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+            stop_session(proc.pid)
             out, _ = proc.communicate(timeout=30)
             raise ActError(f"act did not finish within {self.timeout:g} s:\n{out[-5000:]}") from None
         return proc.returncode, out
+
+
+def stop_session(sid: int, grace_s: float = 30) -> None:
+    """SIGTERM every process of act's session (each step runs in a process group of its own, so a deploy
+    gets to clean up as on a cancel), then SIGKILL what is left after `grace_s`."""
+    deadline = time.monotonic() + grace_s
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in session_pids(sid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        while session_pids(sid) and time.monotonic() < deadline and sig == signal.SIGTERM:
+            time.sleep(0.2)
+
+
+def session_pids(sid: int) -> list[int]:
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rpartition(")")[2].split()  # after "pid (comm)": state ppid pgrp sid
+            if int(fields[3]) == sid and fields[0] != "Z":
+                pids.append(int(stat.parent.name))
+    return pids
 
 
 def standin_action(name: str) -> dict[str, Any]:
