@@ -5,7 +5,9 @@ containers, a fresh workspace per job, the step scripts reaching the test's Dock
 The pinned actions (templates/actions.toml) cannot be fetched here, so `--local-repository` maps each pin to a
 composite action built in a temp dir around tests/support/act_actions.py: checkout clones the test's repository,
 the artifact actions share one folder per run. Nothing may leave the machine: a `uses:` with no stand-in is
-refused before act starts, the version check is off, no image is pulled and no cache server started.
+refused before act starts, the version check is off, no image is pulled and no cache server started. (act's
+flag defaults still look up an outbound address with a UDP connect() to 8.8.8.8, which sends no packet.)
+Unlike GitHub's runner, act's host mode gives each step a terminal as stdin and stdout.
 """
 
 from __future__ import annotations
@@ -25,35 +27,10 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from generator.pins import action_pins
+from tests.support import act_actions
 from tests.support.fixture_service import git
 from tests.support.requires import require_python_tool
 
-STANDIN_SCRIPT = Path(__file__).with_name("act_actions.py")
-# The inputs of each stood-in action and their defaults, as in its action.yml at the pinned version.
-INPUTS: dict[str, dict[str, str]] = {
-    "actions/checkout": {
-        "repository": "${{ github.repository }}", "ref": "", "token": "${{ github.token }}", "ssh-key": "",
-        "ssh-known-hosts": "", "ssh-strict": "true", "ssh-user": "git", "persist-credentials": "true",
-        "path": "", "clean": "true", "filter": "", "sparse-checkout": "", "sparse-checkout-cone-mode": "true",
-        "fetch-depth": "1", "fetch-tags": "false", "show-progress": "true", "lfs": "false",
-        "submodules": "false", "set-safe-directory": "true", "github-server-url": "",
-        "allow-unsafe-pr-checkout": "false",
-    },
-    "actions/upload-artifact": {
-        "name": "artifact", "path": "", "if-no-files-found": "warn", "retention-days": "",
-        "compression-level": "6", "overwrite": "false", "include-hidden-files": "false", "archive": "true",
-    },
-    "actions/download-artifact": {
-        "name": "", "artifact-ids": "", "path": "", "pattern": "", "merge-multiple": "false",
-        "github-token": "", "repository": "${{ github.repository }}", "run-id": "${{ github.run_id }}",
-        "skip-decompress": "false", "digest-mismatch": "error",
-    },
-}  # fmt: skip
-OUTPUTS = {
-    "actions/checkout": ["ref", "commit"],
-    "actions/upload-artifact": ["artifact-id"],
-    "actions/download-artifact": ["download-path"],
-}
 OFFLINE = [
     "--action-offline-mode",  # stand-ins only: never fetch or update an action
     "--pull=false",  # never pull an image (self-hosted jobs need none)
@@ -205,9 +182,10 @@ class Act:
         for pin, name in pins.items():
             folder = root / "standins" / name.split("/")[1]
             folder.mkdir(parents=True)
-            shutil.copy2(STANDIN_SCRIPT, folder / STANDIN_SCRIPT.name)
+            shutil.copy2(act_actions.__file__, folder)
             (folder / "standin.json").write_text(json.dumps(config), encoding="utf-8")
-            (folder / "action.yml").write_text(json.dumps(standin_action(name), indent=2), encoding="utf-8")
+            action = act_actions.action_yml(name)
+            (folder / "action.yml").write_text(json.dumps(action, indent=2), encoding="utf-8")  # JSON is YAML
             folders.append(f"{pin}={folder}")
         return folders
 
@@ -255,20 +233,6 @@ def session_pids(sid: int) -> list[int]:
     return pids
 
 
-def standin_action(name: str) -> dict[str, Any]:
-    """action.yml of the stand-in for `name`: one composite step running act_actions.py with the inputs."""
-    step = {
-        "id": "standin", "shell": "bash", "env": {"STANDIN_INPUTS": "${{ toJSON(inputs) }}"},
-        "run": f'python3 -I "$GITHUB_ACTION_PATH/{STANDIN_SCRIPT.name}" {name.split("/")[1]}',
-    }  # fmt: skip
-    return {
-        "name": f"{name} (stand-in)",
-        "inputs": {key: {"default": value} for key, value in INPUTS[name].items()},
-        "outputs": {key: {"value": f"${{{{ steps.standin.outputs.{key} }}}}"} for key in OUTPUTS[name]},
-        "runs": {"using": "composite", "steps": [step]},
-    }
-
-
 def runs_on(spec: dict[str, Any]) -> set[str]:
     values = [job.get("runs-on", []) for job in spec["jobs"].values()]
     return {label for value in values for label in ([value] if isinstance(value, str) else value)}
@@ -296,8 +260,10 @@ def parse_jobs(log: str, spec: dict[str, Any]) -> list[JobRun]:
         if entry.get("command") == "summary":
             leg["summary"].append(str(entry.get("content", "")))
         if "stepResult" in entry and len(entry.get("stepID") or entry.get("stepid") or []) == 1:
-            leg["steps"].update({step[0]: entry["stepResult"]} if step[1] == "Main" else {})
-            leg["failed"] |= {step} if entry["stepResult"] == "failure" else set()
+            if step[1] == "Main":
+                leg["steps"][step[0]] = entry["stepResult"]
+            if entry["stepResult"] == "failure":
+                leg["failed"].add(step)
         if entry.get("msg") == "Failed but continue next step":
             leg["failed"].discard(step)
         leg["reported"] = entry.get("jobResult", leg["reported"])

@@ -1,9 +1,9 @@
-"""Stand-ins for actions/checkout, upload-artifact and download-artifact, run by act inside a job.
+"""Stand-ins for actions/checkout, upload-artifact and download-artifact: their action.yml and what they do.
 
-Stdlib only: tests/support/act.py copies this file into each stand-in action, whose composite step runs
-`python3 -I act_actions.py <action>` with the action's inputs as JSON in STANDIN_INPUTS. `standin.json` beside
-it names the repository to check out and the folder that holds the run's artifacts. Inputs the real action
-has but this file does not model fail the step with a message, never silently.
+Stdlib only: tests/support/act.py copies this file beside each stand-in's action.yml (`action_yml`), whose one
+composite step runs `python3 -I act_actions.py <action>` in the job with the inputs as JSON in STANDIN_INPUTS.
+`standin.json` beside it names the repository to check out and the folder that holds the run's artifacts.
+Inputs the real action has but this file does not model fail the step with a message, never silently.
 """
 
 from __future__ import annotations
@@ -23,12 +23,51 @@ from typing import Any
 SHA = re.compile(r"[0-9a-fA-F]{40}|[0-9a-fA-F]{64}")
 GLOB_CHARS = re.compile(r"[*?\[]")
 EVERY_REF = ("+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*")
+# The inputs of each stood-in action and their defaults, as in the real action.yml at the pinned version.
+INPUTS: dict[str, dict[str, str]] = {
+    "actions/checkout": {
+        "repository": "${{ github.repository }}", "ref": "", "token": "${{ github.token }}", "ssh-key": "",
+        "ssh-known-hosts": "", "ssh-strict": "true", "ssh-user": "git", "persist-credentials": "true",
+        "path": "", "clean": "true", "filter": "", "sparse-checkout": "", "sparse-checkout-cone-mode": "true",
+        "fetch-depth": "1", "fetch-tags": "false", "show-progress": "true", "lfs": "false",
+        "submodules": "false", "set-safe-directory": "true", "github-server-url": "",
+        "allow-unsafe-pr-checkout": "false",
+    },
+    "actions/upload-artifact": {
+        "name": "artifact", "path": "", "if-no-files-found": "warn", "retention-days": "",
+        "compression-level": "6", "overwrite": "false", "include-hidden-files": "false", "archive": "true",
+    },
+    "actions/download-artifact": {
+        "name": "", "artifact-ids": "", "path": "", "pattern": "", "merge-multiple": "false",
+        "github-token": "", "repository": "${{ github.repository }}", "run-id": "${{ github.run_id }}",
+        "skip-decompress": "false", "digest-mismatch": "error",
+    },
+}  # fmt: skip
+OUTPUTS = {
+    "actions/checkout": ["ref", "commit"],
+    "actions/upload-artifact": ["artifact-id"],
+    "actions/download-artifact": ["download-path"],
+}
 # Inputs the stand-ins refuse to take with any value but the real action's default.
 UNMODELLED = {
     "checkout": {"lfs": "false", "submodules": "false", "ssh-key": "", "filter": ""},
     "upload-artifact": {"archive": "true"},
     "download-artifact": {"artifact-ids": "", "github-token": "", "skip-decompress": "false"},
 }
+
+
+def action_yml(name: str) -> dict[str, Any]:
+    """action.yml of the stand-in for `name`: one composite step running this file with the inputs as JSON."""
+    step = {
+        "id": "standin", "shell": "bash", "env": {"STANDIN_INPUTS": "${{ toJSON(inputs) }}"},
+        "run": f'python3 -I "$GITHUB_ACTION_PATH/{Path(__file__).name}" {name.split("/")[1]}',
+    }  # fmt: skip
+    return {
+        "name": f"{name} (stand-in)",
+        "inputs": {key: {"default": value} for key, value in INPUTS[name].items()},
+        "outputs": {key: {"value": f"${{{{ steps.standin.outputs.{key} }}}}"} for key in OUTPUTS[name]},
+        "runs": {"using": "composite", "steps": [step]},
+    }
 
 
 class StandinError(Exception):
