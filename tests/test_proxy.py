@@ -247,3 +247,21 @@ def test_check_infrastructure_reports_a_port_another_container_holds(
     )
     assert check.returncode == 1, check.stdout
     assert f"✗ proxy {fleet.project}-proxy — port {web} is held by {blocker}" in check.stdout
+
+
+def test_a_state_dir_too_long_for_the_admin_socket_is_named(fleet: Fleet, docker_env: dict[str, str]) -> None:
+    fleet.add("web")
+    fleet.state = fleet.tmp_path / ("s" * 100)
+    fleet.manifest()
+    check = run_step(
+        "check_infrastructure",
+        "--manifest",
+        str(fleet.tmp_path / "manifest.json"),
+        env=docker_env,
+        timeout=180,
+    )
+    assert check.returncode == 1, check.stdout
+    row = next(
+        line for line in check.stdout.splitlines() if line.startswith(f"✗ proxy {fleet.project}-proxy")
+    )
+    assert "bytes long; a unix socket path holds at most 107: choose a shorter target.state_dir" in row

@@ -27,6 +27,7 @@ from .target import CommandFailed, Target
 LOCK_NAME = "_proxy"  # beside the services' locks; a service name cannot start with '_'
 LOCK_WAIT_S = 120.0
 ADMIN_WAIT_S = 20.0
+MAX_SOCKET_PATH = 107  # sun_path is 108 bytes on Linux, with the terminating NUL
 STOP_TIMEOUT_S = 5
 _PORT_ROW = re.compile(r"(?:[\d.]+|\[[0-9a-f:]*\]):(\d+)->\d+/tcp")
 
@@ -147,6 +148,11 @@ class Proxy:
 
     def ensure(self, ports: list[int]) -> str:
         """Start, restart or recreate the proxy so that it publishes exactly `ports`; what was done."""
+        if len(self.socket.encode()) > MAX_SOCKET_PATH:  # else: "does not answer on its admin socket"
+            raise ProxyError(
+                f"the proxy's admin socket {self.socket} is {len(self.socket.encode())} bytes long; a unix "
+                f"socket path holds at most {MAX_SOCKET_PATH}: choose a shorter target.state_dir"
+            )
         self.prepare_folders()
         current = self.inspect()
         aliases = {service.name for service in proxied(self.manifest)}
