@@ -47,6 +47,7 @@ def test_all_selects_every_service_in_manifest_order(tmp_path: Path, manifest: P
         "count": "6",
         "branch": "main",
         "force_rebuild": "false",
+        "path_services": '["user-service"]',
     }
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["service", "source", "ref", "host", "port"]
@@ -74,6 +75,7 @@ def test_list_with_spaces_and_duplicates(tmp_path: Path, manifest: Path) -> None
     values = outputs(tmp_path)
     assert json.loads(values["services"]) == ["auth-service", "user-service", "chat-service"]
     assert (values["count"], values["branch"], values["force_rebuild"]) == ("3", "develop", "true")
+    assert values["path_services"] == '["user-service"]'
     assert "note: listed more than once, deployed once: auth-service" in result.stdout
     assert "note: services are listed in manifest order, not the order given" in result.stdout
     assert result.stdout.splitlines()[-1] == (
@@ -88,6 +90,7 @@ def test_inputs_from_environment(tmp_path: Path, manifest: Path) -> None:
     assert outputs(tmp_path)["services"] == '["splitz-service"]'
     assert outputs(tmp_path)["force_rebuild"] == "true"
     assert outputs(tmp_path)["branch"] == "staging"
+    assert outputs(tmp_path)["path_services"] == "[]"  # no job needs to check out this repository
 
 
 @pytest.mark.parametrize("selection", ["all,auth-service", "auth-service, ALL", " all "])
@@ -214,6 +217,7 @@ def test_github_output_heredocs(tmp_path: Path) -> None:
         "count",
         "branch",
         "force_rebuild",
+        "path_services",
     ] * 2
     assert parsed[0].value == "kept"
     blocks = parsed[1:]

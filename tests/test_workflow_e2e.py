@@ -6,18 +6,15 @@ real Docker engine, and the services answer on their ports.
 
 from __future__ import annotations
 
-import os
+import json
 import secrets
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from generator.manifest import load_manifest
 from generator.output import write_files
-from generator.render import DEPLOY_WORKFLOW, render
-from tests.support import reports
-from tests.support.actions_sim import Job, Run, Simulator
+from generator.render import render
 from tests.support.deploys import fetch
 from tests.support.docker import docker
 from tests.support.fixture_service import ServiceRepo, git, init_repo
@@ -25,14 +22,20 @@ from tests.support.fleet import max_overlap
 from tests.support.manifests import TEST_PROXY, toml_table
 from tests.support.ports import free_port
 from tests.support.sshd import SshServer
+from tests.support.workflow_runs import (
+    assert_no_secret_leaked,
+    deploy_exits,
+    leg_errors,
+    leg_statuses,
+    results,
+    simulator,
+    summary_rows,
+)
 
 CONTAINER_PORT = 3000
 HEALTH = {"interval_s": 0.25, "timeout_s": 2.0, "deadline_s": 8.0}
 SECRET_ENV = {"api": "API_TOKEN", "notes": "NOTES_TOKEN", "site": "SITE_TOKEN"}
 SITE_PATH = "services/site"
-# The step scripts name the target by its variables ("$VPS_USER@$VPS_HOST:PORT"), but here the host is 127.0.0.1
-# and the user root: values that health URLs and paths contain anyway. Every other secret must never appear.
-ADDRESS_SECRETS = {"VPS_HOST", "VPS_USER"}
 
 
 def build_repo(
@@ -71,50 +74,6 @@ def build_repo(
     return repo, ports, repos
 
 
-def simulator(tmp_path: Path, repo: Path, secrets_: dict[str, str], env: dict[str, str]) -> Simulator:
-    runner_env = {
-        "PATH": os.environ["PATH"], "LANG": "C.UTF-8", "CI": "true", "GITHUB_ACTIONS": "true",
-        "GITHUB_ACTOR": "wfgen-e2e", "GITHUB_RUN_ID": str(secrets.randbelow(10**9)),
-        "GITHUB_EVENT_NAME": "workflow_dispatch", **env,
-    }  # fmt: skip
-    return Simulator(
-        repo / DEPLOY_WORKFLOW, repo.as_uri(), tmp_path / "runner", secrets_=secrets_, env=runner_env
-    )
-
-
-def deploy_exits(run: Run) -> dict[str, int | None]:
-    """service -> exit code of its leg's deploy step."""
-    return {leg.matrix["service"]: leg.step("Deploy ").returncode for leg in run.jobs["deploy-service"]}
-
-
-def leg_errors(run: Run) -> str:
-    return "\n".join(step.stderr for leg in run.jobs.get("deploy-service", []) for step in leg.steps)
-
-
-def leg_statuses(run: Run) -> list[dict[str, Any]]:
-    """The status JSON each leg uploaded as an artifact."""
-    return reports.status_reports(run.artifacts)
-
-
-def results(run: Run) -> dict[str, str]:
-    return {status["service"]: status["result"] for status in leg_statuses(run)}
-
-
-def assert_no_secret_leaked(run: Run, secrets_: dict[str, str]) -> None:
-    """No secret value, nor any line of a multi-line one (the SSH key), in anything a job printed or wrote."""
-    text = run.captured()
-    for name, value in secrets_.items():
-        if name in ADDRESS_SECRETS:
-            continue
-        for line in (line.strip() for line in value.splitlines()):
-            assert line not in text, f"secret {name} leaked into a job's output"
-
-
-def summary_rows(summary: Job) -> dict[str, str]:
-    """service -> "<emoji> <result>" from the Markdown table in the job's step summary."""
-    return reports.summary_rows(summary.summary)
-
-
 def test_first_dispatch_deploys_all_then_a_broken_leg_fails_alone(
     tmp_path: Path,
     service_repo: Callable[..., ServiceRepo],
@@ -131,11 +90,16 @@ def test_first_dispatch_deploys_all_then_a_broken_leg_fails_alone(
     first = sim.dispatch({"services": "all", "branch": "main", "force_rebuild": False})
     prepare = first.jobs["prepare"][0]
     assert prepare.outputs == {"services": '["api","notes","site"]', "count": "3", "branch": "main",
-                               "force_rebuild": "false"}, prepare.step("Plan").stderr  # fmt: skip
+                               "force_rebuild": "false", "path_services": '["site"]'}, (
+        prepare.step("Validate").stderr)  # fmt: skip
     check = first.jobs["check-infrastructure"][0]
     assert check.result == "success", (
         check.step("Check the target").stdout + check.step("Check the target").stderr
     )
+    assert first.name == "Deploy all from main"
+    plan = json.loads(check.outputs["plan"])
+    assert {item["service"]: item["verdict"] for item in plan["services"]} == dict.fromkeys(SECRET_ENV, "new")
+    assert (check.outputs["count"], check.outputs["wave-1"]) == ("3", '["api","notes","site"]')
     check_env = check.step("Check the target").env  # whether the secrets it checks are set, not their values
     assert "API_TOKEN" not in check_env and "GITHUB_TOKEN" not in check_env
     assert check_env["WFGEN_SECRET_SET_API_TOKEN"] == check_env["WFGEN_SECRET_SET_GITHUB_TOKEN"] == "true"
@@ -173,10 +137,11 @@ def test_first_dispatch_deploys_all_then_a_broken_leg_fails_alone(
     assert second.result("deployment-summary") == "failure"
     assert_no_secret_leaked(second, {**secrets_, "github.token": sim.token})
 
-    # A branch only the service's own repository has: the folder-source checkout must not run for its leg.
+    # A branch only the service's own repository has: no job may check out this repository at it.
     git(repos["api"].path, "branch", "develop")
     third = sim.dispatch({"services": "api", "branch": "develop", "force_rebuild": False})
     assert deploy_exits(third) == {"api": 0}, leg_errors(third)
+    assert third.jobs["check-infrastructure"][0].step("Check out the services'").outcome == "skipped"
     assert results(third) == {"api": "unchanged"}
 
 
@@ -185,7 +150,7 @@ def test_unknown_service_stops_in_prepare(tmp_path: Path, service_repo: Callable
     repo, _, _ = build_repo(tmp_path, "wfgt-unused", 22, service_repo)
     sim = simulator(tmp_path, repo, {}, {})
     run = sim.dispatch({"services": "nope", "branch": "main"})
-    prepare = run.jobs["prepare"][0].step("Plan")
+    prepare = run.jobs["prepare"][0].step("Validate")
     assert prepare.returncode == 2
     assert prepare.stderr.splitlines() == [
         "prepare: unknown service 'nope' (did you mean 'notes'?); valid: api, notes, site"

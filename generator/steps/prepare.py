@@ -125,6 +125,10 @@ def run(args: argparse.Namespace) -> int:
             "count": str(len(plan.services)),
             "branch": plan.branch,
             "force_rebuild": "true" if plan.force_rebuild else "false",
+            # Whether a job must check out this repository: only folder services build from it.
+            "path_services": json.dumps(
+                [name for name in plan.services if manifest.services[name].path], separators=(",", ":")
+            ),
         }
     )
     # No step summary: the plan job's table, which adds what runs on the target, is the first one of the run.

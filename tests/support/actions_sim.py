@@ -1,9 +1,11 @@
 """A small, strict simulator of the parts of GitHub Actions the generated deploy workflow uses.
 
-Driven by the rendered YAML for one `workflow_dispatch`: expressions, `if:` conditions, the matrix (legs run
-concurrently, `fail-fast: false`), `actions/checkout` as a real `git clone`, artifacts as folders, and `run:`
-steps as `bash` with `$GITHUB_OUTPUT` / `$GITHUB_STEP_SUMMARY`. Anything else raises SimulatorError: the
-simulator documents what the workflow relies on instead of guessing.
+Driven by the rendered YAML as committed on the branch of each event: a `workflow_dispatch` with its inputs,
+or a `push` of changed files, started only when `on.push`'s branch and path filters match. Modelled:
+`run-name`, expressions (tests/support/actions_expr.py) over the contexts in Context, `if:` conditions,
+job outputs, the matrix (legs run concurrently, `fail-fast: false`), `actions/checkout` as a real
+`git clone`, artifacts as folders, and `run:` steps as `bash` with `$GITHUB_OUTPUT` / `$GITHUB_STEP_SUMMARY`.
+Anything else raises SimulatorError: the simulator documents what the workflow relies on instead of guessing.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -25,8 +28,14 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
+from tests.support.actions_expr import SimulatorError, condition, interpolate, text
 from tests.support.github_output import output_values
 
+__all__ = ["Job", "Run", "Simulator", "SimulatorError", "Step", "filter_matches"]
+
+WORKFLOW_KEYS = {"name", "run-name", "on", "permissions", "concurrency", "jobs"}
+EVENTS = {"workflow_dispatch", "push"}
+PUSH_FILTERS = {"branches", "paths"}
 JOB_KEYS = {
     "name",
     "needs",
@@ -44,16 +53,8 @@ ACTION_INPUTS = {
     "actions/upload-artifact": {"name", "path", "if-no-files-found", "retention-days", "overwrite"},
     "actions/download-artifact": {"pattern", "merge-multiple", "path"},
 }
-_EXPR = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
-_CONTAINS = re.compile(r"contains\(fromJSON\('(\[[^']*\])'\), *([\w.-]+)\)")  # a literal list
-_GATED = re.compile(
-    r"contains\(fromJSON\('(\[[^']*\])'\), *([\w.-]+)\) && (secrets\.\w+|github\.token) \|\| ''"
-)
-_COMPARE = re.compile(r"([A-Za-z_][\w.-]*)\s*(==|!=)\s*'([^']*)'")
-
-
-class SimulatorError(AssertionError):
-    """The workflow uses something this simulator does not model: fail loudly, never guess."""
+_FILTER_TOKEN = re.compile(r"\\.|\*\*/|\*\*|\*|.", re.DOTALL)
+_FILTER_WILDCARDS = {"**/": "(?:.*/)?", "**": ".*", "*": "[^/]*"}  # `**/docs/**` matches docs/a.md too
 
 
 @dataclass
@@ -90,12 +91,20 @@ class Job:
 
 @dataclass
 class Run:
+    event: str  # workflow_dispatch or push
+    sha: str  # the commit the run was started for
+    name: str | None  # run-name, evaluated
     artifacts: Path
     jobs: dict[str, list[Job]] = field(default_factory=dict)  # job id -> its legs (one without a matrix)
 
     def result(self, job_id: str) -> str:
         results = {leg.result for leg in self.jobs[job_id]}
         return "failure" if "failure" in results else "skipped" if results == {"skipped"} else "success"
+
+    @property
+    def conclusion(self) -> str:
+        """The run's: failure when a job failed; skipped jobs leave it green."""
+        return "failure" if any(self.result(job) == "failure" for job in self.jobs) else "success"
 
     def captured(self) -> str:
         """Everything the jobs printed or wrote: logs, outputs, step summaries."""
@@ -106,134 +115,170 @@ class Run:
 
 @dataclass
 class Context:
+    """What expressions read: `github`, `inputs` (null under a push), `secrets`, `needs`, `matrix`, `steps`."""
+
+    github: dict[str, str]
     inputs: dict[str, Any]
     secrets: dict[str, str]
-    token: str
-    needs: dict[str, dict[str, Any]]
+    needs: dict[str, dict[str, Any]]  # job id -> {"result": ..., "outputs": {declared name: value}}
     matrix: dict[str, Any] = field(default_factory=dict)
-    steps: dict[str, dict[str, str]] = field(default_factory=dict)
+    steps: dict[str, dict[str, str]] = field(default_factory=dict)  # every step id of the job -> outputs
 
-    def value(self, expr: str) -> Any:
-        gated = _GATED.fullmatch(expr)
-        if gated:  # a secret only the listed services' legs receive
-            return (
-                self.value(gated.group(3)) if self.value(gated.group(2)) in json.loads(gated.group(1)) else ""
-            )
-        compare = _COMPARE.fullmatch(expr)
-        if compare:  # e.g. `secrets.X != ''`: a boolean, written into env as true/false
-            return self.compare(compare)
-        call = re.fullmatch(r"fromJSON\((.+)\)", expr)
-        if call:
-            return json.loads(str(self.value(call.group(1))))
-        head, *rest = expr.split(".")
-        if head in ("inputs", "matrix") and len(rest) == 1 and rest[0] in getattr(self, head):
-            return getattr(self, head)[rest[0]]
-        if head == "secrets" and len(rest) == 1:
-            return self.secrets.get(rest[0], "")  # an unset secret is an empty string, as on GitHub
-        if expr == "github.token":
-            return self.token
-        if head == "needs" and len(rest) in (2, 3):
-            if rest[0] not in self.needs:
-                raise SimulatorError(f"{expr}: job {rest[0]!r} is not in this job's needs")
-            if rest[1:] == ["result"]:
-                return self.needs[rest[0]]["result"]
-            if rest[1] == "outputs" and len(rest) == 3:
-                return self.needs[rest[0]]["outputs"].get(rest[2], "")
-        if head == "steps" and len(rest) == 3 and rest[1] == "outputs":
-            return self.steps.get(rest[0], {}).get(rest[2], "")
-        raise SimulatorError(f"simulator does not understand the expression ${{{{ {expr} }}}}")
+    def resolve(self, path: tuple[str, ...]) -> Any:
+        match path:
+            case ("github", name) if name in self.github:
+                return self.github[name]
+            case ("inputs", name) if name in self.inputs:
+                return self.inputs[name]
+            case ("secrets", name):
+                return self.secrets.get(name, "")  # an unset secret is an empty string, as on GitHub
+            case ("matrix", name) if name in self.matrix:
+                return self.matrix[name]
+            case ("needs", job, *_) if job not in self.needs:
+                raise SimulatorError(f"{'.'.join(path)}: job {job!r} is not in this job's needs")
+            case ("needs", job, "result"):
+                return self.needs[job]["result"]
+            case ("needs", job, "outputs", name) if name in self.needs[job]["outputs"]:
+                return self.needs[job]["outputs"][name]
+            case ("steps", step, "outputs", name) if step in self.steps:
+                return self.steps[step].get(name, "")  # a step that did not run (or set it) gives ''
+        raise SimulatorError(f"simulator does not model ${{{{ {'.'.join(path)} }}}} here")
 
     def text(self, template: Any) -> Any:
-        """`template` with every ${{ }} replaced; a lone expression keeps its type (a list for fromJSON)."""
-        if not isinstance(template, str):
-            return template
-        lone = _EXPR.fullmatch(template.strip())
-        if lone:
-            return self.value(lone.group(1))
-        return _EXPR.sub(lambda match: _string(self.value(match.group(1))), template)
+        return interpolate(template, self.resolve)
 
-    def condition(self, text: str | None, previous_ok: bool) -> bool:
-        """The `if:` forms this workflow uses, joined by &&; without `!cancelled()`, success() is implied."""
-        if text is None:
-            return previous_ok
-        lone = _EXPR.fullmatch(text.strip())
-        terms = [term.strip() for term in (lone.group(1) if lone else text).split("&&")]
-        verdict = "!cancelled()" in terms or previous_ok  # nothing is ever cancelled in a simulated run
-        for term in (term for term in terms if term != "!cancelled()"):
-            member = _CONTAINS.fullmatch(term)
-            if member:
-                verdict = verdict and self.value(member.group(2)) in json.loads(member.group(1))
-                continue
-            compare = _COMPARE.fullmatch(term)
-            if not compare:
-                raise SimulatorError(f"simulator does not understand the condition {term!r} in {text!r}")
-            verdict = verdict and self.compare(compare)
-        return verdict
-
-    def compare(self, match: re.Match[str]) -> bool:
-        equal = _string(self.value(match.group(1))).lower() == match.group(3).lower()  # case-blind, as GitHub
-        return equal == (match.group(2) == "==")
+    def condition(self, source: str | None, previous_ok: bool) -> bool:
+        return condition(source, self.resolve, previous_ok)
 
 
-def _string(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return value if isinstance(value, str) else json.dumps(value)
+def run_name(spec: dict[str, Any], github: dict[str, str], inputs: dict[str, Any]) -> str | None:
+    """The evaluated `run-name`: known before any job runs, it may read `github` and `inputs` only."""
+    if "run-name" not in spec:
+        return None
+    context = Context(github, inputs, {}, {})
+
+    def resolve(path: tuple[str, ...]) -> Any:
+        if path[0] not in ("github", "inputs"):
+            raise SimulatorError(f"run-name cannot read {'.'.join(path)}: only github and inputs")
+        return context.resolve(path)
+
+    return text(interpolate(spec["run-name"], resolve))
+
+
+def filter_matches(pattern: str, name: str) -> bool:
+    """GitHub's filter pattern (branches, paths): `*` stops at '/', `**` does not, `\\` escapes; the rest
+    of the syntax (`?`, `+`, `[]`, a leading `!`) raises SimulatorError."""
+    if pattern.startswith("!"):
+        raise SimulatorError(f"{pattern!r}: negative filter patterns are not modelled")
+    regex = ""
+    for token in _FILTER_TOKEN.findall(pattern):
+        if token in _FILTER_WILDCARDS:
+            regex += _FILTER_WILDCARDS[token]
+        elif len(token) == 1 and token in "?+[]\\":
+            raise SimulatorError(f"{pattern!r}: {token!r} in a filter pattern is not modelled")
+        else:
+            regex += re.escape(token[-1])  # `\\x` is a literal x
+    return re.fullmatch(regex, name) is not None
+
+
+def push_triggers(trigger: dict[str, Any], branch: str, changed_files: Iterable[str]) -> bool:
+    """Whether GitHub starts a run for the push: the branch matches `branches` and a changed file `paths`."""
+    _check_keys("on.push", trigger, PUSH_FILTERS)
+    branches, paths = trigger.get("branches"), trigger.get("paths")
+    if branches is not None and not any(filter_matches(pattern, branch) for pattern in branches):
+        return False
+    changed = list(changed_files)
+    return paths is None or any(filter_matches(pattern, path) for pattern in paths for path in changed)
 
 
 def _check_keys(what: str, spec: dict[str, Any], allowed: set[str]) -> None:
+    if not isinstance(spec, dict):
+        raise SimulatorError(f"simulator does not understand {what}: {spec!r}")
     if set(spec) - allowed:
         raise SimulatorError(f"simulator does not understand {what} keys {sorted(set(spec) - allowed)}")
 
 
 class Simulator:
-    """Dispatches the workflow at `workflow`; every checkout is a clone of the repository at `repo_url`."""
+    """Runs the workflow file `workflow` (a path in the repository) of the repository at `repo_url`, as
+    committed on the branch of each event; every checkout is a clone of that repository."""
 
     def __init__(
-        self, workflow: Path, repo_url: str, workdir: Path, *, secrets_: dict[str, str],
+        self, workflow: str, repo_url: str, workdir: Path, *, secrets_: dict[str, str],
         env: dict[str, str], step_timeout: float = 300,
     ) -> None:  # fmt: skip
-        self.spec = YAML(typ="safe").load(workflow.read_text(encoding="utf-8"))
-        self.repo_url, self.workdir, self.secrets, self.env = repo_url, workdir, secrets_, env
-        self.step_timeout = step_timeout
+        self.workflow, self.repo_url, self.workdir = workflow, repo_url, workdir
+        self.secrets, self.env, self.step_timeout = secrets_, env, step_timeout
         self.token = "ghs_" + secrets.token_hex(18)
-        self.ref = "main"
-        self.runs = 0
+        self.events = 0
 
     def dispatch(self, inputs: dict[str, Any], ref: str = "main") -> Run:
-        """One workflow_dispatch from `ref`: jobs in `needs` order, each leg in its own fresh workspace."""
-        self.runs, self.ref = self.runs + 1, ref
-        root = self.workdir / f"run-{self.runs}"
-        run = Run(artifacts=root / "artifacts")
+        """One workflow_dispatch from branch `ref`, with the inputs the form sends."""
+        spec, sha, home = self.workflow_at(ref)
+        if "workflow_dispatch" not in spec["on"]:
+            raise SimulatorError("GitHub offers no dispatch: the workflow has no on.workflow_dispatch")
+        return self.run(spec, home, self.github("workflow_dispatch", ref, sha), self.inputs(spec, inputs))
+
+    def push(self, ref: str, changed_files: Iterable[str]) -> Run | None:
+        """A push to branch `ref` that changed `changed_files`; None when GitHub would start no run."""
+        branch = ref.removeprefix("refs/heads/")
+        if branch.startswith("refs/"):
+            raise SimulatorError(f"{ref}: only pushes to branches are modelled")
+        spec, sha, home = self.workflow_at(branch)
+        if "push" not in spec["on"] or not push_triggers(spec["on"]["push"] or {}, branch, changed_files):
+            return None
+        declared = (spec["on"].get("workflow_dispatch") or {}).get("inputs") or {}
+        inputs = dict.fromkeys(declared)  # only a dispatch has inputs: under a push each one is null
+        return self.run(spec, home, self.github("push", branch, sha), inputs)
+
+    def workflow_at(self, branch: str) -> tuple[dict[str, Any], str, Path]:
+        """(the workflow as committed on `branch`, that commit, a fresh folder for the run): GitHub reads
+        the workflow file of the commit it runs for."""
+        self.events += 1
+        home = self.workdir / f"event-{self.events}"
+        clone = home / "event"
+        shallow = ["--depth", "1", "--no-checkout", "--branch", branch]
+        _git("clone", "-q", *shallow, "--", self.repo_url, str(clone))
+        spec = YAML(typ="safe").load(_git("-C", str(clone), "show", f"HEAD:{self.workflow}"))
+        _check_keys("workflow", spec, WORKFLOW_KEYS)
+        _check_keys("on", spec["on"], EVENTS)
+        return spec, _git("-C", str(clone), "rev-parse", "HEAD").strip(), home
+
+    def github(self, event: str, branch: str, sha: str) -> dict[str, str]:
+        return {"event_name": event, "ref": f"refs/heads/{branch}", "ref_name": branch, "sha": sha,
+                "token": self.token}  # fmt: skip
+
+    def inputs(self, spec: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+        """Dispatch inputs checked as GitHub does (names, choices), defaults filled, booleans typed."""
+        declared: dict[str, dict[str, Any]] = spec["on"]["workflow_dispatch"]["inputs"]
+        _check_keys("dispatch input", given, set(declared))
+        values = {name: given.get(name, form.get("default")) for name, form in declared.items()}
+        for name, form in declared.items():
+            if form.get("type") == "choice" and values[name] not in form["options"]:
+                raise SimulatorError(f"GitHub rejects the dispatch: {name}={values[name]!r} is not an option")
+            if form.get("type") == "boolean":
+                values[name] = values[name] in (True, "true")
+        return values
+
+    def run(self, spec: dict[str, Any], home: Path, github: dict[str, str], inputs: dict[str, Any]) -> Run:
+        """Jobs in `needs` order, each leg in its own fresh workspace."""
+        run = Run(github["event_name"], github["sha"], run_name(spec, github, inputs), home / "artifacts")
         run.artifacts.mkdir(parents=True)
-        values = self.inputs(inputs)
-        jobs: dict[str, dict[str, Any]] = self.spec["jobs"]
-        graph = {job_id: _list(spec.get("needs")) for job_id, spec in jobs.items()}
+        jobs: dict[str, dict[str, Any]] = spec["jobs"]
+        graph = {job_id: _list(job.get("needs")) for job_id, job in jobs.items()}
         for job_id in graphlib.TopologicalSorter(graph).static_order():
             needs = {
                 need: {"result": run.result(need), "outputs": run.jobs[need][0].outputs}
                 for need in graph[job_id]
             }
-            context = Context(values, self.secrets, self.token, needs)
-            run.jobs[job_id] = self.job(job_id, jobs[job_id], context, root)
+            context = Context(github, inputs, self.secrets, needs)
+            run.jobs[job_id] = self.job(job_id, jobs[job_id], context, home)
         return run
-
-    def inputs(self, given: dict[str, Any]) -> dict[str, Any]:
-        """Dispatch inputs checked as GitHub does (names, choices), defaults filled, booleans typed."""
-        declared: dict[str, dict[str, Any]] = self.spec["on"]["workflow_dispatch"]["inputs"]
-        _check_keys("dispatch input", given, set(declared))
-        values = {name: given.get(name, spec.get("default")) for name, spec in declared.items()}
-        for name, spec in declared.items():
-            if spec.get("type") == "choice" and values[name] not in spec["options"]:
-                raise SimulatorError(f"GitHub rejects the dispatch: {name}={values[name]!r} is not an option")
-            if spec.get("type") == "boolean":
-                values[name] = values[name] in (True, "true")
-        return values
 
     def job(self, job_id: str, spec: dict[str, Any], ctx: Context, root: Path) -> list[Job]:
         _check_keys(f"job {job_id}", spec, JOB_KEYS)
         if not ctx.condition(spec.get("if"), all(need["result"] == "success" for need in ctx.needs.values())):
-            return [Job(job_id, "skipped")]  # a skipped job never evaluates its matrix
+            declared = dict.fromkeys(spec.get("outputs") or {}, "")  # a skipped job's outputs read as ''
+            return [Job(job_id, "skipped", outputs=declared)]  # a skipped job never evaluates its matrix
         strategy = spec.get("strategy") or {}
         _check_keys(f"{job_id} strategy", strategy, {"fail-fast", "max-parallel", "matrix"})
         if strategy and strategy.get("fail-fast", True):
@@ -242,12 +287,12 @@ class Simulator:
         if any(not isinstance(values, list) or not values for values in axes.values()):
             raise SimulatorError(f"{job_id}: a matrix vector does not contain any values: {axes}")
         legs = [dict(zip(axes, combo, strict=True)) for combo in itertools.product(*axes.values())]
+        if len(legs) > 1 and spec.get("outputs"):
+            raise SimulatorError(f"{job_id}: outputs of a matrix job (the last leg wins) are not modelled")
         timeout = min(self.step_timeout, float(spec.get("timeout-minutes", 360)) * 60)
         with ThreadPoolExecutor(max_workers=int(strategy.get("max-parallel", len(legs)))) as pool:
             futures = [
-                pool.submit(
-                    self.leg, spec, replace(ctx, matrix=matrix, steps={}), root / f"{job_id}-{i}", timeout
-                )
+                pool.submit(self.leg, spec, replace(ctx, matrix=matrix), root / f"{job_id}-{i}", timeout)
                 for i, matrix in enumerate(legs)
             ]
             return [future.result() for future in futures]
@@ -256,18 +301,20 @@ class Simulator:
         """One runner: steps in order; a failed step skips the rest unless their `if:` says otherwise."""
         (home / "workspace").mkdir(parents=True)
         job = Job(home.name, "success", dict(ctx.matrix))
+        ctx = replace(ctx, steps={str(step["id"]): {} for step in spec["steps"] if "id" in step})
         for index, step_spec in enumerate(spec["steps"]):
             _check_keys("step", step_spec, STEP_KEYS)
-            name = str(ctx.text(step_spec.get("name", f"step {index}")))
+            name = text(ctx.text(step_spec.get("name", f"step {index}")))
             if not ctx.condition(step_spec.get("if"), job.result == "success"):
                 job.steps.append(Step(name, "skipped"))
                 continue
             step = self.step(step_spec, name, ctx, home, timeout)
             job.steps.append(step)
-            ctx.steps[str(step_spec.get("id", f"__{index}"))] = step.outputs
+            if "id" in step_spec:
+                ctx.steps[str(step_spec["id"])] = step.outputs
             if step.outcome == "failure" and step_spec.get("continue-on-error") is not True:
                 job.result = "failure"
-        job.outputs = {key: _string(ctx.text(value)) for key, value in (spec.get("outputs") or {}).items()}
+        job.outputs = {key: text(ctx.text(value)) for key, value in (spec.get("outputs") or {}).items()}
         return job
 
     def step(self, spec: dict[str, Any], name: str, ctx: Context, home: Path, timeout: float) -> Step:
@@ -275,14 +322,14 @@ class Simulator:
         if "run" in spec:
             if "${{" in str(spec["run"]):  # GitHub would paste the value into the script: inputs go via env:
                 raise SimulatorError(f"step {name!r}: simulator does not model ${{{{ }}}} inside run:")
-            env = {key: _string(ctx.text(value)) for key, value in (spec.get("env") or {}).items()}
-            return self.run_script(name, str(spec["run"]), env, home, timeout)
+            env = {key: text(ctx.text(value)) for key, value in (spec.get("env") or {}).items()}
+            return self.run_script(name, str(spec["run"]), env, ctx.github, home, timeout)
         action = str(spec["uses"]).split("@")[0]
         inputs = {key: ctx.text(value) for key, value in (spec.get("with") or {}).items()}
         _check_keys(f"{action} input", inputs, ACTION_INPUTS.get(action, set()))
         artifacts = home.parent / "artifacts"
         actions = {
-            "actions/checkout": lambda: self.checkout(inputs, workspace),
+            "actions/checkout": lambda: self.checkout(inputs, workspace, ctx.github),
             "actions/upload-artifact": lambda: upload(inputs, workspace, artifacts),
             "actions/download-artifact": lambda: download(inputs, workspace, artifacts),
         }
@@ -291,24 +338,32 @@ class Simulator:
         except (OSError, ValueError, subprocess.SubprocessError) as exc:
             return Step(name, "failure", stderr=str(exc))
 
-    def checkout(self, inputs: dict[str, Any], workspace: Path) -> str:
-        """A real clone: `ref` (default: the dispatched ref), `path`, `fetch-depth` (default 1), sparse cone."""
-        dest, branch = workspace / str(inputs.get("path", "")), str(inputs.get("ref") or self.ref)
+    def checkout(self, inputs: dict[str, Any], workspace: Path, github: dict[str, str]) -> str:
+        """A real clone: `ref` (default: the run's commit), `path`, `fetch-depth` (default 1), sparse cone."""
+        dest, branch = workspace / str(inputs.get("path", "")), str(inputs.get("ref") or github["ref_name"])
         depth, sparse = int(inputs.get("fetch-depth", 1)), str(inputs.get("sparse-checkout", "")).split()
         options = [*(["--depth", str(depth)] if depth else []), *(["--sparse"] if sparse else [])]
         _git("clone", "-q", "--branch", branch, *options, "--", self.repo_url, str(dest))
+        if not inputs.get("ref") and _git("-C", str(dest), "rev-parse", "HEAD").strip() != github["sha"]:
+            raise SimulatorError(
+                f"{branch} moved during the run: a checkout of the run's commit is not modelled"
+            )
         if sparse:
             _git("-C", str(dest), "sparse-checkout", "set", "--cone", *sparse)
         return f"checked out {branch} into {dest.relative_to(workspace)}"
 
-    def run_script(self, name: str, script: str, env: dict[str, str], home: Path, timeout: float) -> Step:
+    def run_script(
+        self, name: str, script: str, env: dict[str, str], github: dict[str, str], home: Path, timeout: float
+    ) -> Step:
         """`bash -e` in the workspace with the step's env and fresh GITHUB_OUTPUT / GITHUB_STEP_SUMMARY files."""
         names = ("GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY")
         files = {name: home / f"{name.lower()}-{secrets.token_hex(4)}" for name in names}
         for path in files.values():
             path.touch()
         workspace = home / "workspace"
-        runner = {**self.env, "HOME": str(home), "RUNNER_TEMP": str(home), "GITHUB_WORKSPACE": str(workspace)}
+        event = {f"GITHUB_{key.upper()}": github[key] for key in ("event_name", "ref", "ref_name", "sha")}
+        runner = {**self.env, **event, "HOME": str(home), "RUNNER_TEMP": str(home),
+                  "GITHUB_WORKSPACE": str(workspace)}  # fmt: skip
         proc = subprocess.Popen(
             ["bash", "--noprofile", "--norc", "-e", "-o", "pipefail", "-c", script], cwd=workspace,
             env={**runner, **{key: str(path) for key, path in files.items()}, **env}, stdin=subprocess.DEVNULL,
@@ -338,12 +393,13 @@ def _list(value: Any) -> list[str]:
     return [] if value is None else [value] if isinstance(value, str) else list(value)
 
 
-def _git(*args: str) -> None:
+def _git(*args: str) -> str:
     proc = subprocess.run(
         ["git", *args], capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL
     )
     if proc.returncode != 0:
         raise ValueError(f"git {args[0]} failed: {proc.stderr.strip()}")
+    return proc.stdout
 
 
 def upload(inputs: dict[str, Any], workspace: Path, artifacts: Path) -> str:

@@ -7,6 +7,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from generator.manifest import load_manifest
+from generator.output import write_files
+from generator.render import render
 from tests.support.docker import docker
 from tests.support.fixture_service import BUSYBOX, dockerfile, git, init_repo
 from tests.support.fleet import CONTAINER_PORT, Fleet
@@ -40,6 +43,18 @@ class Monorepo(Fleet):
         git(self.root, "commit", "-q", "-m", f"{service}: no health endpoint")
         return self.head
 
+    def commit_rendered(self, message: str = "wfgen render") -> str:
+        """`wfgen render` of services.toml, committed (a commit only when a generated file changed)."""
+        write_files(self.root, render(load_manifest(self.manifest), source=self.manifest.name))
+        git(self.root, "add", "-A")
+        if git(self.root, "status", "--porcelain"):
+            git(self.root, "commit", "-q", "-m", message)
+        return self.head
+
+    def changed_since(self, commit: str) -> list[str]:
+        """The files a push of HEAD after `commit` changes, as GitHub's path filters see them."""
+        return git(self.root, "diff", "--name-only", commit, "HEAD").splitlines()
+
     @property
     def head(self) -> str:
         return git(self.root, "rev-parse", "HEAD")
@@ -52,8 +67,11 @@ def make_monorepo(
     services: Mapping[str, Mapping[str, Any]],
     *,
     project_settings: Mapping[str, Any] | None = None,
+    target: Mapping[str, Any] | None = None,
+    health: Mapping[str, float] = HEALTH,
 ) -> Monorepo:
-    """services: {name: {"depends_on": [...], "paths": [...], "delay_s": ...}}; `lib/` is there to share."""
+    """services: {name: {"depends_on": [...], "paths": [...], "delay_s": ...}}; `lib/` is there to share.
+    `target` adds to (or replaces) the local target's settings, e.g. an ssh target's."""
     if not BUSYBOX.is_file():
         skip_or_fail(f"{BUSYBOX} not found: apt-get install busybox-static")
     root.mkdir(parents=True, exist_ok=True)
@@ -65,7 +83,8 @@ def make_monorepo(
     sections = [
         toml_table("project", {"name": project, "branches": ["main", "develop"], "lock_wait_s": 30,
                                **(project_settings or {})}),
-        toml_table("target", {"kind": "local", "network": repo.network, "state_dir": str(repo.state_dir)}),
+        toml_table("target", {"kind": "local", "network": repo.network, "state_dir": str(repo.state_dir),
+                              **(target or {})}),
         toml_table("infrastructure", {"networks": [repo.network]}),
         toml_table("proxy", TEST_PROXY),
     ]  # fmt: skip
@@ -80,7 +99,7 @@ def make_monorepo(
         repo.ports[name] = free_port()
         table = {"path": f"services/{name}", "port": repo.ports[name], "container_port": CONTAINER_PORT,
                  "depends_on": list(spec.get("depends_on", [])), "paths": list(spec.get("paths", [])),
-                 "health": HEALTH}  # fmt: skip
+                 "health": dict(health)}  # fmt: skip
         sections.append(toml_table(f"services.{name}", table))
     repo.manifest.write_text("\n\n".join("\n".join(s) for s in sections) + "\n", encoding="utf-8")
     git(root, "add", "-A")

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-_ROW = re.compile(r"^\| (\w+) \| (\S+ \w+) \|", re.MULTILINE)
+_ROW = re.compile(r"^\| ([\w-]+) \| (\S+ \w+) \|", re.MULTILINE)
 
 
 def status_reports(artifacts: Path) -> list[dict[str, Any]]:
@@ -16,5 +16,7 @@ def status_reports(artifacts: Path) -> list[dict[str, Any]]:
 
 
 def summary_rows(markdown: str) -> dict[str, str]:
-    """service -> "<emoji> <result>" from the Markdown table of the deployment summary."""
-    return {match.group(1): match.group(2) for match in _ROW.finditer(markdown)}
+    """service -> "<emoji> <result>" from the Markdown table of the deployment summary (after any plan)."""
+    heading = re.search(r"^## ", markdown, re.MULTILINE)
+    assert heading, markdown
+    return {match.group(1): match.group(2) for match in _ROW.finditer(markdown[heading.start() :])}

@@ -1,0 +1,135 @@
+"""The rendered workflow of a monorepo, run by the Actions simulator (tests/support/actions_sim.py): a push
+deploys only what differs from what runs, and `depends_on` deploys in waves where a failed dependency skips
+its dependents.
+
+Real parts only, as in tests/test_workflow_e2e.py: the committed YAML drives every run, jobs clone the real
+repository, deploy over a real sshd to the real Docker engine, and the services answer on their ports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from generator.steps.steplib import parse_iso
+from tests.support.actions_sim import Simulator
+from tests.support.deploys import fetch
+from tests.support.fixture_service import git
+from tests.support.monorepo import Monorepo, make_monorepo
+from tests.support.sshd import SshServer
+from tests.support.workflow_runs import (
+    assert_no_secret_leaked,
+    deploy_exits,
+    leg_errors,
+    leg_statuses,
+    results,
+    simulator,
+    summary_rows,
+)
+
+HEALTH = {"interval_s": 0.25, "timeout_s": 2.0, "deadline_s": 8.0}
+CHAIN = {"a": {}, "b": {"depends_on": ["a"]}, "c": {"depends_on": ["b"]}, "d": {}}
+
+
+def workflow_monorepo(
+    tmp_path: Path,
+    project: str,
+    docker_host: str,
+    sshd: SshServer,
+    services: Mapping[str, Any],
+    **settings: Any,
+) -> tuple[Monorepo, Simulator]:
+    """Folder services deployed over ssh, the rendered files committed, and a simulator for the workflow."""
+    target = sshd.target_config(insecure_ignore_host_key=False)
+    repo = make_monorepo(tmp_path / "mono", project, docker_host, services, project_settings=settings,
+                         target=target, health=HEALTH)  # fmt: skip
+    repo.commit_rendered()
+    return repo, simulator(tmp_path, repo.root, sshd.target_env(), {"DOCKER_HOST": docker_host})
+
+
+def test_a_push_deploys_only_what_differs_from_what_runs(
+    tmp_path: Path, docker_host: str, docker_project: str, sshd: SshServer
+) -> None:
+    three: dict[str, dict[str, Any]] = {name: {} for name in ("api", "web", "worker")}
+    repo, sim = workflow_monorepo(tmp_path, docker_project, docker_host, sshd, three, deploy_on_push=True)
+    first = sim.dispatch({"services": "all", "branch": "main"})
+    assert first.name == "Deploy all from main"
+    assert deploy_exits(first) == {"api": 0, "web": 0, "worker": 0}, leg_errors(first)
+    assert [repo.health(name) for name in three] == [200, 200, 200]
+
+    before = repo.head
+    repo.touch("worker", "v2")
+    pushed = sim.push("main", repo.changed_since(before))
+    assert pushed is not None, "a change in a service's folder passes the paths filter"
+    assert (pushed.event, pushed.name) == ("push", "Deploy what changed on main")
+    check = pushed.jobs["check-infrastructure"][0]
+    assert (check.outputs["count"], check.outputs["wave-1"]) == ("1", '["worker"]'), check.step("Plan").stderr
+    assert [leg.matrix for leg in pushed.jobs["deploy-service"]] == [{"service": "worker"}]
+    assert deploy_exits(pushed) == {"worker": 0}, leg_errors(pushed)
+    assert results(pushed) == {"worker": "deployed"}  # no leg, no report: api and web were not touched
+    assert fetch(f"http://127.0.0.1:{repo.ports['worker']}/version") == (200, "v2\n")
+    summary = pushed.jobs["deployment-summary"][0]
+    assert summary_rows(summary) == {"api": "♻️ unchanged", "web": "♻️ unchanged", "worker": "✅ deployed"}
+    assert summary.summary.count("runs already; no deploy job") == 2
+    assert pushed.conclusion == "success"
+    assert_no_secret_leaked(pushed, {**sshd.target_env(), "github.token": sim.token})
+
+    before = repo.head
+    repo.commit({"README.md": "# mono\n"}, "docs")  # nothing any service builds from
+    assert sim.push("main", repo.changed_since(before)) is None
+    git(repo.root, "branch", "feature")
+    assert sim.push("feature", ["services/api/www/version"]) is None  # not a branch of the project
+
+    before = repo.head
+    settings = repo.manifest.read_text(encoding="utf-8").replace("lock_wait_s = 30", "lock_wait_s = 45")
+    repo.commit({"services.toml": settings}, "wait longer for the lock")
+    repo.commit_rendered()
+    assert repo.changed_since(before) == [".github/wfgen/manifest.json", "services.toml"]
+    quiet = sim.push("main", repo.changed_since(before))
+    assert quiet is not None, "the manifest passes the paths filter"
+    plan = quiet.jobs["check-infrastructure"][0]
+    assert plan.outputs["count"] == "0" and "nothing to deploy" in plan.step("Plan").stdout
+    assert {job: quiet.result(job) for job in quiet.jobs} == {
+        "prepare": "success",
+        "check-infrastructure": "success",
+        "deploy-service": "skipped",
+        "deployment-summary": "skipped",
+    }
+    assert quiet.conclusion == "success"
+
+
+def test_depends_on_deploys_in_waves_and_a_failed_dependency_skips_its_dependents(
+    tmp_path: Path, docker_host: str, docker_project: str, sshd: SshServer
+) -> None:
+    repo, sim = workflow_monorepo(tmp_path, docker_project, docker_host, sshd, CHAIN)
+    first = sim.dispatch({"services": "all", "branch": "main"})
+    assert first.name == "Deploy all from main"
+    waves = [[leg.matrix["service"] for leg in first.jobs[f"deploy-wave-{n}"]] for n in (1, 2, 3)]
+    assert waves == [["a", "d"], ["b"], ["c"]]
+    assert deploy_exits(first) == {"a": 0, "d": 0, "b": 0, "c": 0}, leg_errors(first)
+    spans = {
+        s["service"]: (parse_iso(s["started_at"]), parse_iso(s["finished_at"])) for s in leg_statuses(first)
+    }
+    assert max(spans["a"][1], spans["d"][1]) <= spans["b"][0], spans  # wave 2 starts when wave 1 is done
+    assert spans["b"][1] <= spans["c"][0], spans
+    assert [repo.health(name) for name in CHAIN] == [200] * 4
+
+    repo.break_health("b")
+    second = sim.dispatch({"services": "all", "branch": "main"})
+    assert results(second) == {"a": "unchanged", "b": "failed", "c": "skipped", "d": "unchanged"}
+    assert deploy_exits(second) == {"a": 0, "d": 0, "b": 1, "c": 1}
+    deploy_c = second.jobs["deploy-wave-3"][0].step("Deploy ")
+    assert deploy_c.stderr.splitlines() == ["c: skipped: dependency b failed"]
+    assert {s["service"]: s["message"] for s in leg_statuses(second)}["c"] == "dependency b failed"
+    assert [repo.health(name) for name in CHAIN] == [200] * 4  # b's healthy version still serves
+    summary = second.jobs["deployment-summary"][0]
+    assert summary_rows(summary) == {
+        "a": "♻️ unchanged",
+        "b": "❌ failed",
+        "c": "⏭️ skipped",
+        "d": "♻️ unchanged",
+    }
+    assert "## ❌ 1 of 4 services failed, 1 skipped" in summary.summary
+    assert summary.step("Summarize").returncode == 1
+    assert second.conclusion == "failure"
