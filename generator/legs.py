@@ -1,4 +1,5 @@
-"""A bounded pool of deploy legs: one `deploy_service.py` child per service, watched via its status file."""
+"""A bounded pool of deploy legs: one `deploy_service.py` child per service, watched via its status file,
+started in `depends_on` order (generator/schedule.py)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ import select
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from generator.schedule import decide, selected_needs
 from generator.steps.steplib import (
     RESULTS_FINAL,
+    RESULTS_OK,
     as_seconds,
     now_iso,
     parse_iso,
@@ -55,6 +58,7 @@ class Leg:
     exit_code: int | None = None
     timed_out: bool = False
     status: dict[str, Any] = field(default_factory=dict)
+    waiting: tuple[str, ...] = ()  # queued behind these dependencies
 
     @property
     def running(self) -> bool:
@@ -79,14 +83,15 @@ class Event:
     """A change worth one progress line: a leg started, changed phase, or ended."""
 
     leg: Leg
-    kind: str  # "start" | "phase" | "result"
+    kind: str  # "start" | "phase" | "wait" (for dependencies) | "result"
 
 
 ArgvFor = Callable[[Leg], list[str]]
 
 
 class LegPool:
-    """Starts queued legs while fewer than max_parallel run; never lets one leg's failure touch another."""
+    """Starts queued legs while fewer than max_parallel run, each once its dependencies are done; one leg's
+    failure touches no other leg but those that depend on it."""
 
     def __init__(
         self,
@@ -97,8 +102,10 @@ class LegPool:
         *,
         fail_fast: bool = False,
         cwd: Path | None = None,
+        depends_on: Mapping[str, Iterable[str]] | None = None,
     ):
         self.legs = legs
+        self.needs = selected_needs((leg.service for leg in legs), depends_on or {})
         self.argv_for = argv_for
         self.env = dict(env)
         self.max_parallel = max(1, max_parallel)
@@ -119,19 +126,30 @@ class LegPool:
         events: list[Event] = []
         for leg in self.running():
             events.extend(self._watch(leg))
-        if self.fail_fast and any(
-            leg.finished and leg.result not in ("deployed", "unchanged") for leg in self.legs
-        ):
+        if self.stopping:
+            return events
+        results = {leg.service: leg.result for leg in self.legs}
+        decision = decide(results, self.needs, self.max_parallel - len(self.running()))
+        for leg in self.legs:
+            if leg.service in decision.skip:
+                leg.result, leg.message, leg.waiting = "skipped", decision.skip[leg.service], ()
+                write_never_started(leg)
+                events.append(Event(leg, "result"))
+        if self.fail_fast and any(leg.finished and leg.result not in RESULTS_OK for leg in self.legs):
             events.extend(
                 self._drop_queued("skipped", "not started: an earlier service failed (--fail-fast)")
             )
-        if not self.stopping:
-            for leg in self.legs:
-                if len(self.running()) >= self.max_parallel:
-                    break
-                if leg.result == "queued":
-                    self._start(leg)
-                    events.append(Event(leg, "start"))
+        for leg in self.legs:
+            if leg.result != "queued":
+                continue
+            if leg.service in decision.start:
+                self._start(leg)
+                events.append(Event(leg, "start"))
+            else:
+                waiting = decision.waiting.get(leg.service, ())
+                if waiting and waiting != leg.waiting:
+                    events.append(Event(leg, "wait"))
+                leg.waiting = waiting
         return events
 
     def cancel(self) -> list[Event]:
@@ -193,7 +211,7 @@ class LegPool:
             cwd=self.cwd,
             start_new_session=True,
         )
-        leg.started = time.monotonic()
+        leg.started, leg.waiting = time.monotonic(), ()
         leg.result, leg.phase, leg.message = "running", "lock", "started"
 
     def _watch(self, leg: Leg) -> Iterator[Event]:
@@ -240,7 +258,7 @@ class LegPool:
         events = []
         for leg in self.legs:
             if leg.result == "queued":
-                leg.result, leg.message = result, message
+                leg.result, leg.message, leg.waiting = result, message, ()
                 write_never_started(leg)
                 events.append(Event(leg, "result"))
         return events
