@@ -50,9 +50,16 @@ def brief(leg: Leg) -> str:
     """The table cell: `deployed 9f1c2ab`, `failed at health`; the full message goes to the summary."""
     if leg.result in RESULTS_OK:
         return f"{leg.result} {short_commit(leg.status.get('commit')) or '-'}"
+    if leg.result == "queued" and leg.waiting:
+        return waiting_text(leg)
     if leg.phase in ("queued", "done") or leg.result == "running":
         return leg.result
     return f"{leg.result} at {leg.phase}"
+
+
+def waiting_text(leg: Leg) -> str:
+    """`waiting for auth-service`: a queued leg whose dependencies have not ended yet."""
+    return "waiting for " + ", ".join(leg.waiting)
 
 
 def progress_text(legs: list[Leg]) -> str:
@@ -112,6 +119,8 @@ class LineReporter(Reporter):
             self.line("🚀", leg.service, f"started (log {display_path(leg.log_path, Path.cwd())})")
         elif event.kind == "phase":
             self.line("🔄", leg.service, leg.phase)
+        elif event.kind == "wait":
+            self.line(result_icon("queued"), leg.service, waiting_text(leg))
         else:
             self.line(result_icon(leg.result), leg.service, describe_result(leg))
             self.line("📊", "Progress", progress_text(legs).removeprefix("Progress: "))

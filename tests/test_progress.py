@@ -126,3 +126,27 @@ def test_live_output_prints_brackets_in_messages_as_text(tmp_path: Path) -> None
     text = out.getvalue()
     assert "/srv/[app]/runs [/bold] [Errno 2]" in text
     assert "[/red] [Errno 13] denied" in text
+
+
+def test_a_leg_that_waits_for_a_dependency_then_is_skipped(tmp_path: Path) -> None:
+    """Never started: no elapsed time, no duration, no commit; the lines and the table still say why."""
+    auth = leg(tmp_path, "auth-service", "failed", "health", message="candidate never became healthy")
+    user = Leg(
+        "user-service", "main", tmp_path / "user.json", tmp_path / "user.log", waiting=("auth-service",)
+    )
+    out, live = io.StringIO(), Terminal()
+    lines, table = LineReporter(out, terminal=False), make_reporter(live, mode="auto")
+    table.begin([auth, user])
+    for reporter in (lines, table):
+        reporter.event(Event(user, "wait"), [auth, user])
+    assert "⏳ waiting for auth-service" in live.getvalue()
+    user.result, user.message, user.waiting = "skipped", "dependency auth-service failed", ()
+    for reporter in (lines, table):
+        reporter.event(Event(user, "result"), [auth, user])
+    table.end()
+    assert [line.split(" ", 1)[1] for line in out.getvalue().splitlines()] == [
+        "⏳ user-service: waiting for auth-service",
+        "⏭️ user-service: skipped: dependency auth-service failed",
+        "📊 Progress: 2/2 completed",
+    ]
+    assert "⏭️ skipped" in live.getvalue() and "Progress: 2/2 completed" in live.getvalue()
