@@ -20,7 +20,7 @@ from generator.steps.steplib import read_json
 from tests.support.docker import docker
 from tests.support.files import snapshot
 from tests.support.fleet import Fleet, make_fleet, max_overlap, wait_until
-from tests.support.stepscripts import run_step
+from tests.support.runs import assert_same_summary_as_the_job, statuses
 
 LINE = re.compile(r"^\[\d\d:\d\d:\d\d\] \S+ [\w.-]+: \S.*$")
 FOUR = {
@@ -37,46 +37,6 @@ def fleet_factory(tmp_path: Path, docker_host: str, docker_project: str) -> Iter
         return make_fleet(tmp_path / "fleet", docker_project, docker_host, services, **kwargs)  # type: ignore[arg-type]
 
     yield make
-
-
-def statuses(run: dict[str, object]) -> dict[str, dict[str, object]]:
-    services = run["services"]
-    assert isinstance(services, dict)
-    return {name: json.loads(Path(item["status_path"]).read_text()) for name, item in services.items()}
-
-
-def job_summary(run: dict[str, object], tmp_path: Path, **env: str) -> str:
-    """What the deployment-summary job writes to $GITHUB_STEP_SUMMARY over this run's status files."""
-    services = run["services"]
-    assert isinstance(services, dict)
-    run_dir = Path(str(run["run_dir"]))
-    target = tmp_path / "job-summary.md"
-    target.unlink(missing_ok=True)
-    env = {"GITHUB_STEP_SUMMARY": str(target), "WFGEN_SELECTED": json.dumps(list(services)), **env}
-    if (run_dir / "plan.json").exists():  # as the workflow hands the summary job the plan job's output
-        env["WFGEN_PLAN"] = (run_dir / "plan.json").read_text(encoding="utf-8")
-    run_step(
-        "deployment_summary",
-        "--manifest",
-        str(run_dir / "manifest.json"),
-        "--status-dir",
-        str(run_dir),
-        env=env,
-    )
-    return target.read_text(encoding="utf-8")
-
-
-def assert_same_summary_as_the_job(run: dict[str, object], tmp_path: Path, **env: str) -> None:
-    """summary.md is the plan, the job's summary, then (documented in the README) the run's own details."""
-    summary = (Path(str(run["run_dir"])) / "summary.md").read_text(encoding="utf-8")
-    job = job_summary(run, tmp_path, **env)
-    # The plan table first, as the workflow's check job writes it, then the summary job's.
-    planned, _, rest = summary.partition(job)
-    if (Path(str(run["run_dir"])) / "plan.json").exists():
-        assert planned.startswith("### Deployment plan\n") and planned.count("\n## ") == 0, summary
-    else:  # the check failed: no plan was made
-        assert planned == "", summary
-    assert rest.startswith(f"\n### Run {run['run_id']}\n"), summary
 
 
 def test_one_failure_does_not_stop_the_others_and_retry_failed_redeploys_it(

@@ -32,6 +32,7 @@ class Fleet:
     docker_host: str
     repos: dict[str, ServiceRepo] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # more keys of services.<name>
 
     @property
     def manifest(self) -> Path:
@@ -89,7 +90,10 @@ def write_manifest(
     for name, repo in fleet.repos.items():
         service = {"repository": repo.url, "port": fleet.ports[name], "container_port": CONTAINER_PORT}
         service["proxy"] = proxied
-        sections.append(toml_table(f"services.{name}", {**service, "health": health}))
+        settings = fleet.settings.get(name, {})
+        service.update({key: value for key, value in settings.items() if key != "health"})
+        service["health"] = {**health, **settings.get("health", {})}
+        sections.append(toml_table(f"services.{name}", service))
     fleet.manifest.write_text("\n\n".join("\n".join(s) for s in sections) + "\n", encoding="utf-8")
 
 
@@ -104,7 +108,8 @@ def make_fleet(
     create_network: bool = True,
     proxied: bool = True,
 ) -> Fleet:
-    """services: {name: {"variant": ..., "delay_s": ...}}; every service gets a free host port."""
+    """services: {name: {"variant": ..., "delay_s": ..., other keys of services.<name>, e.g. "depends_on"}}
+    ("health" is merged into the fleet's fast health settings); every service gets a free host port."""
     root.mkdir(parents=True, exist_ok=True)
     fleet = Fleet(root=root, project=project, docker_host=docker_host)
     for name, spec in services.items():
@@ -113,6 +118,9 @@ def make_fleet(
             delay_s=float(spec.get("delay_s", 0.0)),
         )  # fmt: skip
         fleet.ports[name] = free_port()
+        fleet.settings[name] = {
+            key: value for key, value in spec.items() if key not in ("variant", "delay_s")
+        }
     write_manifest(fleet, max_parallel=max_parallel, project=project_settings, proxied=proxied)
     if create_network:
         docker(docker_host, "network", "create", fleet.network, timeout=60, check=True)
