@@ -236,6 +236,8 @@ class Run:
         # As the job's timeout-minutes: the leg's own deadline comes first and its cleanup runs before this.
         minutes = float(self.resolved["project"]["deploy_timeout_minutes"]) + JOB_MARGIN_MINUTES
         timeout_s = 60.0 * minutes
+        # The plan's `needs`, the selected dependencies; one with no leg (unchanged on a push) is met.
+        planned = self.document["services"] if self.document else []
         pool = LegPool(
             self.legs,
             self.leg_argv,
@@ -243,6 +245,7 @@ class Run:
             self.max_parallel,
             fail_fast=self.options.fail_fast,
             cwd=self.root,
+            depends_on={item["service"]: item["needs"] for item in planned},
         )
         self.reporter.begin(self.legs)
         try:
