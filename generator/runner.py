@@ -14,7 +14,8 @@ from typing import Any, TextIO
 
 from generator.dryrun import print_dry_run
 from generator.errors import ExitCode, WfgenError
-from generator.legs import Interrupts, Leg, LegPool, write_never_started
+from generator.interrupts import Interrupts
+from generator.legs import Leg, LegPool, write_never_started
 from generator.manifest import load_manifest
 from generator.progress import Reporter, make_reporter
 from generator.resolve import resolve_manifest

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from generator.errors import ExitCode
-from generator.legs import Interrupts
+from generator.interrupts import Interrupts
 from generator.steps import JOBS
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # the folder that holds `generator/`

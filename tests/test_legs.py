@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from generator.legs import Interrupts, Leg, LegPool
+from generator.legs import Leg, LegPool
 from generator.steps.steplib import parse_iso, read_json
 from tests.support.fleet import max_overlap
 from tests.support.stepscripts import PACKAGE_ROOT
@@ -201,13 +201,3 @@ def test_cancel_while_legs_wait_for_dependencies(tmp_path: Path) -> None:
     for leg in pool.legs[1:3]:
         assert leg.proc is None and leg.message == "not started: the run was interrupted"
         assert (read_json(leg.status_path) or {}).get("result") == "cancelled"
-
-
-def test_interrupts_count_signals_and_restore_handlers() -> None:
-    before = signal.getsignal(signal.SIGINT)
-    with Interrupts() as interrupts:
-        os.kill(os.getpid(), signal.SIGINT)
-        assert interrupts.requested and not interrupts.kill_requested
-        os.kill(os.getpid(), signal.SIGTERM)
-        assert interrupts.kill_requested
-    assert signal.getsignal(signal.SIGINT) is before
