@@ -140,6 +140,12 @@ def child_env(environ: Mapping[str, str], options: DeployOptions) -> dict[str, s
     return env
 
 
+def deploy_argv(leg: Leg, manifest: Path, repo_root: Path) -> list[str]:
+    """The deploy job's step for one leg, with the resolved manifest this run wrote."""
+    args = ["--service", leg.service, "--branch", leg.branch, "--status-file", str(leg.status_path)]
+    return step_argv("deploy_service", *args, "--manifest", str(manifest), "--repo-root", str(repo_root))
+
+
 class Run:
     """One run folder: infrastructure check, the deploy legs, run.json and summary.md."""
 
@@ -285,19 +291,7 @@ class Run:
                 leg.result, leg.message = "cancelled", "did not exit after SIGKILL"
 
     def leg_argv(self, leg: Leg) -> list[str]:
-        args = [
-            "--service",
-            leg.service,
-            "--branch",
-            self.branch,
-            "--status-file",
-            str(leg.status_path),
-            "--manifest",
-            str(self.dir / "manifest.json"),
-            "--repo-root",
-            str(self.root),
-        ]
-        return step_argv("deploy_service", *args)
+        return deploy_argv(leg, self.dir / "manifest.json", self.root)
 
     def finish(self) -> int:
         interrupted = self.interrupts.requested
