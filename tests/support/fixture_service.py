@@ -24,8 +24,9 @@ def git(repo: Path, *args: str, timeout: float = 60) -> str:
     return proc.stdout.strip()
 
 
-def dockerfile(variant: str, port: int, delay_s: float) -> str:
-    """The Dockerfile text for a variant (see VARIANTS)."""
+def dockerfile(variant: str, port: int, delay_s: float, build_s: float = 0.0) -> str:
+    """The Dockerfile text for a variant (see VARIANTS); `build_s`: a build step that takes that long, run
+    again whenever www/ changes (a new marker), like a real build after a commit."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; expected one of {VARIANTS}")
     if variant == "bad_dockerfile":
@@ -43,7 +44,8 @@ def dockerfile(variant: str, port: int, delay_s: float) -> str:
             cmd = ["/bin/busybox", "sh", "-c", f"/bin/busybox sleep {delay_s:g}; {serve}"]
         else:
             cmd = ["/bin/busybox", "httpd", "-f", "-p", str(port), "-h", "/www"]
-    return f"FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\nEXPOSE {port}\nCMD {json.dumps(cmd)}\n"
+    build = f'RUN ["/bin/busybox", "sleep", "{build_s:g}"]\n' if build_s > 0 else ""
+    return f"FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\n{build}EXPOSE {port}\nCMD {json.dumps(cmd)}\n"
 
 
 @dataclass
@@ -56,6 +58,7 @@ class ServiceRepo:
     variant: str
     delay_s: float
     branch: str
+    build_s: float = 0.0
 
     @property
     def url(self) -> str:
@@ -66,7 +69,7 @@ class ServiceRepo:
         return git(self.path, "rev-parse", "HEAD")
 
     def _write_tree(self) -> None:
-        (self.path / "Dockerfile").write_text(dockerfile(self.variant, self.port, self.delay_s))
+        (self.path / "Dockerfile").write_text(dockerfile(self.variant, self.port, self.delay_s, self.build_s))
         www = self.path / "www"
         www.mkdir(exist_ok=True)
         (www / "index.html").write_text(f"<h1>{self.name}</h1>\n")
@@ -115,6 +118,7 @@ def make_service_repo(
     port: int = 3000,
     delay_s: float = 0.0,
     branch: str = "main",
+    build_s: float = 0.0,
 ) -> ServiceRepo:
     """Create root/name with one commit on main (and on `branch`, checked out, when different)."""
     if not BUSYBOX.is_file():
@@ -126,7 +130,9 @@ def make_service_repo(
     init_repo(path)
     shutil.copy2(BUSYBOX, path / "busybox")
     (path / ".dockerignore").write_text(".git\n")
-    repo = ServiceRepo(name=name, path=path, port=port, variant=variant, delay_s=delay_s, branch=branch)
+    repo = ServiceRepo(
+        name=name, path=path, port=port, variant=variant, delay_s=delay_s, branch=branch, build_s=build_s
+    )
     repo._write_tree()
     repo._commit(f"{name}: initial ({variant})")
     if branch != "main":

@@ -21,6 +21,7 @@ from tests.support.ports import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONTAINER_PORT = 3000
+FIXTURE_KEYS = ("variant", "delay_s", "build_s")  # of the fixture service; other keys go to services.toml
 
 
 @dataclass
@@ -108,19 +109,18 @@ def make_fleet(
     create_network: bool = True,
     proxied: bool = True,
 ) -> Fleet:
-    """services: {name: {"variant": ..., "delay_s": ..., other keys of services.<name>, e.g. "depends_on"}}
-    ("health" is merged into the fleet's fast health settings); every service gets a free host port."""
+    """services: {name: spec}; a spec holds the fixture's "variant", "delay_s" and "build_s", and other keys
+    of services.<name> ("depends_on"; "health" is merged into the fleet's fast health settings). Every
+    service gets a free host port."""
     root.mkdir(parents=True, exist_ok=True)
     fleet = Fleet(root=root, project=project, docker_host=docker_host)
     for name, spec in services.items():
         fleet.repos[name] = make_service_repo(
             root / "repos", name, variant=spec.get("variant", "ok"), port=CONTAINER_PORT,
-            delay_s=float(spec.get("delay_s", 0.0)),
+            delay_s=float(spec.get("delay_s", 0.0)), build_s=float(spec.get("build_s", 0.0)),
         )  # fmt: skip
         fleet.ports[name] = free_port()
-        fleet.settings[name] = {
-            key: value for key, value in spec.items() if key not in ("variant", "delay_s")
-        }
+        fleet.settings[name] = {key: value for key, value in spec.items() if key not in FIXTURE_KEYS}
     write_manifest(fleet, max_parallel=max_parallel, project=project_settings, proxied=proxied)
     if create_network:
         docker(docker_host, "network", "create", fleet.network, timeout=60, check=True)
