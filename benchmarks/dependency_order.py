@@ -144,11 +144,16 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         print(f"{index:>4} {g['wall']:>7.2f}s {w['wall']:>7.2f}s {w['wall'] - g['wall']:>7.2f}s"
               f" {w['wall'] / g['wall']:>12.2f}x {bound:>10.2f}s {g['wall'] - bound:>12.2f}s"
               f" {wave_bound(w['durations']):>10.2f}s")  # fmt: skip
-    g_med = statistics.median(row["greedy"]["wall"] for row in rows)
-    w_med = statistics.median(row["waves"]["wall"] for row in rows)
-    bound_med = statistics.median(critical_path(row["greedy"]["durations"]) for row in rows)
-    print(f" med {g_med:>7.2f}s {w_med:>7.2f}s {w_med - g_med:>7.2f}s {w_med / g_med:>12.2f}x"
-          f" {bound_med:>10.2f}s {g_med - bound_med:>12.2f}s")  # fmt: skip
+
+    def median(column: Any) -> float:
+        return statistics.median(column(row["greedy"], row["waves"]) for row in rows)
+
+    g_med, w_med = median(lambda g, w: g["wall"]), median(lambda g, w: w["wall"])
+    bound_med = median(lambda g, w: critical_path(g["durations"]))
+    print(f" med {g_med:>7.2f}s {w_med:>7.2f}s {median(lambda g, w: w['wall'] - g['wall']):>7.2f}s"
+          f" {median(lambda g, w: w['wall'] / g['wall']):>12.2f}x {bound_med:>10.2f}s"
+          f" {median(lambda g, w: g['wall'] - critical_path(g['durations'])):>12.2f}s"
+          f" {median(lambda g, w: wave_bound(w['durations'])):>10.2f}s")  # fmt: skip
 
 
 def print_spans(row: dict[str, Any]) -> None:
