@@ -39,7 +39,12 @@ from generator.steps.target import CommandFailed, TargetError
 
 POLL_S = 0.2
 CANCEL_GRACE_S = 60.0
-_DROP_ENV = ("GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY", "WFGEN_SERVICES", "WFGEN_SERVICE", "WFGEN_STATUS_FILE")
+_DROP_ENV = (
+    # The workflow's own inputs: a value left in the shell must not reach a local step (a stale WFGEN_PLAN
+    # would gate a leg on reports of another run).
+    "GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY", "WFGEN_SERVICES", "WFGEN_SERVICE", "WFGEN_STATUS_FILE",
+    "WFGEN_PLAN", "WFGEN_DEPENDENCY_DIR", "WFGEN_EVENT",
+)  # fmt: skip
 
 
 class RunnerError(WfgenError):

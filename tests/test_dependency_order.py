@@ -21,7 +21,9 @@ def test_a_failed_dependency_skips_its_dependents_and_leaves_the_rest_serving(
     tmp_path: Path, docker_host: str, docker_project: str
 ) -> None:
     fleet = make_fleet(tmp_path / "fleet", docker_project, docker_host, CHAIN, max_parallel=3)
-    done = fleet.wfgen("deploy", "all", "main")
+    # The workflow's gate inputs left in a shell must not reach the local legs (they would fail them).
+    stale = {"WFGEN_PLAN": "{}", "WFGEN_DEPENDENCY_DIR": str(tmp_path)}
+    done = fleet.wfgen("deploy", "all", "main", **stale)
     assert done.returncode == 1, done.stdout + done.stderr
     run = fleet.last_run()
     results = {name: (item["result"], item["message"]) for name, item in run["services"].items()}
