@@ -31,7 +31,7 @@ from generator.runlog import (
     write_run,
 )
 from generator.steprun import run_step, step_argv
-from generator.steps import config, deployment_summary, plan, prepare
+from generator.steps import config, deployment_summary, handoff, plan, prepare
 from generator.steps.check_infrastructure import secret_flags
 from generator.steps.deployment import JOB_MARGIN_MINUTES
 from generator.steps.steplib import RESULTS_OK, UsageError, now_iso, write_json_atomic
@@ -233,7 +233,7 @@ class Run:
             return False
         self.reporter.block("plan", plan.text(self.document))
         (self.dir / "plan.json").write_text(json.dumps(self.document, indent=2) + "\n", encoding="utf-8")
-        for name, status in plan.without_legs(self.document).items():
+        for name, status in handoff.without_legs(self.document).items():
             write_json_atomic(self.dir / f"{name}.json", status)
         self.legs = [leg for leg in self.legs if leg.service in self.document["legs"]]
         self.save(state="running")

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from generator.steps import steplib
+from generator.steps import handoff, steplib
 from tests.support.github_output import output_values
 from tests.support.manifests import FLEET, fleet_services, manifest_toml, write_resolved_manifest
 from tests.support.stepscripts import run_step
@@ -420,7 +420,7 @@ def test_a_skipped_dependent_is_counted_apart_and_fails_the_run(
 def test_a_service_the_plan_gave_no_leg_is_unchanged(
     tmp_path: Path, manifest: Path, status_dir: Path
 ) -> None:
-    write_status(status_dir, status("chat-service"))
+    write_status(status_dir, status("chat-service", plan_id="5eed5eed5eed5eed"))
     services = [
         {"service": "auth-service", "verdict": "unchanged", "reason": "faf10ca runs already", "running": COMMIT,
          "desired": COMMIT, "changes": [], "wave": 1, "needs": [], "outside": []},
@@ -428,12 +428,28 @@ def test_a_service_the_plan_gave_no_leg_is_unchanged(
          "desired": COMMIT, "changes": ["9f1c2ab chat: typing"], "wave": 2, "needs": ["auth-service"],
          "outside": []},
     ]  # fmt: skip
-    plan = {"branch": "main", "force_rebuild": False, "event": "push", "legs": ["chat-service"],
-            "waves": [[], ["chat-service"]], "services": services}  # fmt: skip
+    plan = {"id": "5eed5eed5eed5eed", "branch": "main", "force_rebuild": False, "event": "push",
+            "legs": ["chat-service"], "waves": [[], ["chat-service"]], "services": services}  # fmt: skip
     selected = ["auth-service", "chat-service"]
-    result = summarize(tmp_path, manifest, status_dir, selected, WFGEN_PLAN=json.dumps(plan))
+    result = summarize(tmp_path, manifest, status_dir, selected, WFGEN_PLAN=handoff.encode(plan))
     assert result.returncode == 0, result.stderr
     markdown = summary_md(tmp_path)
     assert markdown.startswith("## ✅ 2/2 services deployed (1 unchanged)")
     assert table_rows(markdown)["auth-service"][1] == "♻️ unchanged"
     assert table_rows(markdown)["auth-service"][4] == f"{COMMIT[:7]} runs already; no deploy job"
+
+
+def test_a_report_of_another_attempt_is_not_news_and_a_bad_plan_is_said(
+    tmp_path: Path, manifest: Path, status_dir: Path
+) -> None:
+    write_status(status_dir, status("auth-service", plan_id="0ld0ld0ld0ld0ld0"))  # before "Re-run all jobs"
+    plan = {"id": "5eed5eed5eed5eed", "branch": "main", "legs": ["auth-service"],
+            "services": [{"service": "auth-service", "running": None, "needs": []}]}  # fmt: skip
+    result = summarize(tmp_path, manifest, status_dir, ["auth-service"], WFGEN_PLAN=handoff.encode(plan))
+    assert result.returncode == 1
+    assert table_rows(summary_md(tmp_path))["auth-service"][4] == "no status file"
+    write_status(status_dir, status("auth-service"))
+    broken = summarize(tmp_path, manifest, status_dir, ["auth-service"], WFGEN_PLAN="zz")
+    assert broken.returncode == 0, broken.stderr  # the report is still written
+    assert "WFGEN_PLAN: not the plan of this run" in broken.stderr
+    assert summary_md(tmp_path).split("## ")[-1].startswith("✅ 1/1 service deployed")  # appended

@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 
-from generator.steps import changes
+from generator.steps import changes, handoff
 from generator.steps import plan as steps_plan
-from generator.steps.steplib import UsageError
 from tests.support.fixture_service import git
 from tests.support.fleet import make_fleet
 from tests.support.manifests import resolved_view, toml_table
@@ -79,7 +78,7 @@ def test_a_force_push_is_compared_with_what_runs_not_with_the_last_push(mono: Mo
     web = document["services"][1]
     assert (web["running"], web["desired"]) == (deployed, rewritten)
     assert web["changes"] == [
-        f"{deployed[:7]} is not an ancestor of {rewritten[:7]} here (history rewritten?)"
+        f"{deployed[:7]} is not an ancestor of {rewritten[:7]} (history rewritten, or another branch)"
     ]
 
 
@@ -159,20 +158,23 @@ def test_a_push_gives_legs_only_to_what_differs_and_outputs_every_wave() -> None
     assert document["waves"] == [[], ["api"], ["web"]]
     outputs = steps_plan.job_outputs(document)
     assert outputs["count"] == "2"
-    assert {k: v for k, v in outputs.items() if k != "plan"} == {
+    assert {k: v for k, v in outputs.items() if k not in ("plan", "plan-id")} == {
         "count": "2", "wave-1": "[]", "count-1": "0", "wave-2": '["api"]', "count-2": "1",
         "wave-3": '["web"]', "count-3": "1",
     }  # fmt: skip
-    assert steps_plan.parse_document(outputs["plan"])["legs"] == document["legs"]
-    unchanged = steps_plan.without_legs(document)
+    assert outputs["plan-id"] == document["id"] and len(document["id"]) == 16
+    assert handoff.decode(outputs["plan"])["legs"] == document["legs"]
+    unchanged = handoff.without_legs(document)
     assert list(unchanged) == ["db-migrate"]
     assert unchanged["db-migrate"]["result"] == "unchanged"
     assert unchanged["db-migrate"]["message"] == "aaaaaaa runs already; no deploy job"
-    # Later jobs get names, commits and numbers only: a commit subject or error may hold a secret's value.
-    passed_on = json.loads(outputs["plan"])["services"]
-    assert {key for item in passed_on for key in item} == set(steps_plan.FOR_JOBS)
+    assert unchanged["db-migrate"]["plan_id"] == document["id"]
+    # Later jobs get names and commits only, hex-encoded: no word a secret could be ("deploy") is in it.
+    assert set(outputs["plan"]) <= set("0123456789abcdef")
+    passed_on = handoff.decode(outputs["plan"])["services"]
+    assert {key for item in passed_on for key in item} == set(handoff.FIELDS)
     dispatch = steps_plan.make_document(monorepo_view(), found, "main", False, "workflow_dispatch")
-    assert dispatch["legs"] == ["db-migrate", "api", "web"] and steps_plan.without_legs(dispatch) == {}
+    assert dispatch["legs"] == ["db-migrate", "api", "web"] and handoff.without_legs(dispatch) == {}
 
 
 def test_nothing_to_deploy_and_dependencies_outside_the_selection_are_said() -> None:
@@ -189,9 +191,3 @@ def test_commit_subjects_cannot_break_the_markdown_table() -> None:
     row = next(line for line in steps_plan.markdown(document).splitlines() if line.startswith("| api"))
     assert row.count(" | ") == 4  # five cells, whatever the subject holds
     assert "<b>" not in row
-
-
-@pytest.mark.parametrize("text", ["", "[]", "{}", '{"services": [1], "legs": [], "waves": []}', "nope"])
-def test_a_plan_that_is_not_one_is_refused(text: str) -> None:
-    with pytest.raises(UsageError, match="WFGEN_PLAN: not a plan written by plan.py"):
-        steps_plan.parse_document(text)

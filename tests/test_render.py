@@ -318,6 +318,7 @@ def test_secrets_reach_the_jobs_that_need_them_through_env(name: str) -> None:
         "WFGEN_BRANCH": "${{ needs.prepare.outputs.branch }}",
         "WFGEN_FORCE_REBUILD": "${{ needs.prepare.outputs.force_rebuild }}",
         "WFGEN_STATUS_FILE": "wfgen-status/${{ matrix.service }}.json",
+        "WFGEN_PLAN_ID": "${{ needs.check-infrastructure.outputs.plan-id }}",  # stamped on the leg's report
         **({"WFGEN_REPO_ROOT": "wfgen-source"} if any(s["path"] for s in data["services"].values()) else {}),
     }
     for job in ("prepare", "deployment-summary"):

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from . import config, order, source, steplib
+from . import config, handoff, order, source, steplib
 from .deployment import Deployment, Settings, hold_signals
 from .target import Target, open_target
 
@@ -54,7 +54,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--repo-root", default=env("WFGEN_REPO_ROOT", "."), help="checkout for 'path' services"
     )
-    parser.add_argument("--plan", default=env("WFGEN_PLAN"), help="the run's plan JSON (env WFGEN_PLAN)")
+    parser.add_argument(
+        "--plan-id",
+        default=env("WFGEN_PLAN_ID"),
+        help="the run's plan, stamped on the report (env WFGEN_PLAN_ID)",
+    )
+    parser.add_argument(
+        "--plan", default=env("WFGEN_PLAN"), help="the run's plan, from plan.py (env WFGEN_PLAN)"
+    )
     parser.add_argument(
         "--dependency-dir",
         default=env("WFGEN_DEPENDENCY_DIR"),
@@ -94,9 +101,14 @@ def settings_from(args: argparse.Namespace, manifest: config.Manifest) -> Settin
 
 def unmet_dependencies(args: argparse.Namespace, service: str) -> str | None:
     """'dependency auth-service failed' when an earlier wave did not deploy what this service needs."""
-    if not args.plan or not args.dependency_dir:
+    if not args.dependency_dir:  # the first wave, or a local run: the runner orders the legs itself
         return None
-    results = order.dependency_results(args.plan, service, Path(args.dependency_dir))
+    if not args.plan:
+        raise steplib.UsageError(
+            "WFGEN_PLAN is empty: the plan job's output did not reach this leg, so its dependencies "
+            "cannot be checked (GitHub drops an output that holds a secret's value)"
+        )
+    results = order.dependency_results(handoff.decode(args.plan), service, Path(args.dependency_dir))
     problems = order.unmet(list(results), results)
     return order.describe_unmet(problems) if problems else None
 
@@ -122,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     name = settings.service.name
     status_path = args.status_file or f"wfgen-status/{name}.json"
     try:
-        status = steplib.StatusFile(status_path, name, settings.branch)
+        status = steplib.StatusFile(status_path, name, settings.branch, plan_id=args.plan_id or None)
     except OSError as exc:
         steplib.error(name, f"--status-file {status_path}: cannot write ({exc.strerror}: {exc.filename})")
         return steplib.Exit.USAGE

@@ -10,10 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from . import changes, config, order, prepare, steplib
+from . import changes, config, handoff, order, prepare, steplib
 from .target import CommandFailed, LocalTarget, TargetError, open_target
 
 SUBJECT = "plan"
@@ -49,6 +50,7 @@ def make_document(
     legs = [a.service for a in found if event != "push" or a.verdict != "unchanged"]
     graph = {name: service.depends_on for name, service in manifest.services.items()}
     return {
+        "id": secrets.token_hex(8),  # stamped on every report of this run: a re-run's own are told apart
         "branch": branch,
         "force_rebuild": force,
         "event": event,
@@ -58,48 +60,17 @@ def make_document(
     }
 
 
-# What the later jobs get of each service: names, commits and numbers only. GitHub drops a job output that
-# contains the value of any secret, and a commit subject or an error message may well contain "deploy" or
-# "ubuntu", a common VPS_USER; the full table is in this job's summary.
-FOR_JOBS = ("service", "verdict", "running", "desired", "wave", "needs", "outside")
-
-
 def job_outputs(document: Mapping[str, Any]) -> dict[str, str]:
     """`plan`, `count`, and `wave-N` / `count-N` for each wave of the manifest (one deploy job each)."""
-    services = [{key: item[key] for key in FOR_JOBS} for item in document["services"]]
-    outputs = {"plan": _compact({**document, "services": services}), "count": str(len(document["legs"]))}
+    outputs = {
+        "plan": handoff.encode(document),
+        "plan-id": document["id"],
+        "count": str(len(document["legs"])),
+    }
     for number, wave in enumerate(document["waves"], start=1):
         outputs[f"wave-{number}"] = _compact(wave)
         outputs[f"count-{number}"] = str(len(wave))
     return outputs
-
-
-def parse_document(text: str) -> dict[str, Any]:
-    """The plan a job passed on (WFGEN_PLAN); UsageError when it is not one."""
-    try:
-        document = json.loads(text)
-        ok = isinstance(document, dict) and all(
-            isinstance(item, dict) and isinstance(item.get("service"), str) for item in document["services"]
-        )
-        ok = ok and isinstance(document["legs"], list) and isinstance(document["waves"], list)
-    except (ValueError, KeyError, TypeError):
-        ok = False
-    if not ok:
-        raise steplib.UsageError("WFGEN_PLAN: not a plan written by plan.py")
-    return dict(document)
-
-
-def without_legs(document: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """A status report for each service the plan gave no deploy job (a push where it runs already)."""
-    reports = {}
-    for item in document["services"]:
-        name = item["service"]
-        if name in document["legs"]:
-            continue
-        message = f"{changes.short(item['running'])} runs already; no deploy job"
-        reports[name] = steplib.status_record(name, document["branch"], result="unchanged", phase="done",
-                                              commit=item["running"], message=message)  # fmt: skip
-    return reports
 
 
 def _compact(value: object) -> str:

@@ -21,6 +21,11 @@ class SourceError(Exception):
     """The source cannot be fetched; the message is one line without credentials."""
 
 
+def is_commit(text: str) -> bool:
+    """A full commit id, as a container's wfgen.commit label should hold (labels are not trusted input)."""
+    return bool(_SHA.match(text))
+
+
 def check_ref(ref: str) -> str:
     """Reject what git would not take as a branch name (and anything that could pass as an option)."""
     if not steplib.is_safe_git_ref(ref):
@@ -95,7 +100,7 @@ def forget_origin(host: Target, dest: str, url: str) -> None:
         raise SourceError(f"cannot remove the origin URL from the clone: {_detail(result.stderr, url)}")
 
 
-def _git(repo_root: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run_git(repo_root: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(
             ["git", "-C", repo_root, *args], capture_output=True, text=True, timeout=timeout, check=False
@@ -111,13 +116,13 @@ def local_commit(repo_root: str, ref: str, paths: tuple[str, ...]) -> tuple[str,
     refs/remotes/origin/B. The content of the first path is the same at both commits."""
     tip = ""
     for name in (f"refs/heads/{ref}", f"refs/remotes/origin/{ref}"):
-        found = _git(repo_root, "rev-parse", "--verify", "--quiet", f"{name}^{{commit}}")
+        found = run_git(repo_root, "rev-parse", "--verify", "--quiet", f"{name}^{{commit}}")
         if found.returncode == 0 and _SHA.match(found.stdout.strip()):
             tip = found.stdout.strip()
             break
     if not tip:
         raise SourceError(f"branch {ref!r} not found in the checkout at {repo_root} (local or origin)")
-    touched = _git(repo_root, "rev-list", "-1", tip, "--", *paths)
+    touched = run_git(repo_root, "rev-list", "-1", tip, "--", *paths)
     commit = touched.stdout.strip()
     if touched.returncode != 0 or not _SHA.match(commit):
         raise SourceError(f"{paths[0]!r} has no commits on {ref!r} in {repo_root}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from generator.steps import handoff
 from tests.support.stepscripts import run_step
 
 
@@ -23,7 +24,7 @@ def job_summary(run: dict[str, object], tmp_path: Path, **env: str) -> str:
     target.unlink(missing_ok=True)
     env = {"GITHUB_STEP_SUMMARY": str(target), "WFGEN_SELECTED": json.dumps(list(services)), **env}
     if (run_dir / "plan.json").exists():  # as the workflow hands the summary job the plan job's output
-        env["WFGEN_PLAN"] = (run_dir / "plan.json").read_text(encoding="utf-8")
+        env["WFGEN_PLAN"] = handoff.encode(json.loads((run_dir / "plan.json").read_text(encoding="utf-8")))
     run_step(
         "deployment_summary",
         "--manifest",

@@ -94,17 +94,22 @@ def desired_commit(
     try:
         return source.head_commit(service, ref, repo_root, builder, LOOKUP_TIMEOUT_S), None
     except source.SourceError as exc:
-        return None, str(exc)
+        return None, builder.redact(str(exc))
 
 
 def change_log(service: config.Service, repo_root: str, running: str, desired: str) -> tuple[str, ...]:
     """The commits between the running and the desired version that touch a folder service, newest first."""
-    if not service.path or running == desired:
+    if not service.path or running == desired or not source.is_commit(running):
         return ()
-    rewritten = (f"{short(running)} is not an ancestor of {short(desired)} here (history rewritten?)",)
     ancestry = _git(repo_root, "merge-base", "--is-ancestor", running, desired)
-    if ancestry is None or ancestry.returncode != 0:  # unknown here, or left behind by a force-push
-        return rewritten if ancestry is not None else ()
+    if ancestry is None:
+        return ()
+    if ancestry.returncode == 1:  # left behind by a force-push, or deployed from another branch
+        return (
+            f"{short(running)} is not an ancestor of {short(desired)} (history rewritten, or another branch)",
+        )
+    if ancestry.returncode != 0:
+        return (f"{short(running)} is not in this checkout's history",)
     found = _git(repo_root, "log", f"--max-count={LOG_LINES + 1}", "--format=%h %s", f"{running}..{desired}",
                  "--", service.path, *service.paths)  # fmt: skip
     if found is None or found.returncode != 0:
@@ -115,9 +120,8 @@ def change_log(service: config.Service, repo_root: str, running: str, desired: s
 
 def _git(repo_root: str, *args: str) -> subprocess.CompletedProcess[str] | None:
     try:
-        return subprocess.run(["git", "-C", repo_root, *args], capture_output=True, text=True, timeout=30,
-                              check=False, stdin=subprocess.DEVNULL)  # fmt: skip
-    except (OSError, subprocess.TimeoutExpired):
+        return source.run_git(repo_root, *args, timeout=30)
+    except source.SourceError:
         return None
 
 
@@ -149,7 +153,7 @@ def judge(
 ) -> tuple[str, str]:
     """(verdict, reason)."""
     if now is None:
-        return "new", "nothing runs yet"
+        return "new", f"nothing runs yet ({problem})" if problem else "nothing runs yet"
     if problem:
         return "deploy", problem
     if force:

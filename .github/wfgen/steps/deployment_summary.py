@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import config, plan, steplib
+from . import config, handoff, steplib
 
 MAX_DEPTH = 3
 MAX_FILES = 2000
@@ -164,6 +164,11 @@ def find_status_files(root: Path) -> dict[str, tuple[Path, dict[str, Any] | None
     if seen >= MAX_FILES:
         steplib.error("deployment-summary", f"{root}: stopped after {MAX_FILES} status files")
     return found
+
+
+def this_plan(status: dict[str, Any] | None, plan_id: str) -> bool:
+    """False for the report of another plan: an earlier attempt of the run, before "Re-run all jobs"."""
+    return status is None or status.get("plan_id") in (None, plan_id)
 
 
 def load_status(path: Path) -> dict[str, Any] | None:
@@ -361,9 +366,14 @@ def run(args: argparse.Namespace) -> int:
         found = find_status_files(root)
     else:
         steplib.error("deployment-summary", f"{root}: status folder not found; no leg reported")
-    document = plan.parse_document(args.plan) if args.plan else None
+    document = None
+    try:
+        document = handoff.decode(args.plan) if args.plan else None
+    except steplib.UsageError as exc:  # the report still helps: said, then left out
+        steplib.error("deployment-summary", f"{exc}; services without a deploy job show no report")
     if document:
-        for name, status in plan.without_legs(document).items():
+        found = {name: item for name, item in found.items() if this_plan(item[1], document["id"])}
+        for name, status in handoff.without_legs(document).items():
             found.setdefault(name, (Path(f"{name}.json"), status))
     report = build_report(selected, found, list(manifest.services), args.check_result)
     text = markdown(report)

@@ -8,9 +8,9 @@ acyclic before anything here runs.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from .steplib import RESULTS_OK, UsageError, read_json
 
@@ -64,21 +64,20 @@ def describe_unmet(problems: list[tuple[str, str]]) -> str:
     )
 
 
-def dependency_results(plan_json: str, service: str, folder: Path) -> dict[str, str | None]:
+def dependency_results(plan: Mapping[str, Any], service: str, folder: Path) -> dict[str, str | None]:
     """The results of `service`'s selected dependencies, from the plan (`unchanged` when the plan gave a
-    dependency no deploy job) and the status reports of the earlier waves in `folder`."""
-    try:
-        plan = json.loads(plan_json)
-        item = next(entry for entry in plan["services"] if entry["service"] == service)
-        needs, legs = list(item["needs"]), set(plan["legs"])
-    except (ValueError, KeyError, TypeError, StopIteration):
-        raise UsageError(f"WFGEN_PLAN: not the plan of this run, or {service!r} is not in it") from None
+    dependency no deploy job) and this run's reports of the earlier waves in `folder`: a report of another
+    plan (an earlier attempt, before "Re-run all jobs") does not count."""
+    item = next((entry for entry in plan["services"] if entry["service"] == service), None)
+    if item is None:
+        raise UsageError(f"WFGEN_PLAN: {service!r} is not in the plan of this run")
     results: dict[str, str | None] = {}
-    for name in needs:
-        if name not in legs:
+    for name in item["needs"]:
+        if name not in plan["legs"]:
             results[name] = "unchanged"
             continue
         status = read_json(folder / f"{name}.json")
-        found = status.get("result") if status and status.get("service") == name else None
+        ours = status is not None and status.get("service") == name and status.get("plan_id") == plan["id"]
+        found = status.get("result") if ours and status else None
         results[name] = found if isinstance(found, str) else None
     return results

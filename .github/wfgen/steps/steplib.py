@@ -232,6 +232,7 @@ def status_record(service: str, branch: str, **fields: Any) -> dict[str, Any]:
         "previous_image": None,
         "message": "",
         "log_path": None,
+        "plan_id": None,
         "phases": [],
     }
     unknown = sorted(fields.keys() - record.keys())
@@ -254,13 +255,21 @@ def as_seconds(value: Any) -> float | None:
 class StatusFile:
     """The per-service status JSON, rewritten atomically at every phase change."""
 
-    def __init__(self, path: str | os.PathLike[str], service: str, branch: str, log_path: str | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        service: str,
+        branch: str,
+        log_path: str | None = None,
+        plan_id: str | None = None,
+    ):
         self.path = Path(path)
         started = now_iso()
         first = [{"phase": "lock", "at": started}]
         self.data = status_record(
-            service, branch, started_at=started, message="starting", log_path=log_path, phases=first
-        )
+            service, branch, started_at=started, message="starting", log_path=log_path, phases=first,
+            plan_id=plan_id,
+        )  # fmt: skip
         self._save()
 
     def update(self, *, phase: str | None = None, **fields: Any) -> None:
