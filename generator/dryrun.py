@@ -18,12 +18,11 @@ LOOKUP_TIMEOUT_S = 10.0
 
 
 def describe_target(target: config.Target, env: Mapping[str, str]) -> str:
-    """`local Docker (unix:///...)` or `ssh deploy@203.0.113.5:22`; names stand in for unset values."""
+    """`local Docker (unix:///...)` or `ssh $VPS_USER@$VPS_HOST:22`: the host and user are secrets, so their
+    variables stand in for them, as in the step scripts' logs."""
     if target.kind == "local":
         return f"local Docker ({env.get('DOCKER_HOST') or 'default socket'})"
-    user = env.get(str(target.user_env)) or f"${target.user_env}"
-    host = env.get(str(target.host_env)) or f"${target.host_env}"
-    return f"ssh {user}@{host}:{target.port}"
+    return f"ssh ${target.user_env}@${target.host_env}:{target.port}"
 
 
 def lookup(service: config.Service, ref: str, root: Path) -> tuple[str | None, str | None]:

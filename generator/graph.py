@@ -86,7 +86,9 @@ def workflow_jobs(workflow: str) -> list[Job]:
     for job_id, job in jobs.items():
         needs = job.get("needs", [])
         needs = [needs] if isinstance(needs, str) else needs
-        found.append(Job(str(job_id), str(job.get("name", job_id)), tuple(str(need) for need in needs)))
+        # GitHub shows a matrix job once per leg, `${{ matrix.service }}` filled in; the graph has one node.
+        name = re.sub(r"\$\{\{\s*matrix\.service\s*\}\}", "each service", str(job.get("name", job_id)))
+        found.append(Job(str(job_id), name, tuple(str(need) for need in needs)))
     return found
 
 

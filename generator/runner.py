@@ -227,9 +227,11 @@ class Run:
             )  # fmt: skip
         except (TargetError, CommandFailed, OSError) as exc:
             self.message = f"plan: cannot read what runs: {exc}"
+        if self.interrupts.requested:  # Ctrl-C reaches the plan's git and docker too: not their failure
+            self.message = "interrupted"
+        if self.message or self.document is None:
             self.reporter.note("❌", "plan", self.message)
-            self.check_result = "failure"
-            self.never_start("skipped", self.message)
+            self.never_start("cancelled" if self.interrupts.requested else "skipped", self.message)
             return False
         self.reporter.block("plan", plan.text(self.document))
         (self.dir / "plan.json").write_text(json.dumps(self.document, indent=2) + "\n", encoding="utf-8")

@@ -97,7 +97,7 @@ def test_job_graph_without_dependencies_is_the_workflow_with_one_deploy_job() ->
     chart = job_flowchart(render(model)[DEPLOY_WORKFLOW], service_waves(model))
     assert EDGE.findall(chart) == workflow_edges(model)
     assert ("prepare", "check-infrastructure") in EDGE.findall(chart)
-    assert ("deploy-service", "Deploy ${{ matrix.service }}") in NODE.findall(chart)
+    assert ("deploy-service", "Deploy each service") in NODE.findall(chart)
     assert not any("wave" in job_id for job_id, _ in NODE.findall(chart))
 
 
@@ -123,7 +123,7 @@ def test_wave_jobs_list_their_services_and_other_jobs_do_not() -> None:
     assert chart == (
         "flowchart LR\n"
         '    plan["Plan"]\n'
-        '    deploy-wave-1["Deploy ${{ matrix.service }}<br/>auth, event"]\n'
+        '    deploy-wave-1["Deploy each service<br/>auth, event"]\n'
         '    deploy-wave-2["deploy-wave-2<br/>chat"]\n'
         '    deploy-wave-3["deploy-wave-3"]\n'
         '    deploy-wave-0["Not a wave"]\n'

@@ -133,7 +133,8 @@ def test_plan_over_ssh_reads_branch_heads_on_the_target(
     assert (chat["running"], chat["desired"], chat["changes"]) == (before, after, [])  # no log: not cheap
     unreachable = fleet.wfgen("plan", "all", "main", timeout=120, **{**env, "VPS_HOST": "127.0.0.2"})
     assert unreachable.returncode == 1
-    assert unreachable.stderr.startswith("plan: cannot read what runs on ssh ")
+    assert unreachable.stderr.startswith("plan: cannot read what runs on ssh $VPS_USER@$VPS_HOST:")
+    assert "127.0.0.2" not in unreachable.stderr, unreachable.stderr  # the host is a secret
 
 
 # --- the plan document, without a target ----------------------------------------------------------
