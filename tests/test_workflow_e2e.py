@@ -6,7 +6,6 @@ real Docker engine, and the services answer on their ports.
 
 from __future__ import annotations
 
-import json
 import secrets
 import shutil
 from collections.abc import Callable
@@ -15,6 +14,7 @@ from pathlib import Path
 from generator.manifest import load_manifest
 from generator.output import write_files
 from generator.render import render
+from generator.steps import handoff
 from tests.support.deploys import fetch
 from tests.support.docker import docker
 from tests.support.fixture_service import ServiceRepo, git, init_repo
@@ -97,8 +97,10 @@ def test_first_dispatch_deploys_all_then_a_broken_leg_fails_alone(
         check.step("Check the target").stdout + check.step("Check the target").stderr
     )
     assert first.name == "Deploy all from main"
-    plan = json.loads(check.outputs["plan"])
-    assert {item["service"]: item["verdict"] for item in plan["services"]} == dict.fromkeys(SECRET_ENV, "new")
+    plan = handoff.decode(check.outputs["plan"])  # hex: the ssh user "root" must not make GitHub drop it
+    assert plan["legs"] == list(SECRET_ENV) and plan["id"] == check.outputs["plan-id"]
+    verdicts = {line.split()[0]: line.split()[2] for line in check.step("Plan").stdout.splitlines()[1:4]}
+    assert verdicts == dict.fromkeys(SECRET_ENV, "new")
     assert (check.outputs["count"], check.outputs["wave-1"]) == ("3", '["api","notes","site"]')
     check_env = check.step("Check the target").env  # whether the secrets it checks are set, not their values
     assert "API_TOKEN" not in check_env and "GITHUB_TOKEN" not in check_env
