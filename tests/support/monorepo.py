@@ -70,8 +70,9 @@ def make_monorepo(
     target: Mapping[str, Any] | None = None,
     health: Mapping[str, float] = HEALTH,
 ) -> Monorepo:
-    """services: {name: {"depends_on": [...], "paths": [...], "delay_s": ...}}; `lib/` is there to share.
-    `target` adds to (or replaces) the local target's settings, e.g. an ssh target's."""
+    """services: {name: {"depends_on": [...], "paths": [...], "variant": ..., "delay_s": ...}} (variants as in
+    fixture_service.VARIANTS); `lib/` is there to share. `target` adds to (or replaces) the local target's
+    settings, e.g. an ssh target's."""
     if not BUSYBOX.is_file():
         skip_or_fail(f"{BUSYBOX} not found: apt-get install busybox-static")
     root.mkdir(parents=True, exist_ok=True)
@@ -93,7 +94,8 @@ def make_monorepo(
         (folder / "www").mkdir(parents=True)
         shutil.copy2(BUSYBOX, folder / "busybox")
         delay_s = float(spec.get("delay_s", 0.0))
-        (folder / "Dockerfile").write_text(dockerfile("ok", CONTAINER_PORT, delay_s), encoding="utf-8")
+        text = dockerfile(spec.get("variant", "ok"), CONTAINER_PORT, delay_s)
+        (folder / "Dockerfile").write_text(text, encoding="utf-8")
         (folder / "www" / "health").write_text("ok\n", encoding="utf-8")
         (folder / "www" / "index.html").write_text(f"<h1>{name}</h1>\n", encoding="utf-8")
         repo.ports[name] = free_port()

@@ -1,4 +1,4 @@
-"""What a workflow run leaves behind, read back: the legs' status reports and the summary's table."""
+"""What a workflow run leaves behind, read back: the legs' status reports, the plan's and the summary's table."""
 
 from __future__ import annotations
 
@@ -20,3 +20,12 @@ def summary_rows(markdown: str) -> dict[str, str]:
     heading = re.search(r"^## ", markdown, re.MULTILINE)
     assert heading, markdown
     return {match.group(1): match.group(2) for match in _ROW.finditer(markdown[heading.start() :])}
+
+
+def plan_rows(markdown: str) -> dict[str, str]:
+    """service -> "<emoji> <verdict>" from the plan's table, up to the next heading (the target checks)."""
+    heading = "### Deployment plan\n"
+    start = markdown.find(heading)
+    assert start >= 0, markdown
+    table = re.split(r"^#", markdown[start + len(heading) :], maxsplit=1, flags=re.MULTILINE)[0]
+    return {match.group(1): match.group(2) for match in _ROW.finditer(table)}
