@@ -354,6 +354,24 @@ def test_broken_health_keeps_previous_serving(
     assert_clean_failure(bench, docker_host, docker_project)
 
 
+def test_a_candidate_that_exits_at_once_fails_with_its_exit_code_and_logs(
+    bench: DeployBench, web: ServiceRepo, docker_project: str, docker_host: str
+) -> None:
+    """Gone before docker could show its port: the crash is the message, not `docker port`'s complaint."""
+    port = setup_local(bench, docker_project, web, deadline_s=4.0)
+    assert bench.deploy().returncode == 0
+    web.commit_variant("exits")
+    broken = bench.deploy()
+    assert (broken.returncode, broken.status["result"]) == (1, "failed"), broken.stdout + broken.stderr
+    # The restart policy may have started it again by the time it is inspected: the code is then 0.
+    crashed = r"container exited with code \d+ \(restarts: \d+\)"
+    message = f"candidate never became healthy: {crashed}; running container untouched"
+    assert re.fullmatch(message, broken.status["message"]), broken.status["message"]
+    assert "    | fixture: exiting on purpose" in broken.stdout.splitlines()
+    assert version(port) == "v1"
+    assert_clean_failure(bench, docker_host, docker_project)
+
+
 def test_a_deploy_killed_mid_cutover_leaves_its_rollback_point_for_the_next(
     bench: DeployBench, web: ServiceRepo, docker_project: str, docker_host: str
 ) -> None:

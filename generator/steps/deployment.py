@@ -222,9 +222,9 @@ class Deployment:
         self.phase("candidate", f"starting candidate {cut.name_candidate()}")
         env_file = self.put_env_file(env)
         cut.ensure_network()
-        url = cut.start_candidate(env_file)
-        self.phase("health", f"waiting for the candidate to answer {url}")
         try:
+            url = cut.start_candidate(env_file)
+            self.phase("health", f"waiting for the candidate to answer {url}")
             took = wait_healthy(
                 self.target,
                 url,

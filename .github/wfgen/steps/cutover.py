@@ -191,10 +191,14 @@ class Cutover:
         self.docker(
             "run", "-d", *self._run_args(self.candidate, f"127.0.0.1::{cport}", env_file, alias=False)
         )
-        mapped = self.docker("port", self.candidate, f"{cport}/tcp").splitlines()
+        shown = self.target.run(["docker", "port", self.candidate, f"{cport}/tcp"], timeout=60)
+        mapped = shown.stdout.strip().splitlines()
         host_port = mapped[0].rsplit(":", 1)[-1] if mapped else ""
         if not host_port.isdigit():
-            raise HealthFailed(f"docker assigned no host port to the candidate ({mapped!r})")
+            # A candidate that exited at once has no port left to show: its exit is the news, not docker's.
+            why = shown.stderr.strip() or repr(mapped)
+            problem = crash_reason(self.target, self.candidate)
+            raise HealthFailed(problem or f"docker assigned no host port to the candidate ({why})")
         return self.service.health_url(int(host_port))
 
     def candidate_logs(self, lines: int = 20) -> list[str]:
