@@ -158,6 +158,7 @@ def test_a_failed_dependency_skips_its_dependents_in_later_waves(
     assert {name: s["result"] for name, s in status.items()} == {
         "a": "deployed", "b": "failed", "c": "skipped", "d": "deployed",
     }  # fmt: skip
+    assert status["b"]["message"].startswith("candidate never became healthy: container exited with code")
     assert status["c"]["message"] == "dependency b failed"
     leg = run.leg("deploy-wave-3", service="c")
     assert leg.steps["Deploy c"] == "failure", run.report()
