@@ -317,7 +317,9 @@ class Simulator:
         outputs = {key: text(ctx.text(value)) for key, value in (spec.get("outputs") or {}).items()}
         # As GitHub's runner: an output that holds any secret's value is dropped, not masked.
         values = [value for value in self.secrets.values() if value]
-        job.outputs = {key: "" if any(v in value for v in values) else value for key, value in outputs.items()}
+        job.outputs = {
+            key: "" if any(v in value for v in values) else value for key, value in outputs.items()
+        }
         return job
 
     def step(self, spec: dict[str, Any], name: str, ctx: Context, home: Path, timeout: float) -> Step:
