@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.support.caddy import ensure_caddy_image  # noqa: E402
-from tests.support.docker import candidate_docker_host, cleanup_project, probe_engine, unique_name  # noqa: E402
+from tests.support.caddy import benchmark_engine  # noqa: E402
+from tests.support.docker import cleanup_project, unique_name  # noqa: E402
 from tests.support.monorepo import Monorepo, make_monorepo  # noqa: E402
 
 
@@ -61,11 +61,9 @@ def row(kind: str, record: dict[str, Any]) -> tuple[str, float, float, int, str]
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    docker_host = candidate_docker_host()
-    if probe_engine(docker_host) is None:
-        print(f"no Docker engine answers at {docker_host}; set DOCKER_HOST", file=sys.stderr)
+    docker_host = benchmark_engine()
+    if docker_host is None:
         return 2
-    ensure_caddy_image(docker_host)
     names = [f"svc-{index}" for index in range(args.services)]
     project = unique_name("wfgb")
     rows: list[tuple[str, float, float, int, str]] = []

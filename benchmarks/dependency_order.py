@@ -35,8 +35,8 @@ from generator.runlog import timing  # noqa: E402
 from generator.runner import POLL_S, DeployOptions, child_env, deploy_argv  # noqa: E402
 from generator.steps.order import waves  # noqa: E402
 from generator.steps.steplib import parse_iso  # noqa: E402
-from tests.support.caddy import ensure_caddy_image  # noqa: E402
-from tests.support.docker import candidate_docker_host, cleanup_project, probe_engine, unique_name  # noqa: E402
+from tests.support.caddy import benchmark_engine  # noqa: E402
+from tests.support.docker import cleanup_project, unique_name  # noqa: E402
 from tests.support.fleet import Fleet, make_fleet  # noqa: E402
 
 # build_s: a build step of that many seconds; delay_s: how long the container takes to answer.
@@ -177,11 +177,9 @@ def at(text: str) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    docker_host = candidate_docker_host()
-    if probe_engine(docker_host) is None:
-        print(f"no Docker engine answers at {docker_host}; set DOCKER_HOST", file=sys.stderr)
+    docker_host = benchmark_engine()
+    if docker_host is None:
         return 2
-    ensure_caddy_image(docker_host)
     project = unique_name("wfgb")
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="wfgen-bench-") as tmp:

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.support.caddy import ensure_caddy_image  # noqa: E402
-from tests.support.docker import candidate_docker_host, cleanup_project, probe_engine, unique_name  # noqa: E402
+from tests.support.caddy import benchmark_engine  # noqa: E402
+from tests.support.docker import cleanup_project, unique_name  # noqa: E402
 from tests.support.fleet import Fleet, make_fleet  # noqa: E402
 
 PHASES = ("lock", "source", "build", "candidate", "health", "switch", "verify", "drain", "cleanup")
@@ -168,11 +168,9 @@ def timeline(seq: dict[str, Any], par: dict[str, Any], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    docker_host = candidate_docker_host()
-    if probe_engine(docker_host) is None:
-        print(f"no Docker engine answers at {docker_host}; set DOCKER_HOST", file=sys.stderr)
+    docker_host = benchmark_engine()
+    if docker_host is None:
         return 2
-    ensure_caddy_image(docker_host)
     names = [f"svc-{index}" for index in range(args.services)]
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="wfgen-bench-") as tmp:

@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.support.caddy import ensure_caddy_image  # noqa: E402
-from tests.support.docker import candidate_docker_host, cleanup_project, probe_engine, unique_name  # noqa: E402
+from tests.support.caddy import benchmark_engine  # noqa: E402
+from tests.support.docker import cleanup_project, unique_name  # noqa: E402
 from tests.support.fleet import Fleet, make_fleet  # noqa: E402
 from tests.support.manifests import toml_table  # noqa: E402
 from tests.support.sshd import start_sshd  # noqa: E402
@@ -49,11 +49,9 @@ def timed_plan(fleet: Fleet, env: dict[str, str]) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    docker_host = candidate_docker_host()
-    if probe_engine(docker_host) is None:
-        print(f"no Docker engine answers at {docker_host}; set DOCKER_HOST", file=sys.stderr)
+    docker_host = benchmark_engine()
+    if docker_host is None:
         return 2
-    ensure_caddy_image(docker_host)
     project = unique_name("wfgb")
     times: dict[str, list[float]] = {"local engine": [], "ssh 127.0.0.1": []}
     with tempfile.TemporaryDirectory(prefix="wfgen-bench-") as tmp:

@@ -9,10 +9,11 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
-from tests.support.docker import docker
+from tests.support.docker import candidate_docker_host, docker, probe_engine
 from tests.support.requires import skip_or_fail
 
 # Debian's package by default; WFGEN_TEST_CADDY may name another build (e.g. the upstream static binary)
@@ -87,3 +88,13 @@ def build_image(docker_host: str, tag: str) -> None:
         proc = docker(docker_host, "build", "-q", "-t", tag, str(context), timeout=600)
     if proc.returncode != 0:
         raise RuntimeError(f"building {tag} failed: {proc.stderr.strip()[-2000:]}")
+
+
+def benchmark_engine() -> str | None:
+    """For a benchmark: the test engine with the proxy image built, or None after saying why on stderr."""
+    docker_host = candidate_docker_host()
+    if probe_engine(docker_host) is None:
+        print(f"no Docker engine answers at {docker_host}; set DOCKER_HOST", file=sys.stderr)
+        return None
+    ensure_caddy_image(docker_host)
+    return docker_host
