@@ -243,3 +243,43 @@ def test_lock_errors_name_the_ssh_user_by_variable(tmp_path: Path, sshd: SshServ
         service_lock.release()
     assert "$VPS_USER-home/state/locks/svc" in str(caught.value)
     assert sshd.user not in str(caught.value)
+
+
+# --- the audit log's lines --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("environ", "who", "run"),
+    [
+        ({"GITHUB_ACTOR": "octocat", "GITHUB_RUN_ID": "123456789"}, "octocat", "123456789"),
+        (
+            {"WFGEN_RUN_ID": "20261129-142315-ab12", "GITHUB_ACTOR": "dev ops"},
+            "dev_ops",
+            "20261129-142315-ab12",
+        ),
+        ({"GITHUB_ACTOR": "octocat"}, "octocat", None),
+    ],
+    ids=["workflow", "local", "no-run"],
+)
+def test_an_audit_line_records_who_and_which_run(environ: dict[str, str], who: str, run: str | None) -> None:
+    line = lock.audit_line(SERVICE, "a" * 40, "deployed", 12.34, environ)
+    assert line.split()[1:] == [who, SERVICE, "a" * 40, "deployed", "12.3s", *([f"run={run}"] if run else [])]
+    entry = lock.parse_audit_line(line)
+    assert entry is not None
+    assert (entry.who, entry.service, entry.commit, entry.result, entry.duration_s, entry.run) == (
+        who, SERVICE, "a" * 40, "deployed", 12.3, run
+    )  # fmt: skip
+
+
+def test_audit_lines_written_before_the_run_was_recorded_still_parse() -> None:
+    entry = lock.parse_audit_line("2026-11-29T14:23:37Z alice auth-service - failed 61.0s")
+    assert entry == lock.AuditEntry(
+        "2026-11-29T14:23:37Z", "alice", "auth-service", None, "failed", 61.0, None
+    )
+    later = lock.parse_audit_line("2026-11-29T14:23:37Z alice auth-service - failed 61.0s run=7 attempt=2")
+    assert later is not None and later.run == "7"  # a field added later is skipped, not misread
+
+
+@pytest.mark.parametrize("line", ["", "2026-11-29T14:23:37Z alice auth-service", "a b c d e f"])
+def test_lines_that_are_not_entries_are_skipped(line: str) -> None:
+    assert lock.parse_audit_line(line) is None
