@@ -21,6 +21,12 @@ LOOKUPS_AT_ONCE = 8
 LOG_LINES = 5
 LOOKUP_TIMEOUT_S = 60.0
 SHORT = 7
+# One `docker container inspect` answers for every service: these fields, `|`-separated (labels last: JSON).
+INSPECT_FIELDS = (
+    "{{.Name}}", "{{.State.Running}}", "{{.State.Status}}", "{{.State.ExitCode}}", "{{.State.StartedAt}}",
+    "{{.State.FinishedAt}}", "{{.Image}}", "{{.Config.Image}}", "{{json .HostConfig.PortBindings}}",
+    "{{json .Config.Labels}}",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,12 @@ class Running:
     running: bool
     labels: Mapping[str, str]
     published: frozenset[int]  # host ports the container publishes itself (not through the proxy)
+    state: str = ""  # docker's word: running, exited, restarting, created, paused, dead
+    exit_code: int = 0
+    started_at: str = ""  # as docker says it, UTC; "0001-01-01T00:00:00Z" when it never started
+    finished_at: str = ""
+    image: str = ""  # the reference it was started from
+    image_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -55,22 +67,23 @@ def short(commit: str | None) -> str:
 
 
 def running_versions(target: Target, manifest: config.Manifest, names: Iterable[str]) -> dict[str, Running]:
-    """What serves each named service now, in one `docker inspect`; a service with no container is absent."""
+    """What serves each named service now (or is stopped under its live name), in one `docker inspect`; a
+    service with no container is absent."""
     containers = {live_name(manifest, manifest.services[name]): name for name in names}
     if not containers:
         return {}
-    fmt = "{{.Name}}|{{.State.Running}}|{{json .HostConfig.PortBindings}}|{{json .Config.Labels}}"
-    argv = ["docker", "container", "inspect", "--format", fmt, *containers]
+    argv = ["docker", "container", "inspect", "--format", "|".join(INSPECT_FIELDS), *containers]
     result = target.run(argv, timeout=60)
     found: dict[str, Running] = {}
     for line in result.stdout.splitlines():
-        container, state, bindings, labels_json = (line.split("|", 3) + ["", "", ""])[:4]
-        name = containers.get(container.lstrip("/"))
+        fields = line.split("|", len(INSPECT_FIELDS) - 1)
+        name = containers.get(fields[0].lstrip("/"))
         if name is None:
             continue
         try:
+            _, running, state, code, started, finished, image_id, image, bindings, labels_json = fields
             labels, ports = json.loads(labels_json) or {}, json.loads(bindings) or {}
-        except json.JSONDecodeError:
+        except ValueError:  # too few fields, or not JSON where JSON belongs
             raise CommandFailed(argv, result) from None
         published = frozenset(
             int(bound["HostPort"])
@@ -78,7 +91,10 @@ def running_versions(target: Target, manifest: config.Manifest, names: Iterable[
             for bound in binds or ()
             if bound.get("HostPort")
         )
-        found[name] = Running(labels.get("wfgen.commit") or None, state == "true", labels, published)
+        found[name] = Running(
+            labels.get("wfgen.commit") or None, running == "true", labels, published, state,
+            int(code) if code.lstrip("-").isdigit() else 0, started, finished, image, image_id,
+        )  # fmt: skip
     # A missing container is "No such container"; anything else (the engine is down) must not read as "new".
     other = [line for line in result.stderr.splitlines() if line.strip() and "no such" not in line.lower()]
     if result.returncode != 0 and (other or not result.stderr.strip()):
