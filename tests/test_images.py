@@ -18,7 +18,7 @@ LIST = (
     "docker", "images", "--no-trunc", "--format", "{{.ID}} {{.Repository}}:{{.Tag}}",
     "--filter", "label=wfgen.service=web", "--filter", "label=wfgen.project=p",
 )  # fmt: skip
-INSPECT = ("docker", "image", "inspect", "--format", "{{.Id}} {{.Created}}")
+INSPECT = ("docker", "image", "inspect", "--format", "{{.Id}} {{.Created}} {{json .Config.Labels}}")
 # Newest first: c, b, a. Docker trims trailing zeros of the fraction, and "b" has none at all.
 CREATED = {
     "sha256:a": "2026-01-01T10:00:00.5Z",

@@ -5,6 +5,9 @@ Stdlib only: vendored into `.github/wfgen/` next to the step scripts.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import IO
 
 from . import config, steplib
@@ -110,13 +113,22 @@ def _created_key(created: str) -> str:
     return f"{stamp}.{fraction.ljust(9, '0')}"
 
 
-def service_images(host: Target, project: str, service: str) -> list[tuple[str, str, str]]:
-    """(created, id, ref) of the service's images, newest first; ref is repo:tag, or the id when untagged."""
+@dataclass(frozen=True)
+class KeptImage:
+    """One reference of an image wfgen built, kept on the target."""
+
+    created: str  # as docker says it, UTC
+    ident: str
+    ref: str  # repo:tag, or the id when untagged
+    labels: Mapping[str, str]
+
+
+def project_images(host: Target, project: str, service: str | None = None) -> list[KeptImage]:
+    """The project's images (or one service's), newest first, in one listing and one inspect for them all."""
+    only = ["--filter", f"label=wfgen.service={service}"] if service else []
     listing = host.run(
-        [
-            "docker", "images", "--no-trunc", "--format", "{{.ID}} {{.Repository}}:{{.Tag}}",
-            "--filter", f"label=wfgen.service={service}", "--filter", f"label=wfgen.project={project}",
-        ],
+        ["docker", "images", "--no-trunc", "--format", "{{.ID}} {{.Repository}}:{{.Tag}}",
+         *only, "--filter", f"label=wfgen.project={project}"],
         timeout=60,
     )  # fmt: skip
     refs: dict[str, list[str]] = {}
@@ -125,10 +137,29 @@ def service_images(host: Target, project: str, service: str) -> list[tuple[str, 
             refs.setdefault(ident, []).append(ident if "<none>" in ref else ref.strip())
     if listing.returncode != 0 or not refs:
         return []
-    inspect = host.run(["docker", "image", "inspect", "--format", "{{.Id}} {{.Created}}", *refs], timeout=60)
-    created = dict(line.split(" ", 1) for line in inspect.stdout.splitlines() if " " in line)
-    rows = [(_created_key(created[i]), i, ref) for i in refs if i in created for ref in sorted(refs[i])]
-    return sorted(rows, reverse=True)
+    fmt = "{{.Id}} {{.Created}} {{json .Config.Labels}}"
+    inspect = host.run(["docker", "image", "inspect", "--format", fmt, *refs], timeout=60)
+    found: dict[str, KeptImage] = {}
+    for ident, created, labels in (
+        (line.split(" ", 2) + ["", ""])[:3] for line in inspect.stdout.splitlines()
+    ):
+        found[ident] = KeptImage(created, ident, "", _labels(labels))
+    rows = [replace(found[i], ref=ref) for i in refs if i in found for ref in sorted(refs[i])]
+    return sorted(rows, key=lambda row: (_created_key(row.created), row.ident, row.ref), reverse=True)
+
+
+def _labels(text: str) -> dict[str, str]:
+    try:
+        labels = json.loads(text or "null")
+    except json.JSONDecodeError:
+        return {}
+    return labels if isinstance(labels, dict) else {}
+
+
+def service_images(host: Target, project: str, service: str) -> list[tuple[str, str, str]]:
+    """(created, id, ref) of the service's images, newest first; ref is repo:tag, or the id when untagged."""
+    rows = project_images(host, project, service)
+    return [(_created_key(row.created), row.ident, row.ref) for row in rows]
 
 
 def prune(host: Target, project: str, service: str, keep: int, protect: set[str]) -> list[str]:
