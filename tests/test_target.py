@@ -251,6 +251,13 @@ def test_http_probe_from_the_target(any_target: targets.Target, http_port: int) 
     assert probe.http_probe(any_target, f"http://127.0.0.1:{free_port()}/health", 2) is None
 
 
+def test_http_probes_ask_every_url_at_once(any_target: targets.Target, http_port: int) -> None:
+    base = f"http://127.0.0.1:{http_port}"
+    urls = [f"{base}/health", f"{base}/missing", f"{base}/moved", f"http://127.0.0.1:{free_port()}/health"]
+    assert probe.http_probes(any_target, [(url, 2) for url in urls]) == [200, 404, 302, None]
+    assert probe.http_probes(any_target, []) == []
+
+
 def test_http_probe_rejects_non_http_urls(any_target: targets.Target) -> None:
     with pytest.raises(ValueError, match="not an http"):
         probe.http_probe(any_target, "file:///etc/passwd", 2)
@@ -278,5 +285,7 @@ def test_http_probe_without_curl_or_wget_is_an_error_not_no_answer(
         started = time.monotonic()
         with pytest.raises(targets.TargetError) as caught:
             probe.http_probe(target, f"http://127.0.0.1:{http_port}/health", 5)
+        with pytest.raises(targets.TargetError, match="^neither curl nor wget on the target; install curl$"):
+            probe.http_probes(target, [(f"http://127.0.0.1:{http_port}/health", 5)] * 2)
     assert str(caught.value) == "neither curl nor wget on the target; install curl"
     assert time.monotonic() - started < 10
