@@ -19,6 +19,7 @@ from generator.output import orphaned_files, remove_files, stale_files, write_fi
 from generator.planning import PlanOptions, show_plan
 from generator.render import render
 from generator.runner import DeployOptions, deploy
+from generator.status_report import StatusOptions, show_status
 
 
 class _Group(click.Group):
@@ -192,6 +193,16 @@ def plan_command(
     """What deploying SERVICES from BRANCH would do, against what runs on the target; touches nothing."""
     options = PlanOptions(manifest_path, services, branch, force_rebuild, push, as_json)
     _exit(show_plan(options, sys.stdout, sys.stderr))
+
+
+@cli.command("status")
+@manifest_option
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+def status_command(manifest_path: Path, as_json: bool) -> None:
+    """What runs on the target now, per service: commit, since when, health, last deploys, rollback images.
+
+    Touches nothing. Exit 1 when a service does not run and answer its health check."""
+    _exit(show_status(StatusOptions(manifest_path, as_json), sys.stdout, sys.stderr))
 
 
 def _rendered(manifest_path: Path) -> tuple[Path, dict[str, str]]:

@@ -1,0 +1,230 @@
+"""What runs on the target now, for `wfgen status`: per service the live container (commit, image, since
+when), one health probe from the target, the last deploys from the audit log, and the images kept on the
+target with the one a rollback would go to. Looks, never touches: one `docker` call per kind of fact for every
+service at once, the audit log read once, the health probes in one command.
+
+Stdlib only: vendored into `.github/wfgen/` next to the step scripts (no job runs it yet).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Collection, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from . import changes, config, images, steplib
+from .cutover import is_ok
+from .lock import AuditEntry, parse_audit_line
+from .probe import http_probes
+from .proxy import live_name
+from .target import CommandFailed, Target, TargetError, open_target
+
+AUDIT_LINES = 5000  # the newest lines of the audit log are read; a deploy older than those is not shown
+DEPLOYS_SHOWN = 3
+# Print the audit log's newest lines; nothing while there is no log yet. `tail` where the target has it.
+_READ_AUDIT = (
+    'f=$1; [ -e "$f" ] || exit 0; '
+    'if command -v tail >/dev/null 2>&1; then exec tail -n "$2" -- "$f"; fi; exec cat -- "$f"'
+)
+_DOCKER_TIME = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?Z$")
+
+
+class Unreachable(Exception):
+    """The target cannot say what runs (cannot be reached, or its Docker does not answer); one line."""
+
+
+@dataclass(frozen=True)
+class Health:
+    """One probe of the health URL on the public port, from the target, as a deploy's probes."""
+
+    path: str
+    port: int
+    status: int | None  # the HTTP status; None when nothing answered within timeout_s
+    timeout_s: float
+    seconds: float  # how long the probes took (they run at once)
+
+    @property
+    def ok(self) -> bool:
+        return is_ok(self.status)
+
+
+@dataclass(frozen=True)
+class Version:
+    """One image of the service kept on the target."""
+
+    image: str
+    image_id: str
+    commit: str | None
+    branch: str | None
+    created: str | None
+    running: bool  # the live container was started from it
+    rollback: bool  # a rollback would go to it: the version deployed before the one that runs
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    service: str
+    container: str  # its live name
+    state: str  # docker's word (running, exited, restarting, created, paused, dead), or absent
+    commit: str | None
+    image: str | None
+    started_at: str | None
+    finished_at: str | None
+    exit_code: int | None
+    health: Health | None  # None when not probed: nothing runs
+    deploys: tuple[AuditEntry, ...]  # newest first
+    versions: tuple[Version, ...]  # newest first
+    problem: str | None  # why it does not serve; None when it runs and answers
+
+    def as_json(self) -> dict[str, Any]:
+        health = self.health and {**asdict(self.health), "ok": self.health.ok}
+        return {
+            **asdict(self), "serving": self.problem is None, "health": health,
+            "deploys": [entry.as_json() for entry in self.deploys[:DEPLOYS_SHOWN]],
+            "versions": [asdict(version) for version in self.versions],
+        }  # fmt: skip
+
+
+def utc(text: str | None) -> str | None:
+    """Docker's nanosecond UTC time to the second (`2026-11-29T14:23:15Z`); None for its zero time."""
+    found = _DOCKER_TIME.match(text or "")
+    if found is None or found.group(1).startswith("0001-"):
+        return None
+    return f"{found.group(1)}Z"
+
+
+def read_audit(target: Target, path: str) -> tuple[list[AuditEntry], str | None]:
+    """The audit log's entries, oldest first, and a note when it cannot be read (the rest still can)."""
+    result = target.run(["sh", "-c", _READ_AUDIT, "sh", path, str(AUDIT_LINES)], timeout=60)
+    if result.returncode != 0:
+        detail = (result.stderr.strip().splitlines() or [f"exit {result.returncode}"])[-1]
+        return [], f"the audit log cannot be read: {detail}"
+    lines = result.stdout.splitlines()[-AUDIT_LINES:]
+    return [entry for entry in map(parse_audit_line, lines) if entry is not None], None
+
+
+def probe(target: Target, services: Sequence[config.Service]) -> dict[str, Health]:
+    """One probe of each service's health URL on its public port, all at once, as a deploy probes."""
+    started = time.monotonic()
+    found = http_probes(target, [(s.health_url(s.port), s.health.timeout_s) for s in services])
+    took = round(time.monotonic() - started, 3)
+    return {
+        s.name: Health(s.health.path, s.port, status, s.health.timeout_s, took)
+        for s, status in zip(services, found, strict=True)
+    }
+
+
+def rollback_commit(running: str | None, deploys: Sequence[AuditEntry], kept: Collection[str]) -> str | None:
+    """Where a rollback would go: the newest `deployed` entry of another commit whose image is still kept."""
+    if running is None:
+        return None
+    for entry in deploys:
+        if entry.result == "deployed" and entry.commit and entry.commit != running and entry.commit in kept:
+            return entry.commit
+    return None
+
+
+def versions(
+    kept: Sequence[images.KeptImage], now: changes.Running | None, deploys: Sequence[AuditEntry]
+) -> tuple[Version, ...]:
+    """The service's kept images, newest first, marked: the one the live container runs, the rollback one."""
+    commits = {commit for row in kept if (commit := row.labels.get("wfgen.commit"))}
+    previous = rollback_commit(now.commit if now else None, deploys, commits)
+    found: list[Version] = []
+    marked = False
+    for row in kept:
+        commit = row.labels.get("wfgen.commit") or None
+        rollback = not marked and commit is not None and commit == previous
+        marked |= rollback
+        running = now is not None and row.ident == now.image_id
+        found.append(Version(row.ref, row.ident, commit, row.labels.get("wfgen.branch") or None,
+                             utc(row.created), running, rollback))  # fmt: skip
+    return tuple(found)
+
+
+def problem(now: changes.Running | None, health: Health | None, deploys: Sequence[AuditEntry]) -> str | None:
+    """Why the service does not serve, in a few words; None when it runs and answers its health check."""
+    if now is None:
+        return "no container (removed?)" if deploys else "never deployed"
+    if now.state in {"exited", "dead"}:
+        return f"stopped (exit code {now.exit_code})"
+    if now.state == "restarting":
+        return f"restarting (last exit code {now.exit_code})"
+    if not now.running:
+        return now.state or "not running"
+    if health is None or health.ok:
+        return None
+    if health.status is None:
+        return f"no answer on {health.path} within {health.timeout_s:g} s"
+    return f"{health.path} answers HTTP {health.status}"
+
+
+def service_status(
+    manifest: config.Manifest,
+    service: config.Service,
+    now: changes.Running | None,
+    health: Health | None,
+    kept: Sequence[images.KeptImage],
+    deploys: Sequence[AuditEntry],
+) -> ServiceStatus:
+    """One service's facts, put together; deploys newest first."""
+    return ServiceStatus(
+        service=service.name,
+        container=live_name(manifest, service),
+        state=(now.state or "unknown") if now else "absent",
+        commit=now.commit if now else None,
+        image=now.image if now else None,
+        started_at=utc(now.started_at) if now else None,
+        finished_at=utc(now.finished_at) if now and not now.running else None,
+        exit_code=now.exit_code if now and not now.running else None,
+        health=health,
+        deploys=tuple(deploys),
+        versions=versions(kept, now, deploys),
+        problem=problem(now, health, deploys),
+    )
+
+
+def gather(manifest: config.Manifest, environ: Mapping[str, str]) -> dict[str, Any]:
+    """The status document: every service of the manifest, in manifest order. Unreachable when the target
+    cannot say; a UsageError for a target the environment does not describe (a missing variable)."""
+    names = list(manifest.services)
+    with open_target(manifest.target, environ) as target:
+        try:
+            # Reaches the target (ssh: the shared connection, and $HOME) before anything runs in parallel,
+            # so an unreachable one fails once, not once per thread.
+            audit_path = target.home_path(f"{manifest.target.state_dir.rstrip('/')}/audit.log")
+            with ThreadPoolExecutor(max_workers=3) as pool:
+                live = pool.submit(changes.running_versions, target, manifest, names)
+                kept = pool.submit(images.project_images, target, manifest.project.name)
+                audit = pool.submit(read_audit, target, audit_path)
+                now = live.result()
+                health = probe(target, [manifest.services[name] for name in names
+                                        if name in now and now[name].running])  # fmt: skip
+                entries, note = audit.result()
+                kept_images = kept.result()
+        except (TargetError, CommandFailed, OSError) as exc:
+            raise Unreachable(target.redact(str(exc))) from None
+        statuses = []
+        for name in names:
+            deploys = [entry for entry in reversed(entries) if entry.service == name]
+            rows = [row for row in kept_images if row.labels.get("wfgen.service") == name]
+            status = service_status(manifest, manifest.services[name], now.get(name), health.get(name),
+                                    rows, deploys)  # fmt: skip
+            statuses.append(status.as_json())
+        document = {"checked_at": steplib.now_iso(), "services": statuses, "notes": [note] if note else []}
+        redacted: dict[str, Any] = _redacted(document, target)
+        return redacted
+
+
+def _redacted(value: Any, target: Target) -> Any:
+    """Who deployed may be the target's user (a secret), and a note may name its home: their names instead."""
+    if isinstance(value, str):
+        return target.redact(value)
+    if isinstance(value, list):
+        return [_redacted(item, target) for item in value]
+    if isinstance(value, dict):
+        return {key: _redacted(item, target) for key, item in value.items()}
+    return value
