@@ -1,12 +1,16 @@
-"""Benchmark `wfgen status` on a deployed fleet of N services: over a real sshd on 127.0.0.1 (one `docker
-inspect` of every live container, one image listing and one image inspect for the project, the audit log read
-once, the health probes in one command) and against the local engine, side by side in one run.
-Goal: at most 2 s for six services over ssh.
+"""Benchmark the two commands that only read the target, on a deployed fleet of N repository services, over a
+real sshd on 127.0.0.1 and against the local engine, side by side in one run. Goal: at most 2 s each for six
+services over ssh.
+
+- `wfgen plan all main`: branch heads read with `git ls-remote` on the target, one `docker inspect` of every
+  container;
+- `wfgen status`: one `docker inspect` of every live container, one image listing and one image inspect for
+  the project, the audit log read once, the health probes in one command.
 
 Needs a running Docker engine (DOCKER_HOST or WFGEN_TEST_DOCKER_HOST), git, busybox-static, Debian's caddy
 and openssh-server (as the tests). Run from the repository root:
 
-    python benchmarks/status_speed.py --services 6 --reps 5
+    python benchmarks/read_speed.py --services 6 --reps 5
 """
 
 from __future__ import annotations
@@ -32,8 +36,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--services", type=int, default=6, help="repository services (default 6)")
-    parser.add_argument("--reps", type=int, default=5, help="timed runs per target (default 5)")
+    parser.add_argument("--reps", type=int, default=5, help="timed runs per command and target (default 5)")
     return parser.parse_args(argv)
+
+
+def timed_plan(fleet: Fleet, env: dict[str, str]) -> float:
+    start = time.monotonic()
+    done = fleet.wfgen("plan", "all", "main", "--json", timeout=120, **env)
+    took = time.monotonic() - start
+    if done.returncode != 0:
+        raise SystemExit(f"plan failed (exit {done.returncode}): {done.stderr[-2000:]}")
+    verdicts = {item["verdict"] for item in json.loads(done.stdout)["services"]}
+    if verdicts != {"unchanged"}:
+        raise SystemExit(f"expected every service unchanged, got {verdicts}")
+    return took
 
 
 def timed_status(fleet: Fleet, env: dict[str, str]) -> float:
@@ -48,13 +64,17 @@ def timed_status(fleet: Fleet, env: dict[str, str]) -> float:
     return took
 
 
+COMMANDS = {"plan": timed_plan, "status": timed_status}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     docker_host = benchmark_engine()
     if docker_host is None:
         return 2
     project = unique_name("wfgb")
-    times: dict[str, list[float]] = {"local engine": [], "ssh 127.0.0.1": []}
+    targets = ("local engine", "ssh 127.0.0.1")
+    times: dict[tuple[str, str], list[float]] = {(c, t): [] for c in COMMANDS for t in targets}
     with tempfile.TemporaryDirectory(prefix="wfgen-bench-") as tmp:
         sshd = start_sshd(Path(tmp) / "sshd", docker_host)
         try:
@@ -69,18 +89,20 @@ def main(argv: list[str] | None = None) -> int:
                 f'[target]\nkind = "local"\nnetwork = "{fleet.network}"\nstate_dir = "{fleet.state_dir}"\n'
             )
             ssh_text = local_text.replace(local, "\n".join(toml_table("target", remote)) + "\n")
-            for _ in range(args.reps):  # interleaved, so both see the same machine load
-                fleet.manifest.write_text(local_text, encoding="utf-8")
-                times["local engine"].append(timed_status(fleet, {}))
-                fleet.manifest.write_text(ssh_text, encoding="utf-8")
-                times["ssh 127.0.0.1"].append(timed_status(fleet, sshd.target_env()))
+            settings = {targets[0]: (local_text, {}), targets[1]: (ssh_text, sshd.target_env())}
+            for _ in range(args.reps):  # interleaved, so all see the same machine load
+                for (command, target), values in times.items():
+                    text, env = settings[target]
+                    fleet.manifest.write_text(text, encoding="utf-8")
+                    values.append(COMMANDS[command](fleet, env))
         finally:
             sshd.stop()
             cleanup_project(docker_host, project)
-    print(f"\n`wfgen status` over {args.services} deployed services, whole process:")
-    print(f"{'target':>14} {'median':>8} {'min':>8} {'max':>8}")
-    for target, values in times.items():
-        print(f"{target:>14} {statistics.median(values):>7.2f}s {min(values):>7.2f}s {max(values):>7.2f}s")
+    print(f"\n`wfgen plan all main` and `wfgen status`, {args.services} deployed services, whole process:")
+    print(f"{'command':>8} {'target':>14} {'median':>8} {'min':>8} {'max':>8}")
+    for (command, target), values in times.items():
+        low, mid, high = min(values), statistics.median(values), max(values)
+        print(f"{command:>8} {target:>14} {mid:>7.2f}s {low:>7.2f}s {high:>7.2f}s")
     print("goal: <= 2 s over ssh for six services")
     return 0
 
