@@ -197,12 +197,14 @@ def assess(
 ) -> list[Assessment]:
     """The verdict for each selected service, in manifest order."""
     services = [manifest.services[name] for name in selected]
+    # First and alone: it opens the ssh connection the lookups share, and an unreachable target fails once,
+    # not once per waiting lookup.
+    now = running_versions(target, manifest, selected)
     with ThreadPoolExecutor(max_workers=LOOKUPS_AT_ONCE) as pool:
         wanted = pool.map(lambda s: desired_commit(s, s.ref or branch, repo_root, builder), services)
-        now_future = pool.submit(running_versions, target, manifest, selected)
         salt_future = pool.submit(runconfig.read_salt, target, manifest.target.state_dir)
         desired = list(wanted)
-        now, salt = now_future.result(), salt_future.result()
+        salt = salt_future.result()
     graph = {name: service.depends_on for name, service in manifest.services.items()}
     depth = order.depths(graph)
     chosen = set(selected)
