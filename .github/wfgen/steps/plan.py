@@ -78,11 +78,13 @@ def _compact(value: object) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-def rows(document: Mapping[str, Any]) -> list[tuple[str, str, str, str, str]]:
+def rows(document: Mapping[str, Any], *, icons: bool) -> list[tuple[str, str, str, str, str]]:
+    """The table's rows; icons only where the table is rendered (a terminal counts an emoji as two columns,
+    and the text table is aligned by characters)."""
     return [
         (
             item["service"],
-            f"{ICONS.get(item['verdict'], '')} {item['verdict']}",
+            f"{ICONS.get(item['verdict'], '')} {item['verdict']}" if icons else item["verdict"],
             f"{changes.short(item['running'])} → {changes.short(item['desired'])}",
             str(item["wave"]),
             item["reason"],
@@ -117,7 +119,7 @@ def footer(document: Mapping[str, Any]) -> str:
 
 
 def text(document: Mapping[str, Any]) -> str:
-    lines = steplib.format_table(rows(document), HEADERS)
+    lines = steplib.format_table(rows(document, icons=False), HEADERS)
     for item in document["services"]:
         lines += [f"  {item['service']}: {change}" for change in item["changes"]]
     lines += [f"note: {note}" for note in notes(document)]
@@ -127,7 +129,7 @@ def text(document: Mapping[str, Any]) -> str:
 def markdown(document: Mapping[str, Any]) -> str:
     lines = ["### Deployment plan", "", "| Service | Verdict | Running → desired | Wave | Why |",
              "| --- | --- | --- | ---: | --- |"]  # fmt: skip
-    for row, item in zip(rows(document), document["services"], strict=True):
+    for row, item in zip(rows(document, icons=True), document["services"], strict=True):
         cells = [steplib.markdown_cell(cell) for cell in row]
         why = cells[4] + "".join(f"<br>`{steplib.markdown_cell(change)}`" for change in item["changes"])
         lines.append(f"| {cells[0]} | {cells[1]} | `{cells[2]}` | {cells[3]} | {why} |")
