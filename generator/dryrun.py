@@ -8,7 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TextIO
 
-from generator.steps import config, source
+from generator.steps import config
+from generator.steps.changes import desired_commit
 from generator.steps.images import image_name
 from generator.steps.prepare import HEADERS, Plan
 from generator.steps.steplib import format_table
@@ -25,19 +26,18 @@ def describe_target(target: config.Target, env: Mapping[str, str]) -> str:
     return f"ssh ${target.user_env}@${target.host_env}:{target.port}"
 
 
-def lookup(service: config.Service, ref: str, root: Path) -> tuple[str | None, str | None]:
-    """(commit, None) as the deploy would resolve it, asked from this machine; (None, why) when it cannot."""
-    try:
-        return source.head_commit(service, ref, str(root), LocalTarget(), LOOKUP_TIMEOUT_S), None
-    except source.SourceError as exc:
-        return None, str(exc)
-
-
 def dry_run_rows(manifest: config.Manifest, plan: Plan, root: Path) -> list[dict[str, Any]]:
     services = [manifest.services[name] for name in plan.services]
     refs = [ref for _, _, ref, _ in plan.rows]
     with ThreadPoolExecutor(max_workers=8) as pool:
-        found = list(pool.map(lambda pair: lookup(pair[0], pair[1], root), zip(services, refs, strict=True)))
+        # As the deploy would resolve each commit, asked from this machine.
+        here = LocalTarget()
+        found = list(
+            pool.map(
+                lambda pair: desired_commit(pair[0], pair[1], str(root), here, LOOKUP_TIMEOUT_S),
+                zip(services, refs, strict=True),
+            )
+        )
     rows = []
     for (name, where, ref, port), (commit, problem) in zip(plan.rows, found, strict=True):
         image = (

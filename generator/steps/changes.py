@@ -103,11 +103,11 @@ def running_versions(target: Target, manifest: config.Manifest, names: Iterable[
 
 
 def desired_commit(
-    service: config.Service, ref: str, repo_root: str, builder: Target
+    service: config.Service, ref: str, repo_root: str, builder: Target, timeout: float = LOOKUP_TIMEOUT_S
 ) -> tuple[str | None, str | None]:
-    """(commit, None) as a deploy would resolve it, or (None, why not)."""
+    """(commit, None) as a deploy would resolve it, asked from `builder`, or (None, why not)."""
     try:
-        return source.head_commit(service, ref, repo_root, builder, LOOKUP_TIMEOUT_S), None
+        return source.head_commit(service, ref, repo_root, builder, timeout), None
     except source.SourceError as exc:
         return None, builder.redact(str(exc))
 
@@ -205,8 +205,7 @@ def assess(
         salt_future = pool.submit(runconfig.read_salt, target, manifest.target.state_dir)
         desired = list(wanted)
         salt = salt_future.result()
-    graph = {name: service.depends_on for name, service in manifest.services.items()}
-    depth = order.depths(graph)
+    depth = order.depths(manifest.dependencies())
     chosen = set(selected)
     found = []
     for service, (commit, problem) in zip(services, desired, strict=True):

@@ -48,14 +48,13 @@ def make_document(
 ) -> dict[str, Any]:
     """The plan as the jobs pass it on: every assessment, which of them get a deploy leg, and the waves."""
     legs = [a.service for a in found if event != "push" or a.verdict != "unchanged"]
-    graph = {name: service.depends_on for name, service in manifest.services.items()}
     return {
         "id": secrets.token_hex(8),  # stamped on every report of this run: a re-run's own are told apart
         "branch": branch,
         "force_rebuild": force,
         "event": event,
         "legs": legs,
-        "waves": order.waves(graph, legs),
+        "waves": order.waves(manifest.dependencies(), legs),
         "services": [a.as_json() for a in found],
     }
 
@@ -68,13 +67,9 @@ def job_outputs(document: Mapping[str, Any]) -> dict[str, str]:
         "count": str(len(document["legs"])),
     }
     for number, wave in enumerate(document["waves"], start=1):
-        outputs[f"wave-{number}"] = _compact(wave)
+        outputs[f"wave-{number}"] = json.dumps(wave, separators=(",", ":"))
         outputs[f"count-{number}"] = str(len(wave))
     return outputs
-
-
-def _compact(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"))
 
 
 def rows(document: Mapping[str, Any], *, icons: bool) -> list[tuple[str, str, str, str, str]]:

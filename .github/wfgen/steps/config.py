@@ -136,6 +136,10 @@ class Manifest:
     proxy: Proxy
     services: Mapping[str, Service]
 
+    def dependencies(self) -> dict[str, tuple[str, ...]]:
+        """Each service's `depends_on`, in manifest order: the graph its depths and waves come from."""
+        return {name: service.depends_on for name, service in self.services.items()}
+
 
 class _Invalid(Exception):
     def __init__(self, key: str, problem: str):
