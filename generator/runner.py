@@ -109,7 +109,7 @@ def deploy(
         check = run_step(check_argv, {**env, **flags}, interrupts)
         if check[0] == ExitCode.USAGE:
             raise RunnerError(check[2].strip() or "check_infrastructure.py: bad usage")
-        return Run(options, resolved, plan, env, stream, interrupts).execute(check)
+        return Run(options, resolved, view, plan, env, stream, interrupts).execute(check)
 
 
 def options_from_last_run(options: DeployOptions) -> DeployOptions | None:
@@ -158,12 +158,14 @@ class Run:
         self,
         options: DeployOptions,
         resolved: dict[str, Any],
+        view: config.Manifest,
         plan: prepare.Plan,
         env: dict[str, str],
         stream: TextIO,
         interrupts: Interrupts,
     ):
         self.options, self.resolved, self.plan, self.interrupts = options, resolved, plan, interrupts
+        self.view = view  # what the steps see of the manifest
         self.branch = plan.branch
         self.root = options.manifest.resolve().parent
         self.run_id, self.dir = create_run(self.root)
@@ -218,12 +220,10 @@ class Run:
 
     def plan_against_target(self) -> bool:
         """The plan step's verdicts; with --only-changed, the legs of what differs from what runs."""
-        view = config.parse(self.resolved, self.options.manifest.name)
         try:
-            self.document = plan.assess(
-                view, ",".join(self.plan.services), self.branch, self.options.force_rebuild,
-                event="push" if self.options.only_changed else "local", repo_root=str(self.root),
-                environ=self.env,
+            self.document = plan.assess_selection(
+                self.view, self.plan, event="push" if self.options.only_changed else "local",
+                repo_root=str(self.root), environ=self.env,
             )  # fmt: skip
         except (TargetError, CommandFailed, OSError) as exc:
             self.message = f"plan: cannot read what runs: {exc}"

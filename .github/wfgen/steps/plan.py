@@ -146,6 +146,13 @@ def assess(
 ) -> dict[str, Any]:
     """Validate the inputs as prepare does, ask the target, and make the plan document."""
     chosen = prepare.make_plan(manifest, services or "all", branch, force_rebuild)
+    return assess_selection(manifest, chosen, event=event, repo_root=repo_root, environ=environ)
+
+
+def assess_selection(
+    manifest: config.Manifest, chosen: prepare.Plan, *, event: str, repo_root: str, environ: Mapping[str, str]
+) -> dict[str, Any]:
+    """The plan document for a selection prepare has already validated."""
     with open_target(manifest.target, environ) as target:
         builder = LocalTarget() if manifest.build.where == "runner" else target
         found = changes.assess(
