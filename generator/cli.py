@@ -14,7 +14,7 @@ from generator.errors import ExitCode, WfgenError
 from generator.graph import graph_markdown
 from generator.manifest import load_manifest
 from generator.model import Manifest
-from generator.options import manifest_option
+from generator.options import environment_option, manifest_option
 from generator.output import orphaned_files, remove_files, stale_files, write_files
 from generator.planning import PlanOptions, show_plan
 from generator.render import render
@@ -133,6 +133,7 @@ def schema_command() -> None:
 @click.argument("services", required=False)
 @click.argument("branch", required=False)
 @manifest_option
+@environment_option
 @click.option("--force-rebuild", is_flag=True, help="Rebuild even if the commit is deployed.")
 @click.option("--retry-failed", is_flag=True, help="Redeploy what failed in the last run.")
 @click.option("--max-parallel", type=click.IntRange(min=1), help="Deploys at once [project.max_parallel].")
@@ -149,6 +150,7 @@ def deploy_command(
     services: str | None,
     branch: str | None,
     manifest_path: Path,
+    environment: str | None,
     force_rebuild: bool,
     retry_failed: bool,
     max_parallel: int | None,
@@ -167,6 +169,7 @@ def deploy_command(
         manifest=manifest_path,
         services=services,
         branch=branch,
+        environment=environment,
         force_rebuild=force_rebuild,
         retry_failed=retry_failed,
         max_parallel=max_parallel,
@@ -182,27 +185,35 @@ def deploy_command(
 @click.argument("services")
 @click.argument("branch", required=False)
 @manifest_option
+@environment_option
 @click.option("--force-rebuild", is_flag=True, help="Plan every selected service as a deploy.")
 @click.option(
     "--only-changed", "push", is_flag=True, help="Plan as a push does: only what differs gets a deploy leg."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 def plan_command(
-    services: str, branch: str | None, manifest_path: Path, force_rebuild: bool, push: bool, as_json: bool
+    services: str,
+    branch: str | None,
+    manifest_path: Path,
+    environment: str | None,
+    force_rebuild: bool,
+    push: bool,
+    as_json: bool,
 ) -> None:
     """What deploying SERVICES from BRANCH would do, against what runs on the target; touches nothing."""
-    options = PlanOptions(manifest_path, services, branch, force_rebuild, push, as_json)
+    options = PlanOptions(manifest_path, services, branch, force_rebuild, push, as_json, environment)
     _exit(show_plan(options, sys.stdout, sys.stderr))
 
 
 @cli.command("status")
 @manifest_option
+@environment_option
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
-def status_command(manifest_path: Path, as_json: bool) -> None:
+def status_command(manifest_path: Path, environment: str | None, as_json: bool) -> None:
     """What runs on the target now, per service: commit, since when, health, last deploys, rollback images.
 
     Touches nothing. Exit 1 when a service does not run and answer its health check."""
-    _exit(show_status(StatusOptions(manifest_path, as_json), sys.stdout, sys.stderr))
+    _exit(show_status(StatusOptions(manifest_path, as_json, environment), sys.stdout, sys.stderr))
 
 
 def _rendered(manifest_path: Path) -> tuple[Path, dict[str, str]]:

@@ -18,12 +18,16 @@ from generator.steps.target import LocalTarget
 LOOKUP_TIMEOUT_S = 10.0
 
 
-def describe_target(target: config.Target, env: Mapping[str, str]) -> str:
-    """`local Docker (unix:///...)` or `ssh $VPS_USER@$VPS_HOST:22`: the host and user are secrets, so their
-    variables stand in for them, as in the step scripts' logs."""
+def describe_target(manifest: config.Manifest, env: Mapping[str, str]) -> str:
+    """`local Docker (unix:///...)` or `ssh $VPS_USER@$VPS_HOST:22`, after `staging on ` with environments:
+    the host and user are secrets, so their variables stand in for them, as in the step scripts' logs."""
+    target = manifest.target
     if target.kind == "local":
-        return f"local Docker ({env.get('DOCKER_HOST') or 'default socket'})"
-    return f"ssh ${target.user_env}@${target.host_env}:{target.port}"
+        where = f"local Docker ({env.get('DOCKER_HOST') or 'default socket'})"
+    else:
+        where = f"ssh ${target.user_env}@${target.host_env}:{target.port}"
+    environment = manifest.project.environment
+    return f"{environment} on {where}" if environment else where
 
 
 def dry_run_rows(manifest: config.Manifest, plan: Plan, root: Path) -> list[dict[str, Any]]:
@@ -61,7 +65,7 @@ def print_dry_run(
     stream: TextIO,
 ) -> None:
     rows = dry_run_rows(manifest, plan, root)
-    target = describe_target(manifest.target, env)
+    target = describe_target(manifest, env)
     if as_json:
         document = {"dry_run": True, "branch": plan.branch, "force_rebuild": plan.force_rebuild,
                     "target": target, "max_parallel": max_parallel, "services": rows}  # fmt: skip

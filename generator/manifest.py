@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from generator import environments
 from generator.errors import ManifestError
 from generator.locate import KeyLocator, format_loc
 from generator.model import MAX_SERVICES, Manifest
@@ -169,7 +170,9 @@ def cross_check(manifest: Manifest) -> list[tuple[tuple[str | int, ...], str]]:
         problems.append((("services", cycle[0], "depends_on"), "dependency cycle: " + " -> ".join(cycle)))
     if len(set(manifest.project.branches)) != len(manifest.project.branches):
         problems.append((("project", "branches"), "branches must be unique"))
-    return problems + _check_target_and_build(manifest) + _check_proxy(manifest)
+    return (
+        problems + _check_target_and_build(manifest) + _check_proxy(manifest) + environments.check(manifest)
+    )
 
 
 def _check_proxy(manifest: Manifest) -> list[tuple[tuple[str | int, ...], str]]:

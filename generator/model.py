@@ -294,6 +294,25 @@ class Service(StrictModel):
         return self
 
 
+class Environment(StrictModel):
+    """One copy of the fleet: `[environments.<name>]`. Names on the target include the environment's name."""
+
+    branches: list[GitRef] = Field(
+        min_length=1, description="Branches that deploy here; the first is the default of --env."
+    )
+    github_environment: Annotated[str, Field(min_length=1)] | None = Field(
+        default=None,
+        description="GitHub environment of this one's jobs: protection rules, its own secrets "
+        "(default: the environment's name).",
+    )
+    target: Target | None = Field(
+        default=None, description="[target] keys this environment sets differently, e.g. host_env."
+    )
+    port_offset: int = Field(
+        default=0, ge=0, le=64511, description="Added to every service port: two copies on one host."
+    )
+
+
 class Manifest(StrictModel):
     """services.toml"""
 
@@ -303,3 +322,6 @@ class Manifest(StrictModel):
     infrastructure: Infrastructure = Field(default_factory=Infrastructure)
     proxy: Proxy = Field(default_factory=Proxy)
     services: dict[Name, Service] = Field(min_length=1, max_length=MAX_SERVICES)
+    environments: dict[Name, Environment] = Field(
+        default={}, description="Staging, production, ...: one manifest, deployed to each from its branches."
+    )

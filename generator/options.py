@@ -21,3 +21,12 @@ def manifest_option(func: F) -> F:
         show_default=True,
         help="The manifest to read; generated files go next to it.",
     )(func)
+
+
+def environment_option(func: F) -> F:
+    return click.option(
+        "--env",
+        "environment",
+        metavar="NAME",
+        help="The environment of [environments] to act on [default: the branch's, else the first].",
+    )(func)

@@ -10,8 +10,7 @@ from typing import Any, TextIO
 
 from generator.dryrun import describe_target
 from generator.errors import ExitCode, WfgenError
-from generator.manifest import load_manifest
-from generator.resolve import resolve_manifest
+from generator.loading import load
 from generator.steps import config, plan
 from generator.steps.steplib import UsageError
 from generator.steps.target import CommandFailed, TargetError
@@ -29,6 +28,7 @@ class PlanOptions:
     force_rebuild: bool = False
     push: bool = False
     as_json: bool = False
+    environment: str | None = None
 
 
 def make_plan(options: PlanOptions, view: config.Manifest, environ: dict[str, str]) -> dict[str, Any]:
@@ -44,17 +44,16 @@ def make_plan(options: PlanOptions, view: config.Manifest, environ: dict[str, st
 
 
 def show_plan(options: PlanOptions, stream: TextIO, errors: TextIO) -> int:
-    resolved = resolve_manifest(load_manifest(options.manifest), source=options.manifest.name)
-    view = config.parse(resolved, options.manifest.name)
+    view = load(options.manifest, options.environment, options.branch).view
     environ = dict(os.environ)
     try:
         document = make_plan(options, view, environ)
     except (TargetError, CommandFailed, OSError) as exc:
-        print(f"plan: cannot read what runs on {describe_target(view.target, environ)}: {exc}", file=errors)
+        print(f"plan: cannot read what runs on {describe_target(view, environ)}: {exc}", file=errors)
         return ExitCode.FAILED
     if options.as_json:
         print(json.dumps(document, indent=2), file=stream)
         return ExitCode.OK
-    print(f"Plan against {describe_target(view.target, environ)}; nothing is touched.", file=stream)
+    print(f"Plan against {describe_target(view, environ)}; nothing is touched.", file=stream)
     print(plan.text(document), end="", file=stream)
     return ExitCode.OK

@@ -24,6 +24,7 @@ from generator.steps.order import waves
 DEPLOY_WORKFLOW = ".github/workflows/deploy-services-parallel.yml"
 CHECK_WORKFLOW = ".github/workflows/wfgen-check.yml"
 MANIFEST_JSON = ".github/wfgen/manifest.json"
+ENVIRONMENTS_DIR = ".github/wfgen/environments"  # with [environments]: <name>.json each, no manifest.json
 STEPS_DIR = ".github/wfgen"
 STEP_PACKAGE = (
     "steps"  # generator/steps/ vendored as .github/wfgen/steps/, one entry script per job beside it
@@ -41,19 +42,32 @@ _GLOB_SPECIAL = re.compile(r"([*?+\[\]!\\])")
 
 def render(manifest: Manifest, *, source: str = "services.toml") -> dict[str, str]:
     """Every generated file, keyed by its posix path relative to the manifest's directory."""
-    return render_resolved(resolve_manifest(manifest, source))
+    if not manifest.environments:
+        return render_resolved(resolve_manifest(manifest, source))
+    copies = {name: resolve_manifest(manifest, source, name) for name in manifest.environments}
+    return render_resolved(copies[next(iter(copies))], copies)
 
 
-def render_resolved(resolved: dict[str, Any]) -> dict[str, str]:
-    """Render from the resolved manifest dict (docs/design.md); the same bytes on every run and machine."""
+def environment_manifest(name: str) -> str:
+    """Where the resolved manifest of one environment is vendored."""
+    return f"{ENVIRONMENTS_DIR}/{name}.json"
+
+
+def render_resolved(
+    resolved: dict[str, Any], environments: dict[str, dict[str, Any]] | None = None
+) -> dict[str, str]:
+    """Render from the resolved manifest dict (docs/design.md), or from one per environment (`resolved` is the
+    first); the same bytes on every run and machine."""
     source = resolved["source"]
     if "\n" in source or "\r" in source:
         raise WfgenError(f"{source!r}: a manifest file name cannot contain a line break")
     header = "# " + GENERATED_NOTE.format(source=source)
-    context = workflow_context(resolved, header)
+    copies = environments or {"": resolved}
+    context = workflow_context(resolved, header, environments or {})
     environment = _environment()
     out = {path: environment.get_template(name).render(context) for path, name in WORKFLOWS.items()}
-    out[MANIFEST_JSON] = json.dumps(resolved, indent=2) + "\n"
+    for name, copy in copies.items():
+        out[environment_manifest(name) if environments else MANIFEST_JSON] = json.dumps(copy, indent=2) + "\n"
     for name, text in step_modules():
         out[f"{STEPS_DIR}/{STEP_PACKAGE}/{name}"] = header + "\n" + text
     for job in JOBS:
@@ -62,10 +76,17 @@ def render_resolved(resolved: dict[str, Any]) -> dict[str, str]:
     return dict(sorted(out.items()))
 
 
-def workflow_context(resolved: dict[str, Any], header: str) -> dict[str, Any]:
-    """What the templates see: the resolved manifest plus pins, header and the env maps of each job."""
-    target, build = resolved["target"], resolved["build"]
-    target_names = [target[key] for key in ("host_env", "user_env", "ssh_key_env", "known_hosts_env")]
+def workflow_context(
+    resolved: dict[str, Any], header: str, environments: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """What the templates see: the resolved manifest plus pins, header and the env maps of each job.
+
+    With environments, secrets are those of every environment's target (a job reads the ones its
+    environment's manifest names), and the branch picks the environment."""
+    copies = list(environments.values()) or [resolved]
+    target_names = [copy["target"][key] for copy in copies
+                    for key in ("host_env", "user_env", "ssh_key_env", "known_hosts_env")]  # fmt: skip
+    build = resolved["build"]
     registry_names = [build["registry_user_env"], build["registry_password_env"]]
     registry = build["registry"] or ""
     return {
@@ -77,12 +98,39 @@ def workflow_context(resolved: dict[str, Any], header: str) -> dict[str, Any]:
         "plan_env": secret_env(target_names),
         "deploy_jobs": deploy_jobs(resolved),
         "summary_needs": ["prepare", "check-infrastructure", *(job["id"] for job in deploy_jobs(resolved))],
-        "push_paths": push_paths(resolved),
+        "push_paths": push_paths(resolved, list(environments)),
         "push_to_ghcr": build["where"] == "runner" and registry.split("/")[0] == "ghcr.io",
         "path_service_names": [name for name, service in resolved["services"].items() if service["path"]],
         "check_paths": check_paths(resolved),
         "services_example": ",".join(list(resolved["services"])[:2]),
         "deploy_job_timeout_minutes": resolved["project"]["deploy_timeout_minutes"] + JOB_MARGIN_MINUTES,
+        **environment_context(resolved, environments),
+    }
+
+
+def environment_context(resolved: dict[str, Any], environments: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The dispatch's branch choices, the concurrency group, and with environments the expressions that pick
+    one from the branch: its resolved manifest and its GitHub environment."""
+    branch = "inputs.branch || github.ref_name" if resolved["project"]["deploy_on_push"] else "inputs.branch"
+    if not environments:
+        return {"branches": resolved["project"]["branches"], "environments": [],
+                "concurrency_group": yaml_value("wfgen-deploy-" + resolved["project"]["name"])}  # fmt: skip
+    first = resolved["project"]
+    project = first["name"].removesuffix(f"-{first['environment']}")  # the name before the environment's
+    by_branch = {b: name for name, copy in environments.items() for b in copy["project"]["branches"]}
+    # Branch names are safe git refs, environment names [a-z0-9-]: nothing to escape inside '...', and no
+    # double quote, so the expression fits in any YAML scalar.
+    subject = f"({branch})" if "||" in branch else branch
+    pick = " || ".join(f"({subject} == '{b}' && '{name}')" for b, name in by_branch.items())
+    return {
+        "branches": list(by_branch),
+        "environments": list(environments),
+        "concurrency_group": f"wfgen-deploy-{project}-${{{{ {pick} }}}}",
+        "environment_pick": pick,
+        "branch_description": "Branch of each service to deploy; it picks the environment ("
+        + ", ".join(f"{b} to {name}" for b, name in by_branch.items())
+        + ")",
+        "manifest_expression": f"{ENVIRONMENTS_DIR}/${{{{ {pick} }}}}.json",
     }
 
 
@@ -109,10 +157,11 @@ def deploy_jobs(resolved: dict[str, Any]) -> list[dict[str, Any]]:
     return jobs
 
 
-def push_paths(resolved: dict[str, Any]) -> list[str]:
-    """The coarse `paths` filter of a push: the manifest, its resolved copy, and each folder service's folder
-    and extra paths (a file or a folder each). The plan then compares with what runs."""
-    paths = [glob_escape(resolved["source"]), MANIFEST_JSON]
+def push_paths(resolved: dict[str, Any], environments: list[str]) -> list[str]:
+    """The coarse `paths` filter of a push: the manifest, its resolved copies, and each folder service's
+    folder and extra paths (a file or a folder each). The plan then compares with what runs."""
+    copies = [environment_manifest(name) for name in environments] or [MANIFEST_JSON]
+    paths = [glob_escape(resolved["source"]), *copies]
     for service in resolved["services"].values():
         for path in [service["path"], *service["paths"]] if service["path"] else []:
             paths += [glob_escape(path), f"{glob_escape(path)}/**"]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from generator import environments
 from generator.distribution import installed
+from generator.errors import WfgenError
 from generator.model import Manifest, Service
 from generator.pins import proxy_image
 
@@ -26,13 +28,35 @@ def split_tcp(endpoint: str) -> dict[str, Any]:
     return {"host": host.removeprefix("[").removesuffix("]"), "port": int(port)}
 
 
-def resolve_manifest(manifest: Manifest, source: str = "services.toml") -> dict[str, Any]:
+def resolve_manifest(
+    manifest: Manifest, source: str = "services.toml", environment: str | None = None
+) -> dict[str, Any]:
+    """What the steps read; with [environments], that of one environment (its names, target and ports)."""
+    if environment is None and manifest.environments:
+        raise WfgenError(f"{source}: a manifest with [environments] is resolved for one of them")
+    if environment is not None and environment not in manifest.environments:
+        raise WfgenError(f"{source}: no environment {environment!r}")
     project = manifest.project.model_dump()
     # Unset pins the wfgen that renders: a render with a newer wfgen moves the pin, and `check` sees it.
     project["wfgen_install"] = manifest.project.wfgen_install or installed().requirement
-    target = manifest.target.model_dump()
+    project["environment"] = environment
+    chosen = manifest.target
+    offset = 0
+    if environment is not None:
+        settings = manifest.environments[environment]
+        project.update(name=f"{manifest.project.name}-{environment}", branches=list(settings.branches))
+        chosen = environments.target_of(manifest, settings)
+        offset = settings.port_offset
+    target = chosen.model_dump()
     target["network"] = target["network"] or f"{manifest.project.name}-network"
-    if manifest.target.kind == "local":
+    if environment is not None:
+        target.update(
+            network=environments.network(manifest, environment),
+            state_dir=f"{chosen.state_dir.rstrip('/')}/{environment}",
+            # A GitHub environment of the same name by default: GitHub creates it on first use.
+            environment=manifest.environments[environment].github_environment or environment,
+        )
+    if chosen.kind == "local":
         target.update({key: None for key in _SSH_KEYS}, insecure_ignore_host_key=False, port=None)
     infrastructure = manifest.infrastructure.model_dump()
     infrastructure["tcp"] = [split_tcp(endpoint) for endpoint in manifest.infrastructure.tcp]
@@ -44,8 +68,10 @@ def resolve_manifest(manifest: Manifest, source: str = "services.toml") -> dict[
         "target": target,
         "build": resolve_build(manifest),
         "infrastructure": infrastructure,
-        "proxy": resolve_proxy(manifest),
-        "services": {name: resolve_service(name, service) for name, service in manifest.services.items()},
+        "proxy": resolve_proxy(manifest, project["name"]),
+        "services": {
+            name: resolve_service(name, service, offset) for name, service in manifest.services.items()
+        },
     }
 
 
@@ -58,14 +84,14 @@ def resolve_build(manifest: Manifest) -> dict[str, Any]:
     return build
 
 
-def resolve_proxy(manifest: Manifest) -> dict[str, Any]:
+def resolve_proxy(manifest: Manifest, project: str) -> dict[str, Any]:
     proxy = manifest.proxy.model_dump()
     proxy["image"] = proxy["image"] or proxy_image()
-    proxy["container"] = f"{manifest.project.name}-proxy"
+    proxy["container"] = f"{project}-proxy"
     return proxy
 
 
-def resolve_service(name: str, service: Service) -> dict[str, Any]:
+def resolve_service(name: str, service: Service, port_offset: int = 0) -> dict[str, Any]:
     return {
         "name": name,
         "repository": service.repository,
@@ -74,7 +100,7 @@ def resolve_service(name: str, service: Service) -> dict[str, Any]:
         "ref": service.ref,
         "dockerfile": service.dockerfile,
         "context": service.context,
-        "port": service.port,
+        "port": service.port + port_offset,  # inside the container the port stays what the app listens on
         "container_port": service.container_port or service.port,
         "env": list(service.env),
         "health": service.health.model_dump(),

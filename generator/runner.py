@@ -16,9 +16,8 @@ from generator.dryrun import print_dry_run
 from generator.errors import ExitCode, WfgenError
 from generator.interrupts import Interrupts
 from generator.legs import Leg, LegPool, write_never_started
-from generator.manifest import load_manifest
+from generator.loading import load
 from generator.progress import Reporter, make_reporter
-from generator.resolve import resolve_manifest
 from generator.runlog import (
     RunRecordError,
     create_run,
@@ -56,6 +55,7 @@ class DeployOptions:
     manifest: Path
     services: str | None = None
     branch: str | None = None
+    environment: str | None = None  # --env; None: the branch's
     force_rebuild: bool = False
     retry_failed: bool = False
     max_parallel: int | None = None
@@ -85,8 +85,8 @@ def deploy(
         options = retry
     if options.max_parallel is not None and options.max_parallel < 1:
         raise RunnerError("--max-parallel must be at least 1")
-    resolved = resolve_manifest(load_manifest(options.manifest), source=options.manifest.name)
-    view = config.parse(resolved, options.manifest.name)  # what the steps see of it
+    loaded = load(options.manifest, options.environment, options.branch)
+    resolved, view = loaded.resolved, loaded.view
     env = child_env(os.environ if environ is None else environ, options)
     try:  # the prepare job's own rules, called in place
         plan = prepare.make_plan(view, options.services or "all", options.branch, options.force_rebuild)

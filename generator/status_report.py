@@ -12,9 +12,8 @@ from typing import Any, TextIO
 from generator.dryrun import describe_target
 from generator.errors import ExitCode, WfgenError
 from generator.interrupts import Interrupts
-from generator.manifest import load_manifest
-from generator.resolve import resolve_manifest
-from generator.steps import config, status
+from generator.loading import load
+from generator.steps import status
 from generator.steps.changes import short
 from generator.steps.deployment_summary import format_duration
 from generator.steps.steplib import UsageError, format_table, parse_iso
@@ -30,14 +29,14 @@ class StatusError(WfgenError):
 class StatusOptions:
     manifest: Path
     as_json: bool = False
+    environment: str | None = None  # --env; None: the first
 
 
 def show_status(options: StatusOptions, stream: TextIO, errors: TextIO) -> int:
     """Print the status; FAILED when a service does not run and answer, or the target cannot say."""
-    resolved = resolve_manifest(load_manifest(options.manifest), source=options.manifest.name)
-    view = config.parse(resolved, options.manifest.name)
+    view = load(options.manifest, options.environment).view
     environ = dict(os.environ)
-    where = describe_target(view.target, environ)
+    where = describe_target(view, environ)
     # Ctrl-C reaches the docker and ssh children too: their failure is the interrupt, not the target's.
     with Interrupts() as interrupts:
         try:

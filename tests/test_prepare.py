@@ -47,6 +47,7 @@ def test_all_selects_every_service_in_manifest_order(tmp_path: Path, manifest: P
         "count": "6",
         "branch": "main",
         "force_rebuild": "false",
+        "github-environment": "",
         "path_services": '["user-service"]',
     }
     lines = result.stdout.splitlines()
@@ -217,6 +218,7 @@ def test_github_output_heredocs(tmp_path: Path) -> None:
         "count",
         "branch",
         "force_rebuild",
+        "github-environment",
         "path_services",
     ] * 2
     assert parsed[0].value == "kept"

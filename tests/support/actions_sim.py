@@ -33,13 +33,14 @@ from tests.support.github_output import output_values
 
 __all__ = ["Job", "Run", "Simulator", "SimulatorError", "Step", "filter_matches"]
 
-WORKFLOW_KEYS = {"name", "run-name", "on", "permissions", "concurrency", "jobs"}
+WORKFLOW_KEYS = {"name", "run-name", "on", "permissions", "concurrency", "env", "jobs"}
 EVENTS = {"workflow_dispatch", "push"}
 PUSH_FILTERS = {"branches", "paths"}
 JOB_KEYS = {
     "name",
     "needs",
     "if",
+    "environment",
     "runs-on",
     "timeout-minutes",
     "permissions",
@@ -73,6 +74,7 @@ class Step:
 class Job:
     id: str  # "<job id>-<leg index>" (just "<job id>" when skipped)
     result: str  # success, failure or skipped
+    environment: str | None = None  # the GitHub environment it ran in, evaluated
     matrix: dict[str, Any] = field(default_factory=dict)
     steps: list[Step] = field(default_factory=list)
     outputs: dict[str, str] = field(default_factory=dict)
@@ -95,6 +97,7 @@ class Run:
     sha: str  # the commit the run was started for
     name: str | None  # run-name, evaluated
     artifacts: Path
+    concurrency: str | None = None  # the concurrency group, evaluated
     jobs: dict[str, list[Job]] = field(default_factory=dict)  # job id -> its legs (one without a matrix)
 
     def result(self, job_id: str) -> str:
@@ -123,6 +126,7 @@ class Context:
     needs: dict[str, dict[str, Any]]  # job id -> {"result": ..., "outputs": {declared name: value}}
     matrix: dict[str, Any] = field(default_factory=dict)
     steps: dict[str, dict[str, str]] = field(default_factory=dict)  # every step id of the job -> outputs
+    env: dict[str, str] = field(default_factory=dict)  # the workflow's env: block, evaluated
 
     def resolve(self, path: tuple[str, ...]) -> Any:
         match path:
@@ -151,18 +155,22 @@ class Context:
         return condition(source, self.resolve, previous_ok)
 
 
-def run_name(spec: dict[str, Any], github: dict[str, str], inputs: dict[str, Any]) -> str | None:
-    """The evaluated `run-name`: known before any job runs, it may read `github` and `inputs` only."""
-    if "run-name" not in spec:
-        return None
+def run_level(value: Any, what: str, github: dict[str, str], inputs: dict[str, Any]) -> str:
+    """A value known before any job runs (`run-name`, `concurrency`, the workflow's `env`), evaluated: it may
+    read `github` and `inputs` only."""
     context = Context(github, inputs, {}, {})
 
     def resolve(path: tuple[str, ...]) -> Any:
         if path[0] not in ("github", "inputs"):
-            raise SimulatorError(f"run-name cannot read {'.'.join(path)}: only github and inputs")
+            raise SimulatorError(f"{what} cannot read {'.'.join(path)}: only github and inputs")
         return context.resolve(path)
 
-    return text(interpolate(spec["run-name"], resolve))
+    return str(text(interpolate(value, resolve)))
+
+
+def run_name(spec: dict[str, Any], github: dict[str, str], inputs: dict[str, Any]) -> str | None:
+    """The evaluated `run-name`."""
+    return run_level(spec["run-name"], "run-name", github, inputs) if "run-name" in spec else None
 
 
 def filter_matches(pattern: str, name: str) -> bool:
@@ -263,6 +271,9 @@ class Simulator:
         """Jobs in `needs` order, each leg in its own fresh workspace."""
         run = Run(github["event_name"], github["sha"], run_name(spec, github, inputs), home / "artifacts")
         run.artifacts.mkdir(parents=True)
+        group = (spec.get("concurrency") or {}).get("group")
+        run.concurrency = run_level(group, "concurrency", github, inputs) if group else None
+        env = {key: run_level(value, "env", github, inputs) for key, value in (spec.get("env") or {}).items()}
         jobs: dict[str, dict[str, Any]] = spec["jobs"]
         graph = {job_id: _list(job.get("needs")) for job_id, job in jobs.items()}
         for job_id in graphlib.TopologicalSorter(graph).static_order():
@@ -270,7 +281,7 @@ class Simulator:
                 need: {"result": run.result(need), "outputs": run.jobs[need][0].outputs}
                 for need in graph[job_id]
             }
-            context = Context(github, inputs, self.secrets, needs)
+            context = Context(github, inputs, self.secrets, needs, env=env)
             run.jobs[job_id] = self.job(job_id, jobs[job_id], context, home)
         return run
 
@@ -290,12 +301,15 @@ class Simulator:
         if len(legs) > 1 and spec.get("outputs"):
             raise SimulatorError(f"{job_id}: outputs of a matrix job (the last leg wins) are not modelled")
         timeout = min(self.step_timeout, float(spec.get("timeout-minutes", 360)) * 60)
+        environment = str(text(ctx.text(spec["environment"]))) if "environment" in spec else None
+        if environment == "":
+            raise SimulatorError(f"{job_id}: an empty environment name is not modelled")
         with ThreadPoolExecutor(max_workers=int(strategy.get("max-parallel", len(legs)))) as pool:
             futures = [
                 pool.submit(self.leg, spec, replace(ctx, matrix=matrix), root / f"{job_id}-{i}", timeout)
                 for i, matrix in enumerate(legs)
             ]
-            return [future.result() for future in futures]
+            return [replace(future.result(), environment=environment) for future in futures]
 
     def leg(self, spec: dict[str, Any], ctx: Context, home: Path, timeout: float) -> Job:
         """One runner: steps in order; a failed step skips the rest unless their `if:` says otherwise."""
@@ -327,7 +341,7 @@ class Simulator:
         if "run" in spec:
             if "${{" in str(spec["run"]):  # GitHub would paste the value into the script: inputs go via env:
                 raise SimulatorError(f"step {name!r}: simulator does not model ${{{{ }}}} inside run:")
-            env = {key: text(ctx.text(value)) for key, value in (spec.get("env") or {}).items()}
+            env = {**ctx.env, **{key: text(ctx.text(value)) for key, value in (spec.get("env") or {}).items()}}
             return self.run_script(name, str(spec["run"]), env, ctx.github, home, timeout)
         action = str(spec["uses"]).split("@")[0]
         inputs = {key: ctx.text(value) for key, value in (spec.get("with") or {}).items()}

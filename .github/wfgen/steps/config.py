@@ -40,6 +40,7 @@ class Project:
     deploy_timeout_minutes: int
     deploy_on_push: bool
     wfgen_install: str
+    environment: str | None  # [environments.<name>] this copy of the fleet is; None without environments
 
 
 @dataclass(frozen=True)
