@@ -19,15 +19,15 @@ LOOKUP_TIMEOUT_S = 10.0
 
 
 def describe_target(manifest: config.Manifest, env: Mapping[str, str]) -> str:
-    """`local Docker (unix:///...)` or `ssh $VPS_USER@$VPS_HOST:22`, after `staging on ` with environments:
-    the host and user are secrets, so their variables stand in for them, as in the step scripts' logs."""
+    """`local Docker (unix:///...)` or `ssh $VPS_USER@$VPS_HOST:22`, then ` (staging)` with environments: the
+    host and user are secrets, so their variables stand in for them, as in the step scripts' logs."""
     target = manifest.target
     if target.kind == "local":
         where = f"local Docker ({env.get('DOCKER_HOST') or 'default socket'})"
     else:
         where = f"ssh ${target.user_env}@${target.host_env}:{target.port}"
     environment = manifest.project.environment
-    return f"{environment} on {where}" if environment else where
+    return f"{where} ({environment})" if environment else where
 
 
 def dry_run_rows(manifest: config.Manifest, plan: Plan, root: Path) -> list[dict[str, Any]]:

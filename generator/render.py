@@ -121,15 +121,17 @@ def environment_context(resolved: dict[str, Any], environments: dict[str, dict[s
     # Branch names are safe git refs, environment names [a-z0-9-]: nothing to escape inside '...', and no
     # double quote, so the expression fits in any YAML scalar.
     subject = f"({branch})" if "||" in branch else branch
-    pick = " || ".join(f"({subject} == '{b}' && '{name}')" for b, name in by_branch.items())
+    pick = " || ".join(
+        "(" + _any_of([f"{subject} == '{b}'" for b in copy["project"]["branches"]]) + f" && '{name}')"
+        for name, copy in environments.items()
+    )
     return {
         "branches": list(by_branch),
         "environments": list(environments),
         "concurrency_group": f"wfgen-deploy-{project}-${{{{ {pick} }}}}",
         "environment_pick": pick,
-        "branch_description": "Branch of each service to deploy; it picks the environment ("
-        + ", ".join(f"{b} to {name}" for b, name in by_branch.items())
-        + ")",
+        "branch_description": "Branch of each service to deploy; it picks the environment: "
+        + "; ".join(f"{', '.join(copy['project']['branches'])} to {name}" for name, copy in environments.items()),
         "manifest_expression": f"{ENVIRONMENTS_DIR}/${{{{ {pick} }}}}.json",
     }
 
@@ -155,6 +157,10 @@ def deploy_jobs(resolved: dict[str, Any]) -> list[dict[str, Any]]:
                      "number": number, "needs": ["prepare", "check-infrastructure", *earlier],
                      "condition": condition})  # fmt: skip
     return jobs
+
+
+def _any_of(tests: list[str]) -> str:
+    return tests[0] if len(tests) == 1 else "(" + " || ".join(tests) + ")"
 
 
 def push_paths(resolved: dict[str, Any], environments: list[str]) -> list[str]:

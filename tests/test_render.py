@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
+from generator import environments
 from generator.errors import WfgenError
 from generator.manifest import load_manifest, parse_manifest
 from generator.render import (
@@ -41,6 +42,7 @@ MANIFESTS = {
     "runner": ROOT / "tests" / "manifests" / "runner.toml",
     "tokens": ROOT / "tests" / "manifests" / "tokens.toml",
     "monorepo": ROOT / "tests" / "manifests" / "monorepo.toml",
+    "environments": ROOT / "tests" / "manifests" / "environments.toml",
 }
 STEPS = ROOT / "generator" / "steps"
 USES = re.compile(r"^\s*(?:- )?uses: (\S+)@([0-9a-f]{40}) # (v\d+\.\d+\.\d+)$", re.MULTILINE)
@@ -56,7 +58,9 @@ def parse_yaml(text: str) -> Any:
 
 
 def resolved(name: str) -> dict[str, Any]:
-    return resolve_manifest(load_manifest(MANIFESTS[name]), MANIFESTS[name].name)
+    """The resolved manifest; with [environments], the first environment's."""
+    manifest = load_manifest(MANIFESTS[name])
+    return resolve_manifest(manifest, MANIFESTS[name].name, next(iter(manifest.environments), None))
 
 
 def deploy_job_ids(jobs: dict[str, Any]) -> list[str]:
@@ -196,14 +200,15 @@ def test_deploy_workflow_structure(name: str) -> None:
     inputs = workflow["on"]["workflow_dispatch"]["inputs"]
     assert workflow["name"] == "Deploy Services (Parallel)"
     assert inputs["services"]["default"] == "all" and inputs["services"]["type"] == "string"
-    assert inputs["branch"]["options"] == data["project"]["branches"]
-    assert inputs["branch"]["default"] == data["project"]["branches"][0]
+    branches = environments.branches(load_manifest(MANIFESTS[name]))
+    assert inputs["branch"]["options"] == branches and inputs["branch"]["default"] == branches[0]
     assert inputs["force_rebuild"] == {**inputs["force_rebuild"], "type": "boolean", "default": False}
     assert workflow["permissions"] == {"contents": "read"}
-    assert workflow["concurrency"] == {
-        "group": f"wfgen-deploy-{data['project']['name']}",
-        "cancel-in-progress": False,
-    }
+    group = f"wfgen-deploy-{data['project']['name']}"
+    if data["project"]["environment"]:  # and the environment the branch picks
+        group = group.removesuffix(data["project"]["environment"]) + "${{ "
+    assert workflow["concurrency"]["group"].startswith(group)
+    assert workflow["concurrency"]["cancel-in-progress"] is False
     jobs = workflow["jobs"]
     depth = max(len(waves({n: s["depends_on"] for n, s in data["services"].items()})), 1)
     deploys = ["deploy-service"] if depth == 1 else [f"deploy-wave-{n}" for n in range(1, depth + 1)]
@@ -324,6 +329,8 @@ def test_secrets_reach_the_jobs_that_need_them_through_env(name: str) -> None:
     for job in ("prepare", "deployment-summary"):
         assert "secrets." not in json.dumps(jobs[job])
     environment = data["target"]["environment"]
+    if data["project"]["environment"]:  # the one of the environment the branch picked, from prepare
+        environment = "${{ needs.prepare.outputs.github-environment }}"
     deploys = [environment] * len(deploy_job_ids(jobs))
     assert [job.get("environment") for job in jobs.values()] == [None, environment, *deploys, None]
 
@@ -625,3 +632,25 @@ def read_github_output(text: str) -> dict[str, str]:
             key, _, value = line.partition("=")
             values[key] = value
     return values
+
+
+def test_environments_render_a_manifest_each_and_the_branch_picks_one() -> None:
+    files = rendered("environments")
+    assert MANIFEST_JSON not in files
+    production = json.loads(files[".github/wfgen/environments/production.json"])
+    staging = json.loads(files[".github/wfgen/environments/staging.json"])
+    assert (production["project"]["name"], staging["project"]["name"]) == ("shop-production", "shop-staging")
+    assert (production["target"]["user_env"], staging["target"]["user_env"]) == ("VPS_USER", "STAGING_USER")
+    workflow = parse_yaml(files[DEPLOY_WORKFLOW])
+    branch = "(inputs.branch || github.ref_name)"
+    pick = f"(({branch} == 'main' || {branch} == 'release/next') && 'production') || ({branch} == 'develop' && 'staging')"
+    assert workflow["env"] == {"WFGEN_MANIFEST": ".github/wfgen/environments/${{ " + pick + " }}.json"}
+    assert workflow["concurrency"]["group"] == "wfgen-deploy-shop-${{ " + pick + " }}"
+    assert workflow["on"]["push"]["branches"] == ["main", "release/next", "develop"]
+    assert workflow["on"]["push"]["paths"][:3] == [
+        "environments.toml", ".github/wfgen/environments/production.json", ".github/wfgen/environments/staging.json"]  # fmt: skip
+    jobs = workflow["jobs"]
+    assert jobs["prepare"]["outputs"]["github-environment"] == "${{ steps.plan.outputs.github-environment }}"
+    deploy = step(jobs["deploy-wave-1"], "Deploy")["env"]
+    # Every environment's target secrets reach the legs; each environment's manifest names the ones it reads.
+    assert {"VPS_USER", "STAGING_USER", "VPS_HOST"} <= set(deploy)

@@ -21,6 +21,7 @@ MANIFESTS = {
     "runner": ROOT / "tests" / "manifests" / "runner.toml",
     "tokens": ROOT / "tests" / "manifests" / "tokens.toml",
     "monorepo": ROOT / "tests" / "manifests" / "monorepo.toml",
+    "environments": ROOT / "tests" / "manifests" / "environments.toml",
 }
 LINT_TIMEOUT_S = 120
 BROKEN_PATH = ".github/workflows/broken.yml"

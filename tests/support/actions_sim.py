@@ -74,10 +74,10 @@ class Step:
 class Job:
     id: str  # "<job id>-<leg index>" (just "<job id>" when skipped)
     result: str  # success, failure or skipped
-    environment: str | None = None  # the GitHub environment it ran in, evaluated
     matrix: dict[str, Any] = field(default_factory=dict)
     steps: list[Step] = field(default_factory=list)
     outputs: dict[str, str] = field(default_factory=dict)
+    environment: str | None = None  # the GitHub environment it ran in, evaluated
 
     def step(self, prefix: str) -> Step:
         found = [step for step in self.steps if step.name.startswith(prefix)]
@@ -341,7 +341,10 @@ class Simulator:
         if "run" in spec:
             if "${{" in str(spec["run"]):  # GitHub would paste the value into the script: inputs go via env:
                 raise SimulatorError(f"step {name!r}: simulator does not model ${{{{ }}}} inside run:")
-            env = {**ctx.env, **{key: text(ctx.text(value)) for key, value in (spec.get("env") or {}).items()}}
+            env = {
+                **ctx.env,
+                **{key: text(ctx.text(value)) for key, value in (spec.get("env") or {}).items()},
+            }
             return self.run_script(name, str(spec["run"]), env, ctx.github, home, timeout)
         action = str(spec["uses"]).split("@")[0]
         inputs = {key: ctx.text(value) for key, value in (spec.get("with") or {}).items()}

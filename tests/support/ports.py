@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import time
 
@@ -23,3 +24,22 @@ def wait_for_port(host: str, port: int, timeout: float = 20.0) -> bool:
         except OSError:
             time.sleep(0.1)
     return False
+
+
+def free_offset(ports: list[int]) -> int:
+    """A port offset (a `port_offset` of [environments]) that moves every port to one free a moment ago."""
+    for _ in range(200):
+        offset = random.randint(1000, 20000)
+        moved = [port + offset for port in ports]
+        if max(moved) < 65000 and all(_free(port) for port in moved):
+            return offset
+    raise AssertionError("no free port offset found in 200 tries")
+
+
+def _free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True

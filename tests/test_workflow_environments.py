@@ -1,0 +1,94 @@
+"""The rendered workflow of a manifest with `[environments]`, run by the Actions simulator: the branch picks the
+environment (its manifest, its GitHub environment, its concurrency group), and staging and production of the
+same services deploy side by side over a real sshd to one real Docker engine."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.actions_sim import Run
+from tests.support.deploys import fetch
+from tests.support.fixture_service import git
+from tests.support.manifests import toml_table
+from tests.support.monorepo import Monorepo, make_monorepo
+from tests.support.ports import free_offset
+from tests.support.sshd import SshServer
+from tests.support.workflow_runs import assert_no_secret_leaked, deploy_exits, leg_errors, simulator
+
+HEALTH = {"interval_s": 0.25, "timeout_s": 2.0, "deadline_s": 8.0}
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    """The target's state folder: the proxy's admin socket lives in it, and a socket path holds 107 bytes."""
+    path = Path(tempfile.mkdtemp(prefix="wfgs-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def with_environments(repo: Monorepo, offset: int) -> None:
+    text = repo.manifest.read_text(encoding="utf-8").replace('branches = ["main", "develop"]\n', "")
+    tables = [toml_table("environments.production", {"branches": ["main"]}),
+              toml_table("environments.staging", {"branches": ["develop"], "port_offset": offset})]  # fmt: skip
+    repo.commit(
+        {"services.toml": text + "\n" + "\n\n".join("\n".join(t) for t in tables) + "\n"}, "environments"
+    )
+    repo.commit_rendered()
+    git(repo.root, "branch", "develop")
+
+
+def environments_of(run: Run) -> dict[str, set[str | None]]:
+    return {job: {leg.environment for leg in legs} for job, legs in run.jobs.items()}
+
+
+def test_the_branch_picks_the_environment_and_both_deploy_side_by_side(
+    tmp_path: Path, docker_host: str, docker_project: str, sshd: SshServer, short_dir: Path
+) -> None:
+    target = sshd.target_config(insecure_ignore_host_key=False, state_dir=str(short_dir))
+    two: dict[str, dict[str, str]] = {"api": {}, "web": {}}
+    repo = make_monorepo(tmp_path / "mono", docker_project, docker_host, two, target=target, health=HEALTH,
+                         project_settings={"deploy_on_push": True})  # fmt: skip
+    offset = free_offset(list(repo.ports.values()))
+    with_environments(repo, offset)
+    assert sorted(p.name for p in (repo.root / ".github" / "wfgen" / "environments").iterdir()) == [
+        "production.json", "staging.json"]  # fmt: skip
+    sim = simulator(tmp_path, repo.root, sshd.target_env(), {"DOCKER_HOST": docker_host})
+
+    staging = sim.dispatch({"services": "all", "branch": "develop"})
+    assert staging.name == "Deploy all from develop to staging"
+    assert staging.concurrency == f"wfgen-deploy-{docker_project}-staging"
+    assert environments_of(staging) == {"prepare": {None}, "check-infrastructure": {"staging"},
+                                        "deploy-service": {"staging"}, "deployment-summary": {None}}  # fmt: skip
+    assert deploy_exits(staging) == {"api": 0, "web": 0}, leg_errors(staging)
+    for name, port in repo.ports.items():
+        assert fetch(f"http://127.0.0.1:{port + offset}/health")[0] == 200, name
+        assert fetch(f"http://127.0.0.1:{port}/health")[0] is None, "production is not deployed yet"
+    assert staging.conclusion == "success"
+
+    production = sim.dispatch({"services": "all", "branch": "main"})
+    assert (production.name, production.concurrency) == (
+        "Deploy all from main to production",
+        f"wfgen-deploy-{docker_project}-production",
+    )
+    assert environments_of(production)["deploy-service"] == {"production"}
+    assert deploy_exits(production) == {"api": 0, "web": 0}, leg_errors(production)
+    for name, port in repo.ports.items():
+        assert fetch(f"http://127.0.0.1:{port}/health")[0] == 200, name
+    assert production.conclusion == "success"
+    assert_no_secret_leaked(production, {**sshd.target_env(), "github.token": sim.token})
+
+    # A push to develop redeploys what differs in staging; production, on the same engine, is not staging's.
+    git(repo.root, "checkout", "-q", "develop")
+    before = repo.head
+    repo.touch("api", "staging v2")
+    pushed = sim.push("develop", repo.changed_since(before))
+    assert pushed is not None and pushed.name == "Deploy what changed on develop to staging"
+    assert [leg.matrix for leg in pushed.jobs["deploy-service"]] == [{"service": "api"}]
+    assert deploy_exits(pushed) == {"api": 0}, leg_errors(pushed)
+    assert fetch(f"http://127.0.0.1:{repo.ports['api'] + offset}/version") == (200, "staging v2\n")
+    assert fetch(f"http://127.0.0.1:{repo.ports['api']}/version")[0] == 404
