@@ -131,7 +131,9 @@ def environment_context(resolved: dict[str, Any], environments: dict[str, dict[s
         "concurrency_group": f"wfgen-deploy-{project}-${{{{ {pick} }}}}",
         "environment_pick": pick,
         "branch_description": "Branch of each service to deploy; it picks the environment: "
-        + "; ".join(f"{', '.join(copy['project']['branches'])} to {name}" for name, copy in environments.items()),
+        + "; ".join(
+            f"{', '.join(copy['project']['branches'])} to {name}" for name, copy in environments.items()
+        ),
         "manifest_expression": f"{ENVIRONMENTS_DIR}/${{{{ {pick} }}}}.json",
     }
 

@@ -39,7 +39,12 @@ def as_json(value: object) -> object:
 
 @pytest.mark.parametrize("toml_path", RESOLVED_BY_GENERATOR, ids=lambda path: path.name)
 def test_view_holds_every_manifest_the_generator_resolves(tmp_path: Path, toml_path: Path) -> None:
-    data = resolved(toml_path)
+    manifest = load_manifest(toml_path)
+    for environment in list(manifest.environments) or [None]:
+        check_view(tmp_path, resolve_manifest(manifest, toml_path.name, environment))
+
+
+def check_view(tmp_path: Path, data: dict[str, Any]) -> None:
     path = tmp_path / "manifest.json"
     path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     view = config.load(path)
