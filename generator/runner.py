@@ -167,6 +167,7 @@ class Run:
         self.options, self.resolved, self.plan, self.interrupts = options, resolved, plan, interrupts
         self.view = view  # what the steps see of the manifest
         self.branch = plan.branch
+        self.environment = f" to {view.project.environment}" if view.project.environment else ""
         self.root = options.manifest.resolve().parent
         self.run_id, self.dir = create_run(self.root)
         point_latest(self.root, self.run_id)
@@ -189,7 +190,7 @@ class Run:
         self.reporter.note(
             "📋",
             "run",
-            f"{self.run_id}: {count} service(s), branch {self.branch}, "
+            f"{self.run_id}: {count} service(s), branch {self.branch}{self.environment}, "
             f"at most {self.max_parallel} in parallel, log folder {self.dir}",
         )
         for note in self.plan.notes:
