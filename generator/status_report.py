@@ -113,7 +113,7 @@ def details(item: Mapping[str, Any]) -> list[str]:
     """The service's last deploys and its kept images, under its name (and why it does not serve)."""
     lines = [f"{item['service']} ({item['container']})" + (f": {item['problem']}" if item["problem"] else "")]
     deploys = [
-        (clock(entry["at"]), entry["result"], format_duration(entry["duration_s"]), short(entry["commit"]),
+        (clock(entry["at"]), what(entry), format_duration(entry["duration_s"]), short(entry["commit"]),
          entry["who"], f"run {entry['run']}" if entry["run"] else "")
         for entry in item["deploys"]
     ]  # fmt: skip
@@ -129,6 +129,12 @@ def details(item: Mapping[str, Any]) -> list[str]:
     ]
     lines += indented("images on the target, newest first", versions, "none")
     return lines
+
+
+def what(entry: Mapping[str, Any]) -> str:
+    """`deployed`, or `deployed (rollback)` for a rollback's line."""
+    result, action = str(entry["result"]), str(entry["action"])
+    return result if action == "deploy" else f"{result} ({action})"
 
 
 def mark(item: Mapping[str, Any], version: Mapping[str, Any]) -> str:

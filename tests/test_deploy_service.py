@@ -335,6 +335,28 @@ def test_new_versions_switch_and_prune(
     assert inspect(docker_host, f"{docker_project}-{SERVICE}-previous", "{{.Id}}") is None
 
 
+def test_prune_keeps_the_version_a_rollback_would_go_to(
+    bench: DeployBench, web: ServiceRepo, docker_project: str, docker_host: str
+) -> None:
+    """keep_images = 2; A, B deployed, C and D built but unhealthy, B forced again: the newest two are B and
+    D, the old container's is B's, and A, older than all of them, is the rollback version: kept."""
+    setup_local(bench, docker_project, web, deadline_s=2.0)
+    first = web.head
+    assert bench.deploy().returncode == 0
+    second = web.write_marker("v2")
+    assert bench.deploy().returncode == 0
+    broken = [web.commit_variant("broken_health")]
+    assert bench.deploy().status["result"] == "failed"
+    broken.append(web.write_marker("v4"))  # still broken: a second image that never served
+    assert bench.deploy().status["result"] == "failed"
+    git(web.path, "reset", "-q", "--hard", second)
+    forced = bench.deploy("--force-rebuild")
+    assert forced.status["result"] == "deployed", forced.stdout + forced.stderr
+    assert f"pruned 1 old image(s), keeping the last 2 and {first[:7]}, the rollback version" in forced.stdout
+    tags = docker(docker_host, "images", "--format", "{{.Tag}}", f"{docker_project}/{SERVICE}").stdout.split()
+    assert sorted(tags) == sorted(commit[:12] for commit in (first, second, broken[1]))
+
+
 def test_broken_health_keeps_previous_serving(
     bench: DeployBench, web: ServiceRepo, docker_project: str, docker_host: str
 ) -> None:

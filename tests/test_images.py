@@ -70,7 +70,8 @@ def test_prune_runs_exactly_these_commands(case: Case) -> None:
     if case.failing:
         answers["docker", "rmi", case.failing] = result(returncode=1, stderr="conflict: image is in use")
     target = RecordingTarget(answers)
-    assert images.prune(target, "p", "web", case.keep, case.protect) == case.removed
+    rows = images.project_images(target, "p", "web")
+    assert images.prune(target, rows, case.keep, case.protect) == case.removed
     expected = [list(LIST), [*INSPECT, *ids], *(["docker", "rmi", ref] for ref in case.rmi)]
     assert target.calls == expected
 
@@ -78,5 +79,20 @@ def test_prune_runs_exactly_these_commands(case: Case) -> None:
 @pytest.mark.parametrize("listing", [result(""), result(returncode=1, stderr="Cannot connect to the daemon")])
 def test_prune_without_a_listing_removes_nothing(listing: CommandResult) -> None:
     target = RecordingTarget({LIST: listing})
-    assert images.prune(target, "p", "web", 0, set()) == []
+    assert images.prune(target, images.project_images(target, "p", "web"), 0, set()) == []
     assert target.calls == [list(LIST)]
+
+
+def row(ident: str, ref: str, commit: str | None) -> images.KeptImage:
+    return images.KeptImage("2026-01-01T10:00:00Z", ident, ref, {"wfgen.commit": commit} if commit else {})
+
+
+def test_kept_refs_are_the_tagged_images_of_each_commit_newest_first() -> None:
+    rows = [
+        row("sha256:c", "p/web:c", "c"),
+        row("sha256:b", "sha256:b", "b"),  # untagged: a rebuild replaced it, prune removes it
+        row("sha256:a", "p/web:a", "a"),
+        row("sha256:a", "r/p/web:a", "a"),
+        row("sha256:x", "p/web:x", None),  # no commit label: no version to go to
+    ]
+    assert images.kept_refs(rows) == {"c": ["p/web:c"], "a": ["p/web:a", "r/p/web:a"]}

@@ -15,7 +15,6 @@ from click.testing import CliRunner
 
 from generator.cli import cli
 from generator.steps import status
-from generator.steps.lock import parse_audit_line
 from tests.support.docker import docker
 from tests.support.fleet import Fleet, make_fleet
 from tests.support.manifests import toml_table
@@ -170,32 +169,6 @@ def test_bad_input_is_exit_2(
 
 
 # --- the pieces, without a target ------------------------------------------------------------------
-
-
-def entry(commit: str, result: str = "deployed") -> Any:
-    line = f"2026-11-29T14:00:00Z alice svc {commit} {result} 3.0s run=1"
-    return parse_audit_line(line)
-
-
-@pytest.mark.parametrize(
-    ("running", "deploys", "kept", "expected"),
-    [
-        ("b", ["b", "a"], {"a", "b"}, "a"),
-        ("b", ["b", "a"], {"b"}, None),  # pruned: nothing to go back to
-        ("b", ["b", "b", "a"], {"a", "b"}, "a"),  # a configuration change redeployed the same commit
-        ("a", ["a", "b", "a"], {"a", "b"}, "b"),  # back to a after b: the rollback is b
-        (None, ["a"], {"a"}, None),
-    ],
-)
-def test_rollback_goes_to_the_version_deployed_before_the_running_one(
-    running: str | None, deploys: list[str], kept: set[str], expected: str | None
-) -> None:
-    assert status.rollback_commit(running, [entry(c) for c in deploys], kept) == expected
-
-
-def test_failed_and_rolled_back_deploys_are_no_rollback_target() -> None:
-    deploys = [entry("c", "rolled_back"), entry("b", "failed"), entry("b"), entry("a")]
-    assert status.rollback_commit("b", deploys, {"a", "b", "c"}) == "a"
 
 
 def test_docker_times_are_read_to_the_second() -> None:

@@ -15,9 +15,10 @@ from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from . import config, images, leftovers, runconfig, source, steplib
+from .audit import append_audit, audit_line, audit_path, read_audit, rollback_commit, service_deploys
 from .cutover import Container, Cutover, HealthFailed, crash_reason, is_ok, wait_healthy
 from .handover import Handover
-from .lock import LockTimeout, ServiceLock, append_audit, audit_line
+from .lock import LockTimeout, ServiceLock
 from .probe import http_probe
 from .provide import provide_image
 from .proxy import ProxyError
@@ -67,6 +68,8 @@ class Outcome(Exception):
 
 
 class Deployment:
+    action = "deploy"  # the audit line's `action=`
+
     def __init__(
         self, manifest: config.Manifest, settings: Settings, target: Target, status: steplib.StatusFile
     ):
@@ -299,11 +302,23 @@ class Deployment:
             subprocess.run(["sh", "-c", hook], timeout=120, check=False, stdout=subprocess.DEVNULL)
 
     def prune(self, image: str, old: Container | None) -> None:
-        protect = {ident for ident in (images.image_id(self.target, image), old and old.image_id) if ident}
+        """Keep the newest keep_images images, the new one, the old container's, and the one a rollback
+        from the new version would go to (however old: it is what `wfgen rollback` takes)."""
+        assert self.commit is not None
+        rows = images.project_images(self.target, self.manifest.project.name, self.name)
+        entries, note = read_audit(self.target, audit_path(self.target, self.state_dir))
+        if note:
+            self.log(f"warning: {note}; pruning cannot tell which version a rollback would go to")
+        back_to = rollback_commit(self.commit, service_deploys(entries, self.name), images.kept_refs(rows))
+        protect = {row.ident for row in rows if row.ref == image}
+        protect |= {row.ident for row in rows if back_to and row.tagged and row.commit == back_to}
+        if old:
+            protect.add(old.image_id)
         keep = self.manifest.project.keep_images
-        removed = images.prune(self.target, self.manifest.project.name, self.name, keep, protect)
+        removed = images.prune(self.target, rows, keep, protect)
         if removed:
-            self.log(f"pruned {len(removed)} old image(s), keeping the last {keep}")
+            kept_too = f" and {back_to[:7]}, the rollback version" if back_to else ""
+            self.log(f"pruned {len(removed)} old image(s), keeping the last {keep}{kept_too}")
 
     def on_cancel(self, signal_name: str) -> tuple[str, str]:
         if self.deployed:
@@ -352,7 +367,8 @@ class Deployment:
             steplib.error(self.name, message)
 
     def audit(self, result: str) -> None:
-        append_audit(self.target, self.state_dir, audit_line(self.name, self.commit, result, self.elapsed()))
+        line = audit_line(self.name, self.commit, result, self.elapsed(), action=self.action)
+        append_audit(self.target, self.state_dir, line)
 
     def run_cleanups(self) -> None:
         for where, argv in reversed(self.cleanups):

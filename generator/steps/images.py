@@ -6,7 +6,7 @@ Stdlib only: vendored into `.github/wfgen/` next to the step scripts.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import IO
 
@@ -122,6 +122,14 @@ class KeptImage:
     ref: str  # repo:tag, or the id when untagged
     labels: Mapping[str, str]
 
+    @property
+    def commit(self) -> str | None:
+        return self.labels.get("wfgen.commit") or None
+
+    @property
+    def tagged(self) -> bool:
+        return self.ref != self.ident
+
 
 def project_images(host: Target, project: str, service: str | None = None) -> list[KeptImage]:
     """The project's images (or one service's), newest first, in one listing and one inspect for them all."""
@@ -156,22 +164,26 @@ def _labels(text: str) -> dict[str, str]:
     return labels if isinstance(labels, dict) else {}
 
 
-def service_images(host: Target, project: str, service: str) -> list[tuple[str, str, str]]:
-    """(created, id, ref) of the service's images, newest first; ref is repo:tag, or the id when untagged."""
-    rows = project_images(host, project, service)
-    return [(_created_key(row.created), row.ident, row.ref) for row in rows]
+def kept_refs(rows: Sequence[KeptImage]) -> dict[str, list[str]]:
+    """The commits a rollback can go to, each with its tagged references, newest first. An untagged image
+    (one a rebuild of its commit replaced) is left to prune: a rollback always runs a tag."""
+    refs: dict[str, list[str]] = {}
+    for row in rows:
+        if row.commit and row.tagged:
+            refs.setdefault(row.commit, []).append(row.ref)
+    return refs
 
 
-def prune(host: Target, project: str, service: str, keep: int, protect: set[str]) -> list[str]:
-    """Untag all but the newest `keep` images of the service; never the ones whose ids are in `protect`."""
-    rows = service_images(host, project, service)
+def prune(host: Target, rows: Sequence[KeptImage], keep: int, protect: Collection[str]) -> list[str]:
+    """Untag all but the newest `keep` of a service's images (`project_images`, newest first); never the
+    ones whose ids are in `protect`."""
     newest: list[str] = []
-    for _created, ident, _ref in rows:
-        if ident not in newest:
-            newest.append(ident)
-    keep_ids = set(newest[: max(keep, 0)]) | protect
+    for row in rows:
+        if row.ident not in newest:
+            newest.append(row.ident)
+    keep_ids = set(newest[: max(keep, 0)]) | set(protect)
     removed: list[str] = []
-    for _created, ident, ref in rows:
-        if ident not in keep_ids and host.run(["docker", "rmi", ref], timeout=120).returncode == 0:
-            removed.append(ref)
+    for row in rows:
+        if row.ident not in keep_ids and host.run(["docker", "rmi", row.ref], timeout=120).returncode == 0:
+            removed.append(row.ref)
     return removed

@@ -8,7 +8,6 @@ judged by the target's own clock, says nobody refreshed it for lock_stale_s (its
 
 from __future__ import annotations
 
-import datetime as dt
 import getpass
 import json
 import os
@@ -17,7 +16,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from . import steplib
@@ -224,62 +223,3 @@ class ServiceLock:
         was_held, self.held, self.attempted = self.held, False, False
         if was_held and result.returncode != 0:
             steplib.log(self.service, "warning: the lock was no longer ours at release (broken as stale?)")
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    """One line of the audit log: `<when> <who> <service> <commit> <result> <seconds>s [run=<id>]`.
-
-    Lines written before the run was recorded have no `run=`; fields after the sixth are `key=value`, so a
-    later one can be added without breaking a reader that splits on blanks."""
-
-    at: str  # UTC, ISO 8601 to the second
-    who: str  # the GitHub actor, or the local user
-    service: str
-    commit: str | None
-    result: str
-    duration_s: float | None
-    run: str | None  # GITHUB_RUN_ID in a workflow, the `wfgen deploy` run id locally
-
-    def as_json(self) -> dict[str, object]:
-        return asdict(self)
-
-
-def _word(text: str) -> str:
-    """One field of the line: blanks would shift every field after it."""
-    return "_".join(text.split()) or "?"
-
-
-def audit_line(
-    service: str,
-    commit: str | None,
-    result: str,
-    duration_s: float,
-    environ: Mapping[str, str] = os.environ,
-) -> str:
-    when = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    run = run_id(environ)
-    tail = f" run={_word(run)}" if run else ""
-    who = _word(holder_name(environ))
-    return f"{when} {who} {service} {commit or '-'} {result} {duration_s:.1f}s{tail}"
-
-
-def parse_audit_line(line: str) -> AuditEntry | None:
-    """The entry a line records, or None for a line that is not one (cut short, or not wfgen's)."""
-    fields = line.split()
-    if len(fields) < 6 or not fields[5].endswith("s"):
-        return None
-    at, who, service, commit, result, duration = fields[:6]
-    extra = dict(field.partition("=")[::2] for field in fields[6:] if "=" in field)
-    try:
-        seconds: float | None = float(duration[:-1])
-    except ValueError:
-        seconds = None
-    return AuditEntry(at, who, service, None if commit == "-" else commit, result, seconds, extra.get("run"))
-
-
-def append_audit(target: Target, state_dir: str, line: str) -> None:
-    """One line per deploy in <state_dir>/audit.log on the target (O_APPEND keeps concurrent lines whole)."""
-    path = target.home_path(f"{state_dir.rstrip('/')}/audit.log")
-    script = 'mkdir -p -- "$(dirname -- "$2")" && printf "%s\\n" "$1" >> "$2"'
-    target.run(["sh", "-c", script, "sh", line, path], timeout=60)

@@ -10,25 +10,19 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from . import changes, config, images, steplib
+from .audit import AuditEntry, audit_path, read_audit, rollback_commit, service_deploys
 from .cutover import is_ok
-from .lock import AuditEntry, parse_audit_line
 from .probe import http_probes
 from .proxy import live_name
 from .target import CommandFailed, Target, TargetError, open_target
 
-AUDIT_LINES = 5000  # the newest lines of the audit log are read; a deploy older than those is not shown
 DEPLOYS_SHOWN = 3
-# Print the audit log's newest lines; nothing while there is no log yet. `tail` where the target has it.
-_READ_AUDIT = (
-    'f=$1; [ -e "$f" ] || exit 0; '
-    'if command -v tail >/dev/null 2>&1; then exec tail -n "$2" -- "$f"; fi; exec cat -- "$f"'
-)
 _DOCKER_TIME = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?Z$")
 
 
@@ -96,16 +90,6 @@ def utc(text: str | None) -> str | None:
     return f"{found.group(1)}Z"
 
 
-def read_audit(target: Target, path: str) -> tuple[list[AuditEntry], str | None]:
-    """The audit log's entries, oldest first, and a note when it cannot be read (the rest still can)."""
-    result = target.run(["sh", "-c", _READ_AUDIT, "sh", path, str(AUDIT_LINES)], timeout=60)
-    if result.returncode != 0:
-        detail = (result.stderr.strip().splitlines() or [f"exit {result.returncode}"])[-1]
-        return [], f"the audit log cannot be read: {detail}"
-    lines = result.stdout.splitlines()[-AUDIT_LINES:]
-    return [entry for entry in map(parse_audit_line, lines) if entry is not None], None
-
-
 def probe(target: Target, services: Sequence[config.Service]) -> dict[str, Health]:
     """One probe of each service's health URL on its public port, all at once, as a deploy probes."""
     started = time.monotonic()
@@ -117,27 +101,16 @@ def probe(target: Target, services: Sequence[config.Service]) -> dict[str, Healt
     }
 
 
-def rollback_commit(running: str | None, deploys: Sequence[AuditEntry], kept: Collection[str]) -> str | None:
-    """Where a rollback would go: the newest `deployed` entry of another commit whose image is still kept."""
-    if running is None:
-        return None
-    for entry in deploys:
-        if entry.result == "deployed" and entry.commit and entry.commit != running and entry.commit in kept:
-            return entry.commit
-    return None
-
-
 def versions(
     kept: Sequence[images.KeptImage], now: changes.Running | None, deploys: Sequence[AuditEntry]
 ) -> tuple[Version, ...]:
     """The service's kept images, newest first, marked: the one the live container runs, the rollback one."""
-    commits = {commit for row in kept if (commit := row.labels.get("wfgen.commit"))}
-    previous = rollback_commit(now.commit if now else None, deploys, commits)
+    previous = rollback_commit(now.commit if now else None, deploys, images.kept_refs(kept))
     found: list[Version] = []
     marked = False
     for row in kept:
         commit = row.labels.get("wfgen.commit") or None
-        rollback = not marked and commit is not None and commit == previous
+        rollback = not marked and row.tagged and commit is not None and commit == previous
         marked |= rollback
         running = now is not None and row.ident == now.image_id
         found.append(Version(row.ref, row.ident, commit, row.labels.get("wfgen.branch") or None,
@@ -195,11 +168,11 @@ def gather(manifest: config.Manifest, environ: Mapping[str, str]) -> dict[str, A
         try:
             # Reaches the target (ssh: the shared connection, and $HOME) before anything runs in parallel,
             # so an unreachable one fails once, not once per thread.
-            audit_path = target.home_path(f"{manifest.target.state_dir.rstrip('/')}/audit.log")
+            log_path = audit_path(target, manifest.target.state_dir)
             with ThreadPoolExecutor(max_workers=3) as pool:
                 live = pool.submit(changes.running_versions, target, manifest, names)
                 kept = pool.submit(images.project_images, target, manifest.project.name)
-                audit = pool.submit(read_audit, target, audit_path)
+                audit = pool.submit(read_audit, target, log_path)
                 now = live.result()
                 health = probe(target, [manifest.services[name] for name in names
                                         if name in now and now[name].running])  # fmt: skip
@@ -209,7 +182,7 @@ def gather(manifest: config.Manifest, environ: Mapping[str, str]) -> dict[str, A
             raise Unreachable(target.redact(str(exc))) from None
         statuses = []
         for name in names:
-            deploys = [entry for entry in reversed(entries) if entry.service == name]
+            deploys = service_deploys(entries, name)
             rows = [row for row in kept_images if row.labels.get("wfgen.service") == name]
             status = service_status(manifest, manifest.services[name], now.get(name), health.get(name),
                                     rows, deploys)  # fmt: skip
