@@ -18,6 +18,7 @@ from generator.options import environment_option, manifest_option
 from generator.output import orphaned_files, remove_files, stale_files, write_files
 from generator.planning import PlanOptions, show_plan
 from generator.render import render
+from generator.rollback_command import RollbackOptions, roll_back
 from generator.runner import DeployOptions, deploy
 from generator.status_report import StatusOptions, show_status
 
@@ -214,6 +215,18 @@ def status_command(manifest_path: Path, environment: str | None, as_json: bool) 
 
     Touches nothing. Exit 1 when a service does not run and answer its health check."""
     _exit(show_status(StatusOptions(manifest_path, as_json, environment), sys.stdout, sys.stderr))
+
+
+@cli.command("rollback")
+@click.argument("service")
+@manifest_option
+@click.option("--to", metavar="COMMIT", help="A kept version (a unique prefix of 4+ hex digits will do).")
+def rollback_command(service: str, manifest_path: Path, to: str | None) -> None:
+    """Put SERVICE back on the version deployed before the running one (or --to another image kept on the
+    target), through the deploy's health-gated cutover; no build.
+
+    Exit 1 when it failed (the running version still serves), 2 when there is nothing to roll back to."""
+    _exit(roll_back(RollbackOptions(manifest_path, service, to)))
 
 
 def _rendered(manifest_path: Path) -> tuple[Path, dict[str, str]]:

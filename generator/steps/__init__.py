@@ -6,5 +6,6 @@ so a job runs `python3 -I -S .github/wfgen/<job>.py` with nothing installed.
 
 from __future__ import annotations
 
-# The modules with a `main(argv) -> int` that a job (or the local runner) runs, in pipeline order.
-JOBS = ("prepare", "check_infrastructure", "plan", "deploy_service", "deployment_summary")
+# The modules with a `main(argv) -> int` that a job (or the local runner) runs: a deploy's in pipeline order,
+# then the rollback's.
+JOBS = ("prepare", "check_infrastructure", "plan", "deploy_service", "deployment_summary", "rollback")

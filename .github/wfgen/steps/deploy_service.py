@@ -9,10 +9,11 @@ switch (the tests use it to make the final start fail for real); unset in normal
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 
@@ -33,6 +34,19 @@ def _cancel(signum: int, _frame: FrameType | None) -> None:
     if signum == signal.SIGALRM:
         raise Cancelled("the deadline of project.deploy_timeout_minutes")
     raise Cancelled(signal.Signals(signum).name)
+
+
+@contextlib.contextmanager
+def cancel_on_signals(deadline_s: float) -> Iterator[None]:
+    """Within the block, SIGTERM, SIGINT and the deadline raise Cancelled; handlers restored afterwards."""
+    previous = {sig: signal.signal(sig, _cancel) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM)}
+    signal.setitimer(signal.ITIMER_REAL, deadline_s)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,7 +96,18 @@ def settings_from(args: argparse.Namespace, manifest: config.Manifest) -> Settin
         raise steplib.UsageError(f"unknown service {args.service!r}{hint}; known: {', '.join(services)}")
     if not args.branch:
         raise steplib.UsageError("no branch: pass --branch or set WFGEN_BRANCH")
-    lock_wait = args.lock_wait if args.lock_wait is not None else manifest.project.lock_wait_s
+    return Settings(
+        service=services[args.service],
+        branch=args.branch,
+        force_rebuild=steplib.parse_bool(args.force_rebuild, what="--force-rebuild"),
+        lock_wait_s=lock_wait_seconds(args.lock_wait, manifest),
+        repo_root=str(Path(args.repo_root).resolve()),
+    )
+
+
+def lock_wait_seconds(value: str | None, manifest: config.Manifest) -> float:
+    """--lock-wait, or project.lock_wait_s when unset; UsageError unless a finite, non-negative number."""
+    lock_wait = value if value is not None else manifest.project.lock_wait_s
     try:
         wait_s = float(lock_wait)
     except ValueError:
@@ -91,13 +116,7 @@ def settings_from(args: argparse.Namespace, manifest: config.Manifest) -> Settin
         raise steplib.UsageError(f"--lock-wait: expected a finite number of seconds, got {lock_wait!r}")
     if math.copysign(1.0, wait_s) < 0:
         raise steplib.UsageError("--lock-wait: must not be negative")
-    return Settings(
-        service=services[args.service],
-        branch=args.branch,
-        force_rebuild=steplib.parse_bool(args.force_rebuild, what="--force-rebuild"),
-        lock_wait_s=wait_s,
-        repo_root=str(Path(args.repo_root).resolve()),
-    )
+    return wait_s
 
 
 def unmet_dependencies(args: argparse.Namespace, service: str) -> str | None:
@@ -114,12 +133,14 @@ def unmet_dependencies(args: argparse.Namespace, service: str) -> str | None:
     return order.describe_unmet(problems) if problems else None
 
 
-def redactions(manifest: config.Manifest, settings: Settings, target: Target) -> list[Callable[[str], str]]:
+def redactions(
+    manifest: config.Manifest, service: config.Service, target: Target
+) -> list[Callable[[str], str]]:
     """The service's secrets, a token in its clone URL and the target's own (host, user, home) never leave
     this step as values."""
-    names = [*settings.service.env, manifest.build.registry_password_env]
+    names = [*service.env, manifest.build.registry_password_env]
     values = {name: os.environ.get(name, "") for name in names if name}
-    clone_url = settings.service.clone_url
+    clone_url = service.clone_url
     return [steplib.hide_values(values), lambda text: source.redact(text, clone_url), target.redact]
 
 
@@ -149,13 +170,12 @@ def main(argv: list[str] | None = None) -> int:
         status.finish("skipped", unmet)
         steplib.error(name, f"skipped: {unmet}")
         return steplib.Exit.FAILED
-    previous = {sig: signal.signal(sig, _cancel) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM)}
     # The deploy's own deadline: it cancels itself and cleans up before the job's timeout-minutes kills it.
-    signal.setitimer(signal.ITIMER_REAL, 60.0 * manifest.project.deploy_timeout_minutes)
     try:
         with (
+            cancel_on_signals(60.0 * manifest.project.deploy_timeout_minutes),
             open_target(manifest.target, os.environ) as target,
-            steplib.redacting(*redactions(manifest, settings, target)),
+            steplib.redacting(*redactions(manifest, settings.service, target)),
         ):
             deployment = Deployment(manifest, settings, target, status)
             result = deployment.run(cancelled=Cancelled)
@@ -167,10 +187,6 @@ def main(argv: list[str] | None = None) -> int:
         status.finish("cancelled", "cancelled before the deploy started")
         steplib.error(name, "cancelled")
         return steplib.Exit.FAILED
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
     return RESULT_EXIT.get(result, steplib.Exit.FAILED)
 
 

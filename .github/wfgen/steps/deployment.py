@@ -124,8 +124,7 @@ class Deployment:
             raise
 
     def locked(self) -> tuple[str, str]:
-        port = self.service.port
-        self.log(f"starting deployment on port {port} (branch {self.ref})")
+        self.log(self.opening())
         env = self.env_values()
         stale = self.manifest.project.lock_stale_s
         self.lock = ServiceLock(self.target, self.state_dir, self.name)  # reaches the target: inside the try
@@ -134,6 +133,9 @@ class Deployment:
         )
         self.sweep_leftovers()
         return self.deploy(env)
+
+    def opening(self) -> str:
+        return f"starting deployment on port {self.service.port} (branch {self.ref})"
 
     def sweep_leftovers(self) -> None:
         """Remove what killed deploys of this service left behind (we hold its lock); a failure only warns."""
@@ -165,11 +167,8 @@ class Deployment:
         return values
 
     def deploy(self, env: dict[str, str]) -> tuple[str, str]:
-        self.status.update(phase="source", message=f"resolving {self.ref}")
-        self.commit = self.resolve_commit()
-        image = images.image_name(self.manifest, self.name, self.commit)
-        self.status.update(commit=self.commit, image=image)
-        self.log(f"source at {self.commit[:7]} ({self.ref})")
+        image = self.source()
+        assert self.commit is not None
         cutover = Handover if self.service.proxy else Cutover
         self.cut = cutover(self.target, self.manifest, self.service, image)
         old = self.cut.survey()
@@ -178,16 +177,32 @@ class Deployment:
         self.cut.configure(env, runconfig.salt(self.target, self.state_dir))
         if self.is_unchanged(image, old):
             return "unchanged", f"{self.commit[:7]} already running and healthy; nothing to do"
-        self.status.update(phase="build", message=f"preparing image {image}")
-        self.commit, image = provide_image(self, image)
-        self.status.update(commit=self.commit, image=image)
-        self.cut.image = image
+        self.cut.image = image = self.provide(image)
         self.cutover(env)
         try:
             self.prune(image, old)
         except EXPECTED as exc:  # the new version serves: a failed prune is worth a warning, not a failure
             self.log(f"warning: pruning old images failed: {exc}")
-        return "deployed", f"deployed {self.commit[:7]} in {self.elapsed():.0f} s"
+        return "deployed", self.done()
+
+    def source(self) -> str:
+        """The commit to deploy (self.commit) and the name of its image."""
+        self.status.update(phase="source", message=f"resolving {self.ref}")
+        self.commit = self.resolve_commit()
+        image = images.image_name(self.manifest, self.name, self.commit)
+        self.status.update(commit=self.commit, image=image)
+        self.log(f"source at {self.commit[:7]} ({self.ref})")
+        return image
+
+    def provide(self, image: str) -> str:
+        """The image on the target, built when it is not there yet; the commit moves on if the branch did."""
+        self.status.update(phase="build", message=f"preparing image {image}")
+        self.commit, image = provide_image(self, image)
+        self.status.update(commit=self.commit, image=image)
+        return image
+
+    def done(self) -> str:
+        return f"deployed {self.commit and self.commit[:7]} in {self.elapsed():.0f} s"
 
     def resolve_commit(self) -> str:
         return source.head_commit(

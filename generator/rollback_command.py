@@ -1,0 +1,35 @@
+"""`wfgen rollback`: the rollback step run in place on this terminal; its log lines are the output."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from generator.errors import ExitCode
+from generator.loading import load
+from generator.steps import config, rollback
+
+
+@dataclass(frozen=True)
+class RollbackOptions:
+    manifest: Path
+    service: str
+    to: str | None = None
+
+
+def load_view(path: Path) -> config.Manifest:
+    """The manifest as the step reads it (with [environments]: the first environment's, as `wfgen status`
+    without --env)."""
+    return load(path).view
+
+
+def roll_back(options: RollbackOptions) -> int:
+    """OK when rolled back, FAILED when not (what ran before still serves), USAGE when there is nothing to
+    roll back to; Ctrl-C (after the step has put back what it touched) raises KeyboardInterrupt."""
+    view = load_view(options.manifest)
+    status_file = options.manifest.resolve().parent / ".wfgen" / "rollback" / f"{options.service}.json"
+    request = rollback.Request(options.service, options.to, status_file=str(status_file))
+    code = rollback.run(view, request)
+    if code == ExitCode.INTERRUPTED:
+        raise KeyboardInterrupt
+    return code
