@@ -170,8 +170,8 @@ class Rollback(Deployment):
         return f"rolling back from {frm} to {to} on port {self.service.port}"
 
     def source(self) -> str:
-        """The chosen image, still there; and, for the default choice, still the version before the one
-        that runs (a deploy that held the lock meanwhile may have changed it)."""
+        """The chosen image, still there, and the running version still the one it was chosen against (a
+        deploy that held the lock meanwhile may have changed it: then the choice is stale)."""
         image = self.choice.image
         self.status.update(phase="source", message=f"checking {image}", commit=self.commit, image=image)
         if images.image_id(self.target, image) is None:
