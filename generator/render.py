@@ -23,13 +23,18 @@ from generator.steps.order import waves
 
 DEPLOY_WORKFLOW = ".github/workflows/deploy-services-parallel.yml"
 CHECK_WORKFLOW = ".github/workflows/wfgen-check.yml"
+ROLLBACK_WORKFLOW = ".github/workflows/rollback.yml"
 MANIFEST_JSON = ".github/wfgen/manifest.json"
 ENVIRONMENTS_DIR = ".github/wfgen/environments"  # with [environments]: <name>.json each, no manifest.json
 STEPS_DIR = ".github/wfgen"
 STEP_PACKAGE = (
     "steps"  # generator/steps/ vendored as .github/wfgen/steps/, one entry script per job beside it
 )
-WORKFLOWS = {DEPLOY_WORKFLOW: "deploy-services-parallel.yml.j2", CHECK_WORKFLOW: "wfgen-check.yml.j2"}
+WORKFLOWS = {
+    DEPLOY_WORKFLOW: "deploy-services-parallel.yml.j2",
+    CHECK_WORKFLOW: "wfgen-check.yml.j2",
+    ROLLBACK_WORKFLOW: "rollback.yml.j2",
+}
 ENTRY_TEMPLATE = "step-entry.py.j2"
 # The job env of the deploy leg sets these itself; a manifest env name must not shadow them.
 RESERVED_ENV_PREFIX = "WFGEN_"
@@ -95,6 +100,8 @@ def workflow_context(
         "pins": action_pins(),
         "check_env": check_env(target_names, resolved["infrastructure"]["secrets"]),
         "deploy_env": deploy_env(resolved, [*target_names, *registry_names]),
+        # A rollback pulls nothing: the image is on the target. It needs the target and the service's secrets.
+        "rollback_env": deploy_env(resolved, target_names, subject="inputs.service"),
         "plan_env": secret_env(target_names),
         "deploy_jobs": deploy_jobs(resolved),
         "summary_needs": ["prepare", "check-infrastructure", *(job["id"] for job in deploy_jobs(resolved))],
@@ -114,6 +121,7 @@ def environment_context(resolved: dict[str, Any], environments: dict[str, dict[s
     branch = "inputs.branch || github.ref_name" if resolved["project"]["deploy_on_push"] else "inputs.branch"
     if not environments:
         return {"branches": resolved["project"]["branches"], "environments": [],
+                "project_name": resolved["project"]["name"],
                 "concurrency_group": yaml_value("wfgen-deploy-" + resolved["project"]["name"])}  # fmt: skip
     first = resolved["project"]
     project = first["name"].removesuffix(f"-{first['environment']}")  # the name before the environment's
@@ -135,6 +143,9 @@ def environment_context(resolved: dict[str, Any], environments: dict[str, dict[s
             f"{', '.join(copy['project']['branches'])} to {name}" for name, copy in environments.items()
         ),
         "manifest_expression": f"{ENVIRONMENTS_DIR}/${{{{ {pick} }}}}.json",
+        "project_name": project,
+        "environments_dir": ENVIRONMENTS_DIR,
+        "rollback_github_environment": github_environment_of("inputs.environment", environments),
     }
 
 
@@ -159,6 +170,15 @@ def deploy_jobs(resolved: dict[str, Any]) -> list[dict[str, Any]]:
                      "number": number, "needs": ["prepare", "check-infrastructure", *earlier],
                      "condition": condition})  # fmt: skip
     return jobs
+
+
+def github_environment_of(subject: str, environments: dict[str, dict[str, Any]]) -> str:
+    """An expression: the GitHub environment of the environment `subject` names."""
+    own = {name: copy["target"]["environment"] for name, copy in environments.items()}
+    if all(name == github for name, github in own.items()):
+        return subject
+    quoted = {name: github.replace("'", "''") for name, github in own.items()}  # '' is ' in an expression
+    return " || ".join(f"({subject} == '{name}' && '{github}')" for name, github in quoted.items())
 
 
 def _any_of(tests: list[str]) -> str:
@@ -211,8 +231,11 @@ def check_env(target_names: list[str | None], checked: list[str]) -> dict[str, s
     return env
 
 
-def deploy_env(resolved: dict[str, Any], every_leg: list[str | None]) -> dict[str, str]:
-    """Secrets of a deploy leg: target and registry ones for all, a service's own only for its own leg."""
+def deploy_env(
+    resolved: dict[str, Any], every_leg: list[str | None], subject: str = "matrix.service"
+) -> dict[str, str]:
+    """Secrets of a deploy leg: target and registry ones for all, a service's own only for its own leg (the
+    service `subject` names)."""
     env = secret_env(every_leg)
     users: dict[str, list[str]] = {}
     for name, service in resolved["services"].items():
@@ -228,13 +251,13 @@ def deploy_env(resolved: dict[str, Any], every_leg: list[str | None]) -> dict[st
             env[secret] = "${{ " + ref + " }}"
         else:  # service names are [a-z0-9-]: no quoting issue
             names = json.dumps(services, separators=(",", ":"))
-            env[secret] = f"${{{{ contains(fromJSON('{names}'), matrix.service) && {ref} || '' }}}}"
+            env[secret] = f"${{{{ contains(fromJSON('{names}'), {subject}) && {ref} || '' }}}}"
     return env
 
 
 def check_paths(resolved: dict[str, Any]) -> list[str]:
     """Path filters of the check workflow: everything whose change can make the generated files stale."""
-    paths = [glob_escape(resolved["source"]), f"{STEPS_DIR}/**", DEPLOY_WORKFLOW, CHECK_WORKFLOW]
+    paths = [glob_escape(resolved["source"]), f"{STEPS_DIR}/**", *WORKFLOWS]
     if resolved["project"]["wfgen_install"] == ".":
         paths += ["generator/**", "templates/**", "pyproject.toml"]
     return paths

@@ -24,6 +24,7 @@ from generator.render import (
     CHECK_WORKFLOW,
     DEPLOY_WORKFLOW,
     MANIFEST_JSON,
+    ROLLBACK_WORKFLOW,
     render,
     render_resolved,
     secret_env,
@@ -406,7 +407,13 @@ def test_check_workflow_triggers_and_install(name: str, from_checkout: bool) -> 
     workflow = parse_yaml(rendered(name)[CHECK_WORKFLOW])
     paths = workflow["on"]["pull_request"]["paths"]
     assert workflow["on"]["push"]["paths"] == paths
-    assert paths[:4] == [MANIFESTS[name].name, ".github/wfgen/**", DEPLOY_WORKFLOW, CHECK_WORKFLOW]
+    assert paths[:5] == [
+        MANIFESTS[name].name,
+        ".github/wfgen/**",
+        DEPLOY_WORKFLOW,
+        CHECK_WORKFLOW,
+        ROLLBACK_WORKFLOW,
+    ]
     assert ("generator/**" in paths and "templates/**" in paths) is from_checkout
     assert workflow["permissions"] == {}
     steps = workflow["jobs"]["check"]["steps"]
@@ -654,3 +661,37 @@ def test_environments_render_a_manifest_each_and_the_branch_picks_one() -> None:
     deploy = step(jobs["deploy-wave-1"], "Deploy")["env"]
     # Every environment's target secrets reach the legs; each environment's manifest names the ones it reads.
     assert {"VPS_USER", "STAGING_USER", "VPS_HOST"} <= set(deploy)
+
+
+@pytest.mark.parametrize("name", ["services", "environments"])
+def test_rollback_workflow_golden(name: str, file_regression: Any) -> None:
+    file_regression.check(rendered(name)[ROLLBACK_WORKFLOW], extension=".yml", basename=f"rollback_{name}")
+
+
+@pytest.mark.parametrize("name", sorted(MANIFESTS))
+def test_rollback_workflow_rolls_back_one_chosen_service_with_its_secrets_only(name: str) -> None:
+    data = resolved(name)
+    manifest = load_manifest(MANIFESTS[name])
+    workflow = parse_yaml(rendered(name)[ROLLBACK_WORKFLOW])
+    inputs = workflow["on"]["workflow_dispatch"]["inputs"]
+    assert inputs["service"]["options"] == list(data["services"]) and inputs["service"]["type"] == "choice"
+    assert inputs["commit"] == {**inputs["commit"], "type": "string", "required": False, "default": ""}
+    assert ("environment" in inputs) == bool(manifest.environments)
+    if manifest.environments:
+        assert inputs["environment"]["options"] == list(manifest.environments)
+        assert workflow["env"] == {
+            "WFGEN_MANIFEST": ".github/wfgen/environments/${{ inputs.environment }}.json"
+        }
+    assert workflow["concurrency"]["group"].startswith(f"wfgen-rollback-{manifest.project.name}")
+    [job] = workflow["jobs"].values()
+    rollback = step(job, "Roll back")
+    assert rollback["run"] == "python3 -I -S .github/wfgen/rollback.py"
+    assert rollback["env"]["WFGEN_SERVICE"] == "${{ inputs.service }}"
+    assert rollback["env"]["WFGEN_ROLLBACK_TO"] == "${{ inputs.commit }}"
+    for service in data["services"].values():
+        for secret in service["env"]:
+            users = [n for n, s in data["services"].items() if secret in s["env"]]
+            if users != list(data["services"]):  # only when the chosen service declares it
+                assert "inputs.service" in rollback["env"][secret]
+    assert "matrix" not in json.dumps(job)
+    assert job["timeout-minutes"] == data["project"]["deploy_timeout_minutes"] + 5

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from generator.manifest import load_manifest
-from generator.render import render
+from generator.render import WORKFLOWS, render
 from tests.support.files import build_file_tree
 from tests.support.requires import require_python_tool
 
@@ -75,7 +75,7 @@ def repo(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
 
 def workflows(root: Path) -> list[str]:
     found = sorted(str(p.relative_to(root)) for p in (root / ".github" / "workflows").glob("*.yml"))
-    assert len(found) == 2
+    assert len(found) == len(WORKFLOWS)
     return found
 
 
