@@ -220,13 +220,14 @@ def status_command(manifest_path: Path, environment: str | None, as_json: bool) 
 @cli.command("rollback")
 @click.argument("service")
 @manifest_option
+@environment_option
 @click.option("--to", metavar="COMMIT", help="A kept version (a unique prefix of 4+ hex digits will do).")
-def rollback_command(service: str, manifest_path: Path, to: str | None) -> None:
+def rollback_command(service: str, manifest_path: Path, environment: str | None, to: str | None) -> None:
     """Put SERVICE back on the version deployed before the running one (or --to another image kept on the
     target), through the deploy's health-gated cutover; no build.
 
     Exit 1 when it failed (the running version still serves), 2 when there is nothing to roll back to."""
-    _exit(roll_back(RollbackOptions(manifest_path, service, to)))
+    _exit(roll_back(RollbackOptions(manifest_path, service, to, environment)))
 
 
 def _rendered(manifest_path: Path) -> tuple[Path, dict[str, str]]:

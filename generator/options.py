@@ -28,5 +28,5 @@ def environment_option(func: F) -> F:
         "--env",
         "environment",
         metavar="NAME",
-        help="The environment of [environments] to act on [default: the branch's, else the first].",
+        help="The environment of [environments] to act on [default: the branch's, else the first one].",
     )(func)

@@ -106,7 +106,9 @@ def test_renders_workflows_manifest_the_step_package_and_one_entry_script_per_jo
     package = {f".github/wfgen/steps/{p.name}" for p in STEPS.glob("*.py")}
     entries = {f".github/wfgen/{job}.py" for job in JOBS}
     assert ".github/wfgen/steps/__init__.py" in package
-    assert set(files) == {DEPLOY_WORKFLOW, CHECK_WORKFLOW, MANIFEST_JSON} | package | entries
+    assert (
+        set(files) == {DEPLOY_WORKFLOW, CHECK_WORKFLOW, ROLLBACK_WORKFLOW, MANIFEST_JSON} | package | entries
+    )
     assert list(files) == sorted(files)
 
 
@@ -116,7 +118,7 @@ def test_every_job_of_the_workflow_runs_an_entry_script_with_a_bare_python() -> 
     # Every job, in pipeline order (the plan opens the check job: its table is the run's first); this
     # manifest's two dependency depths make two deploy jobs.
     pipeline = ["prepare", "plan", "check_infrastructure", "deploy_service", "deployment_summary"]
-    assert sorted([*pipeline, "rollback"]) == sorted(JOBS)  # a rollback is not part of a deploy
+    assert sorted([*pipeline, "rollback"]) == sorted(JOBS)  # a rollback is not part of a deploy: rollback.yml
     assert list(dict.fromkeys(runs)) == [f"-I -S .github/wfgen/{job}.py" for job in pipeline]
     assert runs.count("-I -S .github/wfgen/deploy_service.py") == 2
     assert len(runs) == len(pipeline) + 1

@@ -1,6 +1,6 @@
 """The rendered workflow of a manifest with `[environments]`, run by the Actions simulator: the branch picks the
 environment (its manifest, its GitHub environment, its concurrency group), and staging and production of the
-same services deploy side by side over a real sshd to one real Docker engine."""
+same services deploy side by side over a real sshd to one real Docker engine; rollback.yml rolls one back."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from generator.render import ROLLBACK_WORKFLOW
 from tests.support.actions_sim import Run
 from tests.support.deploys import fetch
 from tests.support.fixture_service import git
@@ -92,3 +93,20 @@ def test_the_branch_picks_the_environment_and_both_deploy_side_by_side(
     assert deploy_exits(pushed) == {"api": 0}, leg_errors(pushed)
     assert fetch(f"http://127.0.0.1:{repo.ports['api'] + offset}/version") == (200, "staging v2\n")
     assert fetch(f"http://127.0.0.1:{repo.ports['api']}/version")[0] == 404
+
+    # rollback.yml in staging: back to the version deployed before the running one; production untouched.
+    rollback = simulator(tmp_path / "rollback", repo.root, sshd.target_env(), {"DOCKER_HOST": docker_host},
+                         workflow=ROLLBACK_WORKFLOW)  # fmt: skip
+    back = rollback.dispatch({"environment": "staging", "service": "api"})
+    assert back.name == "Roll back api in staging"
+    assert back.concurrency == f"wfgen-rollback-{docker_project}-staging"
+    [leg] = back.jobs["rollback"]
+    assert (leg.result, leg.environment) == ("success", "staging"), leg.step("Roll back").stderr
+    assert (
+        fetch(f"http://127.0.0.1:{repo.ports['api'] + offset}/version")[0] == 404
+    )  # the first version again
+    assert fetch(f"http://127.0.0.1:{repo.ports['api']}/version")[0] == 404
+    pruned = rollback.dispatch({"environment": "staging", "service": "api", "commit": "0000000"})
+    [leg] = pruned.jobs["rollback"]
+    assert leg.result == "failure" and leg.step("Roll back").returncode == 2
+    assert fetch(f"http://127.0.0.1:{repo.ports['api'] + offset}/health")[0] == 200

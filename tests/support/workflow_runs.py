@@ -18,13 +18,16 @@ ADDRESS_SECRETS = {"VPS_HOST", "VPS_USER"}
 DEPLOY_JOB = re.compile(r"deploy-service|deploy-wave-\d+")
 
 
-def simulator(tmp_path: Path, repo: Path, secrets_: dict[str, str], env: dict[str, str]) -> Simulator:
-    """The deploy workflow of the repository at `repo`, run on loopback with `env` added to the runner's."""
+def simulator(
+    tmp_path: Path, repo: Path, secrets_: dict[str, str], env: dict[str, str], workflow: str = DEPLOY_WORKFLOW
+) -> Simulator:
+    """The deploy workflow (or another) of the repository at `repo`, run on loopback with `env` added to the
+    runner's."""
     runner_env = {
         "PATH": os.environ["PATH"], "LANG": "C.UTF-8", "CI": "true", "GITHUB_ACTIONS": "true",
         "GITHUB_ACTOR": "wfgen-e2e", "GITHUB_RUN_ID": str(secrets.randbelow(10**9)), **env,
     }  # fmt: skip
-    return Simulator(DEPLOY_WORKFLOW, repo.as_uri(), tmp_path / "runner", secrets_=secrets_, env=runner_env)
+    return Simulator(workflow, repo.as_uri(), tmp_path / "runner", secrets_=secrets_, env=runner_env)
 
 
 def deploy_legs(run: Run) -> list[Job]:
