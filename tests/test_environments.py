@@ -270,6 +270,15 @@ def test_staging_and_production_side_by_side_on_one_engine(
     assert {leg["service"]: leg["verdict"] for leg in json.loads(plan.stdout)["services"]} == {
         "api": "unchanged", "web": "unchanged"}  # fmt: skip
 
+    # A rollback in staging goes back to staging's previous version; production has none to go back to.
+    back = fleet.wfgen("rollback", "web", "--env", "staging", timeout=300)
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert statuses(fleet, "--env", "staging")["web"]["commit"] == before
+    assert served(fleet.ports["web"] + offset) == 200
+    refused = fleet.wfgen("rollback", "web", timeout=120)
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert statuses(fleet)["web"]["commit"] == before
+
     wrong = fleet.wfgen("deploy", "web", "develop", "--env", "production", timeout=120)
     assert (wrong.returncode, wrong.stdout) == (2, "")
     assert wrong.stderr.strip() == "branch 'develop' does not deploy to production; its branches: main"
