@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from generator.errors import WfgenError
-from generator.model import Environment, Manifest, Target, check_name
+from generator.model import SSH_ONLY, Environment, Manifest, Target, check_name
 from generator.steps.steplib import did_you_mean
 
 Problem = tuple[tuple[str | int, ...], str]
@@ -89,9 +89,25 @@ def check(manifest: Manifest) -> list[Problem]:
         for index, branch in enumerate(environment.branches):
             seen, other = owner.get(branch.lower(), (branch, name))
             if other != name:
-                problems.append(((*where, "branches", index), f"{seen} already deploys to {other}"))
+                same = "" if seen == branch else f" as {seen} (GitHub compares branch names ignoring case)"
+                problems.append(((*where, "branches", index), f"{branch} already deploys to {other}{same}"))
             owner.setdefault(branch.lower(), (branch, name))
-    return problems + _check_shared_targets(manifest)
+    return problems + _check_container_names(manifest) + _check_shared_targets(manifest)
+
+
+def _check_container_names(manifest: Manifest) -> list[Problem]:
+    """`<project>-<environment>-<service>` must name one container: environment `a` with service `b-web`
+    and environment `a-b` with service `web` would share one."""
+    problems: list[Problem] = []
+    owner: dict[str, str] = {}
+    for name in manifest.environments:
+        for service in [*manifest.services, "proxy"]:
+            container = f"{manifest.project.name}-{name}-{service}"
+            if owner.setdefault(container, name) != name:
+                problems.append((("environments", name), f"{container} would name a container of both "
+                                 f"{owner[container]} and {name}; rename one environment"))  # fmt: skip
+                break
+    return problems
 
 
 def _check_one(manifest: Manifest, name: str, environment: Environment) -> list[Problem]:
@@ -105,8 +121,12 @@ def _check_one(manifest: Manifest, name: str, environment: Environment) -> list[
         )
     if len(set(environment.branches)) != len(environment.branches):
         problems.append(((*where, "branches"), "branches must be unique"))
-    if environment.target is not None and "environment" in environment.target.model_fields_set:
+    own = environment.target.model_fields_set if environment.target is not None else set()
+    if "environment" in own:
         problems.append(((*where, "target", "environment"), "set github_environment instead"))
+    if target_of(manifest, environment).kind == "local":
+        for key in (key for key in SSH_ONLY if key in own):
+            problems.append(((*where, "target", key), "only used with kind = 'ssh'"))
     for service, port in ports(manifest, environment).items():
         if port > 65535:
             problems.append(((*where, "port_offset"), f"moves {service} to port {port}, above 65535"))
@@ -126,13 +146,16 @@ def ports(manifest: Manifest, environment: Environment) -> dict[str, int]:
 
 
 def network(manifest: Manifest, name: str) -> str:
-    """The environment's own Docker network: services answer there by their name, so no two may share one."""
+    """The environment's Docker network. Services answer there by their name, so environments that share a
+    target each get their own (`<network>-<environment>`); one alone on its target keeps [target]'s."""
     environment = manifest.environments[name]
     if environment.target is not None and "network" in environment.target.model_fields_set:
         assert environment.target.network is not None  # DockerName: the key cannot be set to nothing
         return environment.target.network
-    base = manifest.target.network or f"{manifest.project.name}-network"
-    return f"{base}-{name}" if manifest.target.network else f"{manifest.project.name}-{name}-network"
+    shared = any(name in names for names in _same_target(manifest))
+    if manifest.target.network:
+        return f"{manifest.target.network}-{name}" if shared else manifest.target.network
+    return f"{manifest.project.name}-{name}-network"
 
 
 def _same_target(manifest: Manifest) -> list[list[str]]:

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from generator import environments
 from generator.errors import ManifestError
 from generator.locate import KeyLocator, format_loc
-from generator.model import MAX_SERVICES, Manifest
+from generator.model import MAX_SERVICES, SSH_ONLY, Manifest
 from generator.steps.steplib import did_you_mean
 from generator.suggest import allowed_keys
 
@@ -199,15 +199,7 @@ def _check_target_and_build(manifest: Manifest) -> list[tuple[tuple[str | int, .
     problems: list[tuple[tuple[str | int, ...], str]] = []
     target, build = manifest.target, manifest.build
     if target.kind == "local":
-        ssh_only = (
-            "host_env",
-            "user_env",
-            "ssh_key_env",
-            "known_hosts_env",
-            "insecure_ignore_host_key",
-            "port",
-        )
-        for key in ssh_only:
+        for key in SSH_ONLY:
             if key in target.model_fields_set:
                 problems.append((("target", key), "only used with kind = 'ssh'"))
     if build.where == "runner" and build.registry is None:

@@ -172,6 +172,10 @@ class Project(StrictModel):
     )
 
 
+# [target] keys only an ssh target uses: setting one with kind = "local" is a mistake worth a line.
+SSH_ONLY = ("host_env", "user_env", "ssh_key_env", "known_hosts_env", "insecure_ignore_host_key", "port")
+
+
 class Target(StrictModel):
     kind: Literal["ssh", "local"] = Field(default="ssh", description="'ssh' to a VPS, or 'local' Docker.")
     host_env: EnvName = Field(default="VPS_HOST", description="Env var / secret holding the SSH host.")

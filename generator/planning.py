@@ -52,7 +52,7 @@ def show_plan(options: PlanOptions, stream: TextIO, errors: TextIO) -> int:
         print(f"plan: cannot read what runs on {describe_target(view, environ)}: {exc}", file=errors)
         return ExitCode.FAILED
     if options.as_json:
-        print(json.dumps(document, indent=2), file=stream)
+        print(json.dumps({"environment": view.project.environment, **document}, indent=2), file=stream)
         return ExitCode.OK
     print(f"Plan against {describe_target(view, environ)}; nothing is touched.", file=stream)
     print(plan.text(document), end="", file=stream)

@@ -125,14 +125,22 @@ def options_from_last_run(options: DeployOptions) -> DeployOptions | None:
         record = read_run(last)
     except RunRecordError as exc:
         raise RunnerError(f"--retry-failed: {exc}") from None
+    inputs = record["inputs"]
+    environment = inputs.get("environment")  # runs recorded before environments have none
+    if options.environment is not None and options.environment != environment:
+        asked, last_run = options.environment, record["run_id"]
+        raise RunnerError(
+            f"--retry-failed --env {asked}: the last run ({last_run}) deployed to "
+            f"{environment or 'no environment'}; retry it without --env, or deploy {asked} again"
+        )
     failed = [name for name, item in record["services"].items() if item.get("result") not in RESULTS_OK]
     if not failed:
         return None
-    inputs = record["inputs"]
     return replace(
         options,
         services=",".join(failed),
         branch=inputs["branch"],
+        environment=environment,
         force_rebuild=bool(inputs["force_rebuild"]) or options.force_rebuild,
         retry_failed=False,
         retry_of=record["run_id"],
@@ -167,7 +175,7 @@ class Run:
         self.options, self.resolved, self.plan, self.interrupts = options, resolved, plan, interrupts
         self.view = view  # what the steps see of the manifest
         self.branch = plan.branch
-        self.environment = f" to {view.project.environment}" if view.project.environment else ""
+        self.environment = view.project.environment  # None without [environments]
         self.root = options.manifest.resolve().parent
         self.run_id, self.dir = create_run(self.root)
         point_latest(self.root, self.run_id)
@@ -190,8 +198,9 @@ class Run:
         self.reporter.note(
             "📋",
             "run",
-            f"{self.run_id}: {count} service(s), branch {self.branch}{self.environment}, "
-            f"at most {self.max_parallel} in parallel, log folder {self.dir}",
+            f"{self.run_id}: {count} service(s), branch {self.branch}"
+            + (f" to {self.environment}, " if self.environment else ", ")
+            + f"at most {self.max_parallel} in parallel, log folder {self.dir}",
         )
         for note in self.plan.notes:
             self.reporter.note("📋", "prepare", note)
@@ -339,6 +348,7 @@ class Run:
             "inputs": {
                 "services": list(self.plan.services),
                 "branch": self.branch,
+                "environment": self.environment,
                 "force_rebuild": self.options.force_rebuild,
                 "max_parallel": self.max_parallel,
                 "fail_fast": self.options.fail_fast,

@@ -40,7 +40,11 @@ def show_status(options: StatusOptions, stream: TextIO, errors: TextIO) -> int:
     # Ctrl-C reaches the docker and ssh children too: their failure is the interrupt, not the target's.
     with Interrupts() as interrupts:
         try:
-            document = {"target": where, **status.gather(view, environ)}
+            document = {
+                "target": where,
+                "environment": view.project.environment,
+                **status.gather(view, environ),
+            }
         except UsageError as exc:
             raise StatusError(f"status: {exc}") from None
         except status.Unreachable as exc:

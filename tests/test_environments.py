@@ -143,7 +143,11 @@ def test_an_environment_that_does_not_fit_is_one_line(
         (("branches = [\"develop\", \"staging\"]", "branches = [\"develop\", \"main\"]"),
          "services.toml:21: environments.staging.branches[1]: main already deploys to production"),
         (("branches = [\"develop\", \"staging\"]", "branches = [\"develop\", \"Main\"]"),
-         "services.toml:21: environments.staging.branches[1]: main already deploys to production"),
+         "services.toml:21: environments.staging.branches[1]: Main already deploys to production as main (GitHub "
+         "compares branch names ignoring case)"),
+        (("port_offset = 1000", 'port_offset = 1000\ntarget = { kind = "local", host_env = "X" }'),
+         "services.toml:23: environments.staging.target.host_env: only used with kind = 'ssh'"),
+
         (("port_offset = 1000", "port_offset = 1"),
          "services.toml:22: environments.staging.port_offset: web's port 3001 is taken by production on the same "
          "target; set a port_offset that keeps them apart"),
@@ -178,6 +182,35 @@ def test_bad_environments_are_one_line_each_and_exit_2(
     assert old in TWO
     code, output = validate(tmp_path, TWO.replace(old, new, 1))
     assert (code, output.strip().splitlines()) == (2, [message])
+
+
+def test_a_local_base_target_with_ssh_keys_in_an_environment_is_refused(tmp_path: Path) -> None:
+    text = TWO.replace('host_env = "VPS_HOST"', 'kind = "local"').replace(
+        "port_offset = 1000", 'port_offset = 1000\ntarget = { host_env = "STAGING_HOST" }'
+    )
+    code, output = validate(tmp_path, text)
+    assert (code, output.strip().splitlines()) == (
+        2, ["services.toml:23: environments.staging.target.host_env: only used with kind = 'ssh'"])  # fmt: skip
+
+
+def test_the_network_is_the_environments_own_only_where_two_share_a_target() -> None:
+    text = TWO.replace('host_env = "VPS_HOST"', 'host_env = "VPS_HOST"\nnetwork = "db"')
+    shared = parse_manifest(text)
+    assert [resolve_manifest(shared, environment=e)["target"]["network"] for e in ("production", "staging")] == [
+        "db-production", "db-staging"]  # fmt: skip
+    apart = parse_manifest(text.replace("port_offset = 1000", 'target = { host_env = "STAGING_HOST" }'))
+    assert [resolve_manifest(apart, environment=e)["target"]["network"] for e in ("production", "staging")] == [
+        "db", "db"]  # fmt: skip
+
+
+def test_two_environments_may_not_name_one_container(tmp_path: Path) -> None:
+    text = TWO.replace("[services.api]", "[services.b-web]").replace(
+        "[environments.staging]", "[environments.production-b]"
+    )
+    code, output = validate(tmp_path, text)
+    assert (code, output.strip().splitlines()) == (2, [
+        "services.toml:20: environments.production-b: shop-production-b-web would name a container of both "
+        "production and production-b; rename one environment"])  # fmt: skip
 
 
 def test_an_other_host_may_reuse_the_ports() -> None:
@@ -282,13 +315,25 @@ def test_staging_and_production_side_by_side_on_one_engine(
     wrong = fleet.wfgen("deploy", "web", "develop", "--env", "production", timeout=120)
     assert (wrong.returncode, wrong.stdout) == (2, "")
     assert wrong.stderr.strip() == "branch 'develop' does not deploy to production; its branches: main"
+    # --retry-failed retries the last run, in its environment; naming another one is a mistake.
+    retry = fleet.wfgen("deploy", "--retry-failed", "--env", "production", timeout=120)
+    assert (retry.returncode, retry.stdout) == (2, "")
+    last = fleet.last_run()
+    assert last["inputs"]["environment"] == "staging"
+    assert retry.stderr.strip() == (
+        f"--retry-failed --env production: the last run ({last['run_id']}) deployed to staging; retry it "
+        "without --env, or deploy production again"
+    )
+    same = fleet.wfgen("deploy", "--retry-failed", "--env", "staging", timeout=120)
+    assert same.returncode == 0 and "nothing to retry" in same.stdout, same.stdout + same.stderr
 
 
 def test_one_environment_through_the_real_sshd(
     tmp_path: Path, docker_host: str, docker_project: str, sshd: SshServer, short_dir: Path
 ) -> None:
     fleet = make_fleet(tmp_path / "f", docker_project, docker_host, {"api": {}, "web": {}})
-    remote = sshd.target_config(prefix="STAGING")
+    # Another target as far as the manifest knows, but the same engine here: its own network, as on a shared host.
+    remote = sshd.target_config(prefix="STAGING", network=f"{fleet.network}-staging")
     offset = with_environments(fleet, {"target": remote}, short_dir)
     env = sshd.target_env(prefix="STAGING")
     for branch in ("main", "develop"):
