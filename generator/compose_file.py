@@ -91,7 +91,7 @@ def _validate(data: Any, display: str) -> None:
         extra = _extra_keys(error)
         if extra:
             loc = (*loc, extra[0])
-            message = f"unknown key{did_you_mean(extra[0], error.schema.get('properties', {}))}"
+            message = f"unknown key{did_you_mean(extra[0], _known_keys(error.schema))}"
     raise ComposeError(display, line_of(data, loc), message, loc)
 
 
@@ -113,6 +113,16 @@ def _extra_keys(error: jsonschema.ValidationError) -> list[str]:
     "'portz' does not match any of the regexes: ..." when the schema also allows patterns such as x-."""
     found = _UNEXPECTED.search(error.message) or _NO_PATTERN.match(error.message)
     return _QUOTED.findall(found.group(1)) if found else []
+
+
+def _known_keys(schema: Mapping[str, Any], depth: int = 0) -> list[str]:
+    """Keys a schema allows, including those of the definitions it combines with allOf."""
+    keys = list(schema.get("properties", {}))
+    for part in schema.get("allOf", []) if depth < 4 else []:
+        ref = str(part.get("$ref", ""))
+        if ref.startswith("#/$defs/"):
+            keys += _known_keys(compose_schema()["$defs"].get(ref.removeprefix("#/$defs/"), {}), depth + 1)
+    return keys
 
 
 def _message(error: jsonschema.ValidationError) -> str:

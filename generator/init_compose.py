@@ -96,9 +96,11 @@ def _service(
     published, port_notes = _published(spec.get("ports") or [])
     notes += port_notes
     container = published.container if published else _first_expose(spec) or health.container_port
-    wanted = published.host if published and published.host else container if published else None
+    wanted = published.host if published and published.host else container
     if published and published.host is None:
         notes.append(f"compose publishes {container} on a random host port: port {container} here")
+    if not published and container is not None:
+        notes.append(f"compose publishes no port: the container's port {container} is the host port here")
     port, moved = pool.claim(wanted, wfgen_names[name])
     notes += [moved] if moved else []
     env_names = keys.environment_names(spec.get("environment"))
