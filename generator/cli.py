@@ -12,6 +12,7 @@ import click
 from generator.distribution import installed
 from generator.errors import ExitCode, WfgenError
 from generator.graph import graph_markdown
+from generator.init_command import InitOptions, init
 from generator.manifest import load_manifest
 from generator.model import Manifest
 from generator.options import environment_option, manifest_option
@@ -61,6 +62,35 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
 )
 def cli() -> None:
     """Turn one services.toml into fast, safe, parallel Docker deployments."""
+
+
+@cli.command("init")
+@manifest_option
+@click.option(
+    "--from-compose",
+    "from_compose",
+    metavar="FILE",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="A compose file: services with a build become services, image-only ones TCP checks.",
+)
+@click.option(
+    "--scan",
+    metavar="DIR",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="A folder: each sub-folder holding a Dockerfile becomes a service.",
+)
+@click.option("--force", is_flag=True, help="Overwrite an existing manifest.")
+@click.option("--stdout", "to_stdout", is_flag=True, help="Print the manifest instead of writing it.")
+def init_command(
+    manifest_path: Path, from_compose: Path | None, scan: Path | None, force: bool, to_stdout: bool
+) -> None:
+    """Write a commented services.toml from a compose file or a folder of Dockerfiles; print the next steps.
+
+    With neither option, reads compose.yaml, compose.yml, docker-compose.yaml or docker-compose.yml beside
+    the manifest. Never overwrites a manifest without --force; what it cannot map is listed in comments
+    and on stderr; environment values are never read into it, only names."""
+    options = InitOptions(manifest_path, from_compose, scan, force, to_stdout)
+    _exit(init(options, sys.stdout, sys.stderr))
 
 
 @cli.command("validate")

@@ -19,3 +19,7 @@ class ManifestError(WfgenError):
     def __init__(self, problems: list[str]):
         self.problems = problems
         super().__init__("\n".join(problems))
+
+
+class InitError(WfgenError):
+    """`wfgen init` cannot write a manifest: a bad compose file or folder, or one already there."""
