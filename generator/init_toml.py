@@ -52,7 +52,16 @@ def _service(service: ServiceDraft) -> list[str]:
         lines.append(f"depends_on = {_array(service.depends_on)}")
     if service.health.path is None:
         lines.append("# no HTTP health check found: make the service answer GET /health, or change the path")
+    every = service.health.interval_s or 0.0
+    if every > PROBE_EVERY_MAX_S:
+        probe = _number(PROBE_EVERY_MAX_S)
+        lines.append(f"# compose checks every {_number(every)} s; a deploy probes every {probe} s, so it "
+                     "switches as soon as the new version answers")  # fmt: skip
     return [*lines, f"health = {_health(service.health)}"]
+
+
+# A deploy waits for the candidate's health check: compose's interval is for a service that runs already.
+PROBE_EVERY_MAX_S = 2.0
 
 
 def _health(health: HealthDraft) -> str:
@@ -61,7 +70,7 @@ def _health(health: HealthDraft) -> str:
     timeout = _positive(health.timeout_s)
     grace = health.start_grace_s if health.start_grace_s and health.start_grace_s < MAX_SECONDS else None
     if interval is not None:
-        fields["interval_s"] = _number(interval)
+        fields["interval_s"] = _number(min(interval, PROBE_EVERY_MAX_S))
     if timeout is not None:
         fields["timeout_s"] = _number(timeout)
     if grace is not None:
