@@ -113,6 +113,14 @@ def check_domain(value: str) -> str:
     return value
 
 
+def check_release(value: list[str]) -> list[str]:
+    if any(not part for part in value):
+        raise ValueError("must not contain an empty string")
+    if any("\0" in part for part in value):
+        raise ValueError("must not contain a NUL character")
+    return value
+
+
 def check_tcp(value: str) -> str:
     host, sep, port = value.rpartition(":")
     host = host.removeprefix("[").removesuffix("]")
@@ -283,6 +291,15 @@ class Service(StrictModel):
     paths: list[Annotated[str, AfterValidator(check_relative_path)]] = Field(
         default=[],
         description="More paths of the repository whose changes redeploy this folder service (shared code).",
+    )
+    release: Annotated[list[str], Field(min_length=1), AfterValidator(check_release)] | None = Field(
+        default=None,
+        description="Run once per deploy in a one-off container of the new image (same env and network), "
+        "before the new version starts, e.g. database migrations; exec form, no shell. A failure fails the "
+        "deploy and the old version keeps serving.",
+    )
+    release_timeout_s: Seconds = Field(
+        default=300.0, description="How long the release command may run before the deploy fails."
     )
 
     @model_validator(mode="after")

@@ -108,4 +108,6 @@ def resolve_service(name: str, service: Service, port_offset: int = 0) -> dict[s
         "domain": service.domain,
         "depends_on": list(service.depends_on),
         "paths": list(service.paths),
+        "release": list(service.release) if service.release is not None else None,
+        "release_timeout_s": service.release_timeout_s,
     }

@@ -247,6 +247,36 @@ MALFORMED: list[tuple[str, bytes | Mutate, str]] = [
         f"services.auth-service.health.path: missing{AGAIN}",
     ),
     (
+        "release a string",
+        _set(*AUTH, "release", value="npm run migrate"),
+        f"services.auth-service.release: expected an array, got a string{AGAIN}",
+    ),
+    (
+        "release empty",
+        _set(*AUTH, "release", value=[]),
+        f"services.auth-service.release: must be null or a command with no empty part{AGAIN}",
+    ),
+    (
+        "release with an empty part",
+        _set(*AUTH, "release", value=["npm", ""]),
+        f"services.auth-service.release: must be null or a command with no empty part{AGAIN}",
+    ),
+    (
+        "release part a number",
+        _set(*AUTH, "release", value=["sleep", 5]),
+        f"services.auth-service.release[1]: expected a string, got an integer{AGAIN}",
+    ),
+    (
+        "release timeout missing",
+        _drop(*AUTH, "release_timeout_s"),
+        f"services.auth-service.release_timeout_s: missing{AGAIN}",
+    ),
+    (
+        "release timeout zero",
+        _set(*AUTH, "release_timeout_s", value=0),
+        f"services.auth-service.release_timeout_s: must be more than 0 and at most 86400 seconds{AGAIN}",
+    ),
+    (
         "name differs from key",
         _set(*AUTH, "name", value="user-service"),
         f"services.auth-service.name: must be 'auth-service', the service's key{AGAIN}",

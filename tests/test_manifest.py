@@ -197,3 +197,32 @@ def test_an_unsafe_ref_is_refused_as_branch_and_service_ref(ref: str) -> None:
         f"services.toml:3: project.branches[0]: is not a safe git branch name ({GIT_REF_HINT})",
         f"services.toml:7: services.a.ref: is not a safe git branch name ({GIT_REF_HINT})",
     ]
+
+
+RELEASE_BASE = '[project]\nname = "p"\n[services.web]\nrepository = "o/a"\nport = 80\n'
+
+
+def test_release_command_resolves_with_its_timeout() -> None:
+    text = RELEASE_BASE + 'release = ["npm", "run", "migrate"]\nrelease_timeout_s = 60\n'
+    web = resolve_manifest(parse_manifest(text))["services"]["web"]
+    assert (web["release"], web["release_timeout_s"]) == (["npm", "run", "migrate"], 60.0)
+    plain = resolve_manifest(parse_manifest(RELEASE_BASE))["services"]["web"]
+    assert (plain["release"], plain["release_timeout_s"]) == (None, 300.0)
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ("release = []", "services.web.release: must not be empty"),
+        ('release = "npm run migrate"', "services.web.release: must be an array"),
+        ('release = ["npm", ""]', "services.web.release: must not contain an empty string"),
+        ('release = ["npm", 3]', "services.web.release[1]: must be a string"),
+        ("release_timeout_s = 0", "services.web.release_timeout_s: must be greater than 0"),
+        ("release_timeout_s = 100000", "services.web.release_timeout_s: must be at most 86400"),
+        ('relase = ["npm"]', "services.web.relase: unknown key (did you mean 'release'?)"),
+    ],
+)
+def test_a_malformed_release_is_one_line(line: str, problem: str) -> None:
+    with pytest.raises(ManifestError) as caught:
+        parse_manifest(RELEASE_BASE + line + "\n")
+    assert caught.value.problems == [f"services.toml:6: {problem}"]

@@ -110,6 +110,8 @@ class Service:
     domain: str | None
     depends_on: tuple[str, ...]
     paths: tuple[str, ...]
+    release: tuple[str, ...] | None  # the release command, exec form; None: no release phase
+    release_timeout_s: float
 
     def health_url(self, port: int) -> str:
         """The health check URL on a host port, asked from the target itself."""
@@ -269,6 +271,12 @@ def _check(made: object, key: str) -> None:
         for name in ("host_env", "user_env", "ssh_key_env", "known_hosts_env", "port"):
             if getattr(made, name) is None:
                 raise _Invalid(_join(key, name), "must be set when target.kind is 'ssh'")
+    if isinstance(made, Service) and made.release is not None:
+        if not made.release or not all(made.release):
+            # An empty command would run the image's own CMD, the service itself, as the release.
+            raise _Invalid(_join(key, "release"), "must be null or a command with no empty part")
+    if isinstance(made, Service) and not 0 < made.release_timeout_s <= 86400:
+        raise _Invalid(_join(key, "release_timeout_s"), "must be more than 0 and at most 86400 seconds")
     if isinstance(made, Build) and made.where == "runner" and made.registry is None:
         raise _Invalid(_join(key, "registry"), "must be set when build.where is 'runner'")
     if isinstance(made, Manifest):
