@@ -31,6 +31,7 @@ PHASES = (
     "lock",
     "source",
     "build",
+    "release",
     "candidate",
     "health",
     "switch",

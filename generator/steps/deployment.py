@@ -1,5 +1,6 @@
-"""One deploy of one service, phase by phase (docs/design.md): lock → source → build → candidate → health →
-switch → verify → cleanup → done. Every path ends with restore-if-needed, audit, unlock and a final status.
+"""One deploy of one service, phase by phase (docs/design.md): lock → source → build → release → candidate →
+health → switch → verify → cleanup → done. Every path ends with restore-if-needed, audit, unlock and a final
+status.
 
 Stdlib only: vendored into `.github/wfgen/` next to the step scripts.
 """
@@ -7,6 +8,7 @@ Stdlib only: vendored into `.github/wfgen/` next to the step scripts.
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import time
@@ -14,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
-from . import config, images, leftovers, runconfig, source, steplib
+from . import config, images, leftovers, release, runconfig, source, steplib
 from .audit import append_audit, audit_line, audit_path, read_audit, rollback_commit, service_deploys
 from .cutover import Container, Cutover, HealthFailed, crash_reason, is_ok, wait_healthy
 from .handover import Handover
@@ -141,6 +143,7 @@ class Deployment:
         minutes = self.manifest.project.deploy_timeout_minutes + JOB_MARGIN_MINUTES
         try:
             removed = leftovers.sweep_target(self.target, self.state_dir, self.name, minutes)
+            removed += release.remove_leftovers(self.target, self.manifest.project.name, self.name)
             removed += leftovers.sweep_runner()
         except EXPECTED as exc:
             self.log(f"warning: removing leftovers of interrupted deploys failed: {exc}")
@@ -177,7 +180,9 @@ class Deployment:
         if self.is_unchanged(image, old):
             return "unchanged", f"{self.commit[:7]} already running and healthy; nothing to do"
         self.cut.image = image = self.provide(image)
-        self.cutover(env)
+        env_file = self.put_env_file(env)
+        self.release(image, env_file)
+        self.cutover(env_file)
         try:
             self.prune(image, old)
         except EXPECTED as exc:  # the new version serves: a failed prune is worth a warning, not a failure
@@ -234,11 +239,38 @@ class Deployment:
         self.log("the running container has this image but fails its health check; redeploying it")
         return False
 
-    def cutover(self, env: dict[str, str]) -> None:
+    def release(self, image: str, env_file: str | None) -> None:
+        """The service's release command in a one-off container of the new image, before anything of the
+        cutover: a failure leaves the running version untouched. Under the service's lock, as all of this."""
+        command = self.service.release
+        if command is None:
+            return
+        assert self.cut is not None
+        self.cut.ensure_network()
+        project = self.manifest.project.name
+        one_off = release.Release(
+            project, self.name, self.manifest.target.network, image, command, env_file,
+            release.container_name(project, self.name),
+        )  # fmt: skip
+        cleanup = ("target", ["docker", "rm", "-f", one_off.name])
+        self.cleanups.append(cleanup)  # before it starts: a cancel removes it from finish()
+        self.phase("release", f"running release command: {shlex.join(command)}")
+        try:
+            took, tail = release.run(self.target, one_off, self.service.release_timeout_s)
+        except release.ReleaseFailed as exc:
+            for line in exc.tail:
+                steplib.quote(line)
+            last = f" (last output: {exc.tail[-1].strip()})" if exc.tail else ""
+            raise Outcome("failed", f"{exc}{last}; running container untouched") from None
+        self.cleanups.remove(cleanup)
+        for line in tail:
+            steplib.quote(line)
+        self.log(f"release command done in {took:.1f} s")
+
+    def cutover(self, env_file: str | None) -> None:
         assert self.cut is not None
         cut = self.cut
         self.phase("candidate", f"starting candidate {cut.name_candidate()}")
-        env_file = self.put_env_file(env)
         cut.ensure_network()
         try:
             url = cut.start_candidate(env_file)

@@ -25,6 +25,7 @@ from .cutover import (
     inspect,
 )
 from .proxy import Proxy, proxy_lock
+from .release import is_release_container
 from .target import CommandFailed, Target
 
 DRAIN_STEP_S = 0.2
@@ -82,12 +83,14 @@ class Handover(Cutover):
         return self.old
 
     def containers(self, *, running: bool) -> list[str]:
-        """This service's containers, newest first: running ones, or stopped ones."""
+        """This service's containers, newest first: running ones, or stopped ones (never a release command's,
+        which is no version of the service)."""
         state = ["--filter", "status=running"] if running else ["--filter", "status=exited"]
-        return self.docker(
+        names = self.docker(
             "ps", "-a", "--filter", f"label=wfgen.project={self.project}",
             "--filter", f"label=wfgen.service={self.service.name}", *state, "--format", "{{.Names}}",
         ).splitlines()  # fmt: skip
+        return [name for name in names if not is_release_container(name, self.project, self.service.name)]
 
     def name_candidate(self) -> str:
         """`<live name>-<commit12>`: the new version beside the old one (`-next` for the same commit again,

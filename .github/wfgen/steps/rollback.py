@@ -187,6 +187,12 @@ class Rollback(Deployment):
     def provide(self, image: str) -> str:
         return image  # kept on the target: nothing to build or pull
 
+    def release(self, image: str, env_file: str | None) -> None:
+        """Nothing: the version rolled back to ran its release command when it was deployed (migrations go
+        forward only; undoing one is the application's own, deliberate release)."""
+        if self.service.release is not None:
+            self.log(f"not running the release command: {short(self.commit)} ran it when it was deployed")
+
     def prune(self, image: str, old: object) -> None:
         """Nothing: the version this rollback replaces is the next rollback's, and no image was added."""
 
