@@ -67,18 +67,26 @@ def render_resolved(
     if "\n" in source or "\r" in source:
         raise WfgenError(f"{source!r}: a manifest file name cannot contain a line break")
     header = "# " + GENERATED_NOTE.format(source=source)
-    copies = environments or {"": resolved}
     context = workflow_context(resolved, header, environments or {})
     environment = _environment()
     out = {path: environment.get_template(name).render(context) for path, name in WORKFLOWS.items()}
-    for name, copy in copies.items():
-        out[environment_manifest(name) if environments else MANIFEST_JSON] = json.dumps(copy, indent=2) + "\n"
+    for path, copy in manifest_files(resolved, environments).items():
+        out[path] = json.dumps(copy, indent=2) + "\n"
     for name, text in step_modules():
         out[f"{STEPS_DIR}/{STEP_PACKAGE}/{name}"] = header + "\n" + text
     for job in JOBS:
         entry = environment.get_template(ENTRY_TEMPLATE)
         out[f"{STEPS_DIR}/{job}.py"] = entry.render(header=header, package=STEP_PACKAGE, job=job)
     return dict(sorted(out.items()))
+
+
+def manifest_files(
+    resolved: dict[str, Any], environments: dict[str, dict[str, Any]] | None
+) -> dict[str, dict[str, Any]]:
+    """Where each resolved manifest is vendored: manifest.json, or one file per environment."""
+    if not environments:
+        return {MANIFEST_JSON: resolved}
+    return {environment_manifest(name): copy for name, copy in environments.items()}
 
 
 def workflow_context(

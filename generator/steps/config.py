@@ -138,6 +138,15 @@ class Manifest:
     proxy: Proxy
     services: Mapping[str, Service]
 
+    def service(self, name: str | None) -> Service:
+        """The service a step was asked for (--service / WFGEN_SERVICE); UsageError when none or unknown."""
+        if not name:
+            raise steplib.UsageError("no service: pass --service or set WFGEN_SERVICE")
+        if name not in self.services:
+            hint = steplib.did_you_mean(name, self.services)
+            raise steplib.UsageError(f"unknown service {name!r}{hint}; known: {', '.join(self.services)}")
+        return self.services[name]
+
     def dependencies(self) -> dict[str, tuple[str, ...]]:
         """Each service's `depends_on`, in manifest order: the graph its depths and waves come from."""
         return {name: service.depends_on for name, service in self.services.items()}

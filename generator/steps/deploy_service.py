@@ -87,16 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def settings_from(args: argparse.Namespace, manifest: config.Manifest) -> Settings:
     """Validated inputs; UsageError on anything wrong."""
-    services = manifest.services
-    if not args.service:
-        raise steplib.UsageError("no service: pass --service or set WFGEN_SERVICE")
-    if args.service not in services:
-        hint = steplib.did_you_mean(args.service, services)
-        raise steplib.UsageError(f"unknown service {args.service!r}{hint}; known: {', '.join(services)}")
+    service = manifest.service(args.service)
     if not args.branch:
         raise steplib.UsageError("no branch: pass --branch or set WFGEN_BRANCH")
     return Settings(
-        service=services[args.service],
+        service=service,
         branch=args.branch,
         force_rebuild=steplib.parse_bool(args.force_rebuild, what="--force-rebuild"),
         lock_wait_s=lock_wait_seconds(args.lock_wait, manifest),

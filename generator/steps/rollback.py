@@ -63,16 +63,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def checked_service(request: Request, manifest: config.Manifest) -> config.Service:
-    services = manifest.services
-    if not request.service:
-        raise steplib.UsageError("no service: pass --service or set WFGEN_SERVICE")
-    if request.service not in services:
-        hint = steplib.did_you_mean(request.service, services)
-        raise steplib.UsageError(f"unknown service {request.service!r}{hint}; known: {', '.join(services)}")
-    return services[request.service]
-
-
 def checked_to(to: str | None) -> str | None:
     if to is None or to == "":
         return None
@@ -207,7 +197,7 @@ def run(manifest: config.Manifest, request: Request) -> int:
     """The rollback of request.service; the exit code (130 when a signal cancelled it)."""
     subject = request.service or "rollback"
     try:
-        service = checked_service(request, manifest)
+        service = manifest.service(request.service)
         to, wait_s = checked_to(request.to), lock_wait_seconds(request.lock_wait, manifest)
     except steplib.UsageError as exc:
         return refused(subject, str(exc))
