@@ -28,13 +28,13 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from generator.legs import Leg, LegPool  # noqa: E402
-from generator.manifest import load_manifest  # noqa: E402
-from generator.resolve import resolve_manifest  # noqa: E402
-from generator.runlog import timing  # noqa: E402
-from generator.runner import POLL_S, DeployOptions, child_env, deploy_argv  # noqa: E402
-from generator.steps.order import waves  # noqa: E402
-from generator.steps.steplib import parse_iso  # noqa: E402
+from generator.local.legs import Leg, LegPool
+from generator.local.runlog import timing
+from generator.local.runner import POLL_S, DeployOptions, child_env, deploy_argv
+from generator.manifest.resolve import resolve_manifest
+from generator.manifest.validate import load_manifest
+from generator.steps.core.order import waves
+from generator.steps.core.steplib import parse_iso
 from tests.support.caddy import benchmark_engine  # noqa: E402
 from tests.support.docker import cleanup_project, unique_name  # noqa: E402
 from tests.support.fleet import Fleet, make_fleet  # noqa: E402

@@ -2,7 +2,7 @@
 
     DOCKER_HOST=unix:///path/to/docker.sock python benchmarks/proxy_latency.py [--requests 2000]
 
-The proxy is the one wfgen runs (generator/steps/proxy.py, its real config), with the FROM-scratch Caddy image
+The proxy is the one wfgen runs (steps/engine/proxy.py, its real config), with the FROM-scratch Caddy image
 the tests build from Debian's caddy package. The app (busybox httpd) runs under its live name and publishes
 its port on 127.0.0.1, so both paths are loopback: direct is client → app; proxied is client → Caddy → app.
 Each path is timed with a new connection per request, then over one kept-alive client connection, interleaved
@@ -22,9 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from generator.steps import config  # noqa: E402
-from generator.steps.proxy import Proxy, wanted_ports  # noqa: E402
-from generator.steps.target import LocalTarget  # noqa: E402
+from generator.steps.core import config
+from generator.steps.core.target import LocalTarget
+from generator.steps.engine.proxy import Proxy, wanted_ports
 from tests.support.caddy import ensure_caddy_image  # noqa: E402
 from tests.support.docker import candidate_docker_host, cleanup_project, docker, unique_name  # noqa: E402
 from tests.support.fixture_service import BUSYBOX  # noqa: E402

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from generator.steps.steplib import parse_iso  # noqa: E402
+from generator.steps.core.steplib import parse_iso
 from tests.support.caddy import benchmark_engine  # noqa: E402
 from tests.support.docker import cleanup_project, unique_name  # noqa: E402
 from tests.support.fleet import Fleet, make_fleet  # noqa: E402

@@ -9,19 +9,19 @@ from typing import Any, NoReturn
 
 import click
 
+from generator.commands.init import InitOptions, init
+from generator.commands.plan import PlanOptions, show_plan
+from generator.commands.rollback import RollbackOptions, roll_back
+from generator.commands.status import StatusOptions, show_status
 from generator.distribution import installed
 from generator.errors import ExitCode, WfgenError
-from generator.graph import graph_markdown
-from generator.init_command import InitOptions, init
-from generator.manifest import load_manifest
-from generator.model import Manifest
+from generator.local.runner import DeployOptions, deploy
+from generator.manifest.model import Manifest
+from generator.manifest.validate import load_manifest
 from generator.options import environment_option, manifest_option
-from generator.output import orphaned_files, remove_files, stale_files, write_files
-from generator.planning import PlanOptions, show_plan
-from generator.render import render
-from generator.rollback_command import RollbackOptions, roll_back
-from generator.runner import DeployOptions, deploy
-from generator.status_report import StatusOptions, show_status
+from generator.render.files import render
+from generator.render.graph import graph_markdown
+from generator.render.output import orphaned_files, remove_files, stale_files, write_files
 
 
 class _Group(click.Group):

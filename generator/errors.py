@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from generator.steps.steplib import Exit
+from generator.steps.core.steplib import Exit
 
 ExitCode = Exit  # one set of exit codes for the commands and the step scripts they run
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from generator.manifest import load_manifest
-from generator.render import DEPLOY_WORKFLOW, render
+from generator.manifest.validate import load_manifest
+from generator.render.files import DEPLOY_WORKFLOW, render
 from tests.support.actions_expr import SimulatorError, condition, evaluate, interpolate, parse
 from tests.support.actions_sim import filter_matches, push_triggers
 

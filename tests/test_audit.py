@@ -1,12 +1,12 @@
-"""generator/steps/audit.py: the audit log's lines, written and read back in every form, and the version a
+"""generator/steps/core/audit.py: the audit log's lines, written and read back in every form, and the version a
 rollback goes to (the file itself on a real target: tests/test_status.py and tests/test_rollback.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from generator.steps import audit
-from generator.steps.audit import AuditEntry
+from generator.steps.core import audit
+from generator.steps.core.audit import AuditEntry
 
 SERVICE = "svc"
 

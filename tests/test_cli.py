@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from generator.cli import cli
 from generator.distribution import installed
-from generator.model import Manifest
+from generator.manifest.model import Manifest
 from tests.support.files import build_file_tree, snapshot
 
 BASE = """\

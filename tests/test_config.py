@@ -1,4 +1,4 @@
-"""generator/steps/config.py: the typed view of manifest.json, and the one-line errors for a malformed one."""
+"""generator/steps/core/config.py: the typed view of manifest.json, and the one-line errors for a malformed one."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from generator.manifest import load_manifest
-from generator.resolve import resolve_manifest
-from generator.steps import JOBS, config, steplib
+from generator.manifest.resolve import resolve_manifest
+from generator.manifest.validate import load_manifest
+from generator.steps import JOBS
+from generator.steps.core import config, steplib
 from tests.support.stepscripts import run_step
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from generator.steps.cutover import Container, Cutover
-from generator.steps.target import CommandFailed, CommandResult
+from generator.steps.core.target import CommandFailed, CommandResult
+from generator.steps.engine.cutover import Container, Cutover
 from tests.support.manifests import manifest_toml, resolved_view
 from tests.support.recording import NO_SUCH, RecordingTarget, result
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from generator.steps import handoff
-from generator.steps.order import dependency_results
-from generator.steps.steplib import UsageError
+from generator.steps.core import handoff
+from generator.steps.core.order import dependency_results
+from generator.steps.core.steplib import UsageError
 from tests.support.manifests import manifest_toml, write_resolved_manifest
 from tests.support.stepscripts import run_step
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from generator.steps.steplib import parse_iso
+from generator.steps.core.steplib import parse_iso
 from tests.support.fleet import make_fleet
 from tests.support.runs import assert_same_summary_as_the_job, statuses
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from generator.steps import lock
+from generator.steps.core import lock
 from tests.support.deploys import DeployBench, Poller, fetch
 from tests.support.docker import docker
 from tests.support.fixture_service import ServiceRepo, git

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from generator.steps import handoff, steplib
+from generator.steps.core import handoff, steplib
 from tests.support.github_output import output_values
 from tests.support.manifests import FLEET, fleet_services, manifest_toml, write_resolved_manifest
 from tests.support.stepscripts import run_step

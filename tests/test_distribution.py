@@ -13,8 +13,8 @@ from click.testing import CliRunner
 
 from generator.cli import cli
 from generator.distribution import FOREIGN_NAME, installed, requirement_name
-from generator.manifest import load_manifest
-from generator.render import CHECK_WORKFLOW, MANIFEST_JSON, render
+from generator.manifest.validate import load_manifest
+from generator.render.files import CHECK_WORKFLOW, MANIFEST_JSON, render
 from tests.support.files import build_file_tree
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,4 +1,4 @@
-"""`[environments]` (generator/environments.py): validation, what each environment resolves to, `--env`, and two
+"""`[environments]` (generator/manifest/environments.py): validation, what each environment resolves to, `--env`, and two
 environments of one fleet deployed side by side on one real Docker engine, one of them through a real sshd."""
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from generator import environments
 from generator.cli import cli
-from generator.manifest import parse_manifest
-from generator.resolve import resolve_manifest
+from generator.manifest import environments
+from generator.manifest.resolve import resolve_manifest
+from generator.manifest.validate import parse_manifest
 from tests.support.docker import docker
 from tests.support.fixture_service import git
 from tests.support.fleet import Fleet, make_fleet

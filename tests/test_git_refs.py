@@ -7,7 +7,8 @@ import subprocess
 
 import pytest
 
-from generator.steps import source, steplib
+from generator.steps.core import steplib
+from generator.steps.engine import source
 from tests.support.git_refs import SAFE_REFS, UNSAFE_REFS
 
 

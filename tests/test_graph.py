@@ -1,4 +1,4 @@
-"""generator/graph.py and `wfgen graph`: the depends_on graph, the job graph read from the workflow, the CLI."""
+"""generator/render/graph.py and `wfgen graph`: the depends_on graph, the job graph read from the workflow, the CLI."""
 
 from __future__ import annotations
 
@@ -13,10 +13,16 @@ from click.testing import CliRunner
 from ruamel.yaml import YAML
 
 from generator.cli import cli
-from generator.graph import JOBS_HEADING, SERVICES_HEADING, job_flowchart, service_flowchart, service_waves
-from generator.manifest import parse_manifest
-from generator.model import Manifest
-from generator.render import DEPLOY_WORKFLOW, render
+from generator.manifest.model import Manifest
+from generator.manifest.validate import parse_manifest
+from generator.render.files import DEPLOY_WORKFLOW, render
+from generator.render.graph import (
+    JOBS_HEADING,
+    SERVICES_HEADING,
+    job_flowchart,
+    service_flowchart,
+    service_waves,
+)
 from tests.support.files import build_file_tree
 from tests.support.manifests import manifest_toml
 

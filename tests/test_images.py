@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from generator.steps import images
-from generator.steps.target import CommandResult
+from generator.steps.core.target import CommandResult
+from generator.steps.engine import images
 from tests.support.recording import RecordingTarget, result
 
 LIST = (

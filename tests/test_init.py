@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from generator.cli import cli
-from generator.manifest import load_manifest
-from generator.render import render
+from generator.manifest.validate import load_manifest
+from generator.render.files import render
 from tests.support.files import build_file_tree, snapshot
 from tests.test_workflow_lint import actionlint, check_jsonschema, run, workflows, zizmor
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import os
 import signal
 
-from generator.interrupts import Interrupts
+from generator.local.interrupts import Interrupts
 
 
 def test_interrupts_count_signals_and_restore_handlers() -> None:

@@ -1,11 +1,12 @@
-"""generator/steps/leftovers.py: the runner sweep removes only dead processes' dirs, and never crashes."""
+"""generator/steps/engine/leftovers.py: the runner sweep removes only dead processes' dirs, and never crashes."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from generator.steps import leftovers, steplib
+from generator.steps.core import steplib
+from generator.steps.engine import leftovers
 
 
 def test_sweep_removes_dirs_of_gone_processes_and_keeps_the_rest(tmp_path: Path) -> None:

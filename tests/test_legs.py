@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from generator.legs import Leg, LegPool
-from generator.steps.steplib import parse_iso, read_json
+from generator.local.legs import Leg, LegPool
+from generator.steps.core.steplib import parse_iso, read_json
 from tests.support.fleet import max_overlap
 from tests.support.stepscripts import PACKAGE_ROOT
 
@@ -20,7 +20,7 @@ from tests.support.stepscripts import PACKAGE_ROOT
 CHILD = f"""
 import signal, sys, time
 sys.path.insert(0, {str(PACKAGE_ROOT)!r})
-from generator.steps import steplib
+from generator.steps.core import steplib
 status = steplib.StatusFile(sys.argv[1], sys.argv[2], "main")
 def cancel(signum, frame):
     status.finish("cancelled", "stopped by signal")

@@ -1,4 +1,4 @@
-"""generator/steps/lock.py against a real shell (and a real sshd): take, wait, break, release.
+"""generator/steps/core/lock.py against a real shell (and a real sshd): take, wait, break, release.
 
 Acquires that could hang or need a signal run in a fresh `python -I -S` child with a timeout, so a regression
 fails the test instead of stalling the suite.
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from generator.steps import lock
-from generator.steps import target as targets
+from generator.steps.core import lock
+from generator.steps.core import target as targets
 from tests.support.manifests import target_view
 from tests.support.sshd import SshServer
 from tests.support.stepscripts import PACKAGE_ROOT, step_env
@@ -29,7 +29,7 @@ DRIVER = """
 import signal, sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
-from generator.steps import lock, target
+from generator.steps.core import lock, target
 
 class Cancelled(BaseException):
     pass

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from generator.steps.order import depths, describe_unmet, unmet, waves
+from generator.steps.core.order import depths, describe_unmet, unmet, waves
 
 CHAIN = {"a": [], "b": ["a"], "c": ["b"], "x": [], "y": ["a", "c"]}
 

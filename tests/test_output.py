@@ -1,4 +1,4 @@
-"""generator/output.py: write only what changed, atomically; report stale, missing and orphaned files."""
+"""generator/render/output.py: write only what changed, atomically; report stale, missing and orphaned files."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from generator.manifest import parse_manifest
-from generator.output import orphaned_files, stale_files, write_files
-from generator.render import DEPLOY_WORKFLOW, MANIFEST_JSON, render
-from generator.resolve import GENERATED_NOTE
+from generator.manifest.resolve import GENERATED_NOTE
+from generator.manifest.validate import parse_manifest
+from generator.render.files import DEPLOY_WORKFLOW, MANIFEST_JSON, render
+from generator.render.output import orphaned_files, stale_files, write_files
 from tests.support.files import build_file_tree, snapshot
 
 MANIFEST = """\
@@ -120,11 +120,11 @@ def test_manifest_change_makes_workflow_and_manifest_json_stale(tmp_path: Path) 
 def test_deleted_file_is_missing(tmp_path: Path) -> None:
     files = rendered()
     write_files(tmp_path, files)
-    (tmp_path / ".github/wfgen/steps/steplib.py").unlink()
+    (tmp_path / ".github/wfgen/steps/core/steplib.py").unlink()
     [stale] = stale_files(tmp_path, files)
-    assert (stale.path, stale.reason) == (".github/wfgen/steps/steplib.py", "missing")
+    assert (stale.path, stale.reason) == (".github/wfgen/steps/core/steplib.py", "missing")
     assert stale.diff.startswith(
-        "--- a/.github/wfgen/steps/steplib.py\n+++ b/.github/wfgen/steps/steplib.py\n"
+        "--- a/.github/wfgen/steps/core/steplib.py\n+++ b/.github/wfgen/steps/core/steplib.py\n"
     )
     assert f"+{HEADER}\n" in stale.diff
 

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from generator.steps import changes, handoff
 from generator.steps import plan as steps_plan
+from generator.steps.core import handoff
+from generator.steps.engine import changes
 from tests.support.fixture_service import git
 from tests.support.fleet import make_fleet
 from tests.support.manifests import resolved_view, toml_table

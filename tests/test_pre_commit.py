@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from generator.manifest import load_manifest
-from generator.output import write_files
-from generator.render import render
+from generator.manifest.validate import load_manifest
+from generator.render.files import render
+from generator.render.output import write_files
 from tests.support.files import build_file_tree
 from tests.support.fixture_service import git, init_repo
 from tests.support.requires import require_python_tool

@@ -6,8 +6,8 @@ import io
 import re
 from pathlib import Path
 
-from generator.legs import Event, Leg
-from generator.progress import LineReporter, LiveReporter, Reporter, make_reporter, plain_summary
+from generator.local.legs import Event, Leg
+from generator.local.progress import LineReporter, LiveReporter, Reporter, make_reporter, plain_summary
 from generator.steps.deployment_summary import Report, build_report
 
 LINE = re.compile(r"^\[\d\d:\d\d:\d\d\] \S+ [\w.-]+: \S.*$")

@@ -1,4 +1,4 @@
-"""generator/steps/provide.py through deploy_service.py: images built here, pushed, pulled on the target."""
+"""generator/steps/engine/provide.py through deploy_service.py: images built here, pushed, pulled on the target."""
 
 from __future__ import annotations
 

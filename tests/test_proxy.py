@@ -1,4 +1,4 @@
-"""generator/steps/proxy.py with a real Caddy in real Docker: start, routes, new ports, restarts, the socket."""
+"""generator/steps/engine/proxy.py with a real Caddy in real Docker: start, routes, new ports, restarts, the socket."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from generator.steps import config
-from generator.steps import proxy_config as pc
-from generator.steps.proxy import Proxy, ProxyError, proxy_lock, wanted_ports
-from generator.steps.target import LocalTarget
+from generator.steps.core import config
+from generator.steps.core.target import LocalTarget
+from generator.steps.engine import proxy_config as pc
+from generator.steps.engine.proxy import Proxy, ProxyError, proxy_lock, wanted_ports
 from tests.support.deploys import fetch
 from tests.support.docker import docker
 from tests.support.fixture_service import BUSYBOX

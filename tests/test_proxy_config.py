@@ -1,4 +1,4 @@
-"""generator/steps/proxy_config.py: the Caddy JSON a manifest implies and the admin requests, as tables.
+"""generator/steps/engine/proxy_config.py: the Caddy JSON a manifest implies and the admin requests, as tables.
 
 What real Caddy does with this config is in tests/test_proxy.py and tests/test_handover.py.
 """
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from generator.steps import proxy_config as pc
+from generator.steps.engine import proxy_config as pc
 
 WEB = pc.Route("web", 3000, "p-web:8080")
 CHAT = pc.Route("chat", 3002, "p-chat:3002", domain="chat.example.com")
@@ -122,7 +122,7 @@ def test_dumps_is_deterministic() -> None:
 
 
 def test_module_needs_only_the_stdlib() -> None:
-    code = "import sys; sys.path.insert(0, sys.argv[1]); import generator.steps.proxy_config"
+    code = "import sys; sys.path.insert(0, sys.argv[1]); import generator.steps.engine.proxy_config"
     root = str(__import__("pathlib").Path(__file__).resolve().parents[1])
     proc = subprocess.run([sys.executable, "-I", "-S", "-c", code, root], capture_output=True, timeout=60)
     assert proc.returncode == 0, proc.stderr

@@ -1,4 +1,4 @@
-"""The release command (generator/steps/release.py): real Docker, through deploy_service.py."""
+"""The release command (generator/steps/engine/release.py): real Docker, through deploy_service.py."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from generator.steps import release
+from generator.steps.engine import release
 from tests.support.deploys import DeployBench, DeployRun, fetch
 from tests.support.docker import docker
 from tests.support.fixture_service import ServiceRepo

@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from generator.steps import rollback, steplib
-from generator.steps.audit import AuditEntry, parse_audit_line
+from generator.steps import rollback
+from generator.steps.core import steplib
+from generator.steps.core.audit import AuditEntry, parse_audit_line
 from tests.support.deploys import fetch
 from tests.support.docker import docker
 from tests.support.fleet import Fleet, make_fleet, wait_until

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from generator.legs import Leg
-from generator.runlog import create_run, details_markdown, latest_run, point_latest, tail, timing, write_run
+from generator.local.legs import Leg
+from generator.local.runlog import (
+    create_run,
+    details_markdown,
+    latest_run,
+    point_latest,
+    tail,
+    timing,
+    write_run,
+)
 
 
 def test_run_ids_are_unique_sortable_and_latest_follows(tmp_path: Path) -> None:

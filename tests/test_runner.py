@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from generator.steps.steplib import read_json
+from generator.steps.core.steplib import read_json
 from tests.support.docker import docker
 from tests.support.files import snapshot
 from tests.support.fleet import Fleet, make_fleet, max_overlap, wait_until

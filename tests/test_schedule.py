@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from generator.schedule import Decision, decide, selected_needs
+from generator.local.schedule import Decision, decide, selected_needs
 
 CHAIN = {"a": (), "b": ("a",), "c": ("b",), "x": ()}
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from generator import errors, legs, manifest, progress, suggest
-from generator.steps import steplib
+from generator import errors
+from generator.local import legs, progress
+from generator.manifest import suggest, validate
+from generator.steps.core import steplib
 
 
 def test_exit_codes_are_the_steps_exit_codes() -> None:
@@ -13,7 +15,7 @@ def test_exit_codes_are_the_steps_exit_codes() -> None:
 
 
 def test_did_you_mean_is_the_steps_one() -> None:
-    assert manifest.did_you_mean is steplib.did_you_mean
+    assert validate.did_you_mean is steplib.did_you_mean
     assert not hasattr(suggest, "did_you_mean")
 
 

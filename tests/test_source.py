@@ -1,4 +1,4 @@
-"""generator/steps/source.py with real git: what a clone keeps, where the code comes from."""
+"""generator/steps/engine/source.py with real git: what a clone keeps, where the code comes from."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from generator.steps import source
-from generator.steps import target as targets
+from generator.steps.core import target as targets
+from generator.steps.engine import source
 from tests.support.fixture_service import git, init_repo
 
 TOKEN = "ghp_tokenThatMustNotStayInTheClone42"

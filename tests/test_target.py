@@ -1,4 +1,4 @@
-"""generator/steps/target.py and probe.py against a real local shell and a real sshd."""
+"""generator/steps/core/target.py and probe.py against a real local shell and a real sshd."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from generator.steps import config, probe, steplib
-from generator.steps import target as targets
+from generator.steps.core import config, steplib
+from generator.steps.core import target as targets
+from generator.steps.engine import probe
 from tests.support.docker import docker
 from tests.support.manifests import target_view
 from tests.support.ports import free_port

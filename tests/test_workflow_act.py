@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from generator.manifest import load_manifest
-from generator.output import write_files
+from generator.manifest.validate import load_manifest
 from generator.pins import action_pins
-from generator.render import DEPLOY_WORKFLOW, render
+from generator.render.files import DEPLOY_WORKFLOW, render
+from generator.render.output import write_files
 from tests.support.act import Act, ActError, ActRun
 from tests.support.docker import docker
 from tests.support.files import build_file_tree

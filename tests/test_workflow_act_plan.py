@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from generator.render import DEPLOY_WORKFLOW
+from generator.render.files import DEPLOY_WORKFLOW
 from tests.support.act import Act, ActRun
 from tests.support.deploys import fetch
 from tests.support.docker import docker

@@ -11,10 +11,10 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from generator.manifest import load_manifest
-from generator.output import write_files
-from generator.render import render
-from generator.steps import handoff
+from generator.manifest.validate import load_manifest
+from generator.render.files import render
+from generator.render.output import write_files
+from generator.steps.core import handoff
 from tests.support.deploys import fetch
 from tests.support.docker import docker
 from tests.support.fixture_service import ServiceRepo, git, init_repo

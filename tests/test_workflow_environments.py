@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from generator.render import ROLLBACK_WORKFLOW
+from generator.render.files import ROLLBACK_WORKFLOW
 from tests.support.actions_sim import Run
 from tests.support.deploys import fetch
 from tests.support.fixture_service import git

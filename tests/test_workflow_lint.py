@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from generator.manifest import load_manifest
-from generator.render import WORKFLOWS, render
+from generator.manifest.validate import load_manifest
+from generator.render.files import WORKFLOWS, render
 from tests.support.files import build_file_tree
 from tests.support.requires import require_python_tool
 

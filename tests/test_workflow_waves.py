@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from generator.steps.steplib import parse_iso
+from generator.steps.core.steplib import parse_iso
 from tests.support.actions_sim import Simulator
 from tests.support.deploys import fetch
 from tests.support.fixture_service import git

@@ -13,11 +13,11 @@ import posixpath
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-from . import config, steplib
-from .lock import LockTimeout
-from .probe import tcp_probe
-from .proxy import Proxy, ProxyError, proxied, proxy_lock
-from .target import CommandFailed, Target, TargetError, open_target
+from .core import config, steplib
+from .core.lock import LockTimeout
+from .core.target import CommandFailed, Target, TargetError, open_target
+from .engine.probe import tcp_probe
+from .engine.proxy import Proxy, ProxyError, proxied, proxy_lock
 
 SUBJECT = "infrastructure"
 TCP_TIMEOUT_S = 5.0

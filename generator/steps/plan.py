@@ -14,8 +14,10 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from . import changes, config, handoff, order, prepare, steplib
-from .target import CommandFailed, LocalTarget, TargetError, open_target
+from . import prepare
+from .core import config, handoff, order, steplib
+from .core.target import CommandFailed, LocalTarget, TargetError, open_target
+from .engine import changes
 
 SUBJECT = "plan"
 EVENTS = ("workflow_dispatch", "push", "local")

@@ -15,12 +15,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from . import changes, config, images, steplib
-from .audit import AuditEntry, audit_path, read_audit, rollback_commit, service_deploys
-from .cutover import is_ok
-from .probe import http_probes
-from .proxy import live_name
-from .target import CommandFailed, Target, TargetError, open_target
+from .core import config, steplib
+from .core.audit import AuditEntry, audit_path, read_audit, rollback_commit, service_deploys
+from .core.target import CommandFailed, Target, TargetError, open_target
+from .engine import changes, images
+from .engine.cutover import is_ok
+from .engine.probe import http_probes
+from .engine.proxy import live_name
 
 DEPLOYS_SHOWN = 3
 _DOCKER_TIME = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?Z$")

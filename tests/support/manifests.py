@@ -7,9 +7,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from generator.manifest import parse_manifest
-from generator.resolve import resolve_manifest
-from generator.steps import config
+from generator.manifest.resolve import resolve_manifest
+from generator.manifest.validate import parse_manifest
+from generator.steps.core import config
 
 # The proxy of every test manifest: the FROM-scratch Caddy image the tests build (tests/support/caddy.py),
 # and a short drain so a deploy does not wait the production default of 10 s.

@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from generator.manifest import load_manifest
-from generator.output import write_files
-from generator.render import render
+from generator.manifest.validate import load_manifest
+from generator.render.files import render
+from generator.render.output import write_files
 from tests.support.docker import docker
 from tests.support.fixture_service import BUSYBOX, dockerfile, git, init_repo
 from tests.support.fleet import CONTAINER_PORT, Fleet

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from generator.steps import handoff
+from generator.steps.core import handoff
 from tests.support.stepscripts import run_step
 
 

@@ -6,7 +6,7 @@ import os
 import subprocess
 from collections.abc import Mapping
 
-from generator.steprun import PACKAGE_ROOT, step_argv
+from generator.local.steprun import PACKAGE_ROOT, step_argv
 
 __all__ = ["PACKAGE_ROOT", "run_step", "step_argv", "step_env"]
 

@@ -8,7 +8,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from generator.render import DEPLOY_WORKFLOW
+from generator.render.files import DEPLOY_WORKFLOW
 from tests.support import reports
 from tests.support.actions_sim import Job, Run, Simulator
 

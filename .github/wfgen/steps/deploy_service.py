@@ -17,9 +17,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 
-from . import config, handoff, order, source, steplib
-from .deployment import Deployment, Settings, hold_signals
-from .target import Target, open_target
+from .core import config, handoff, order, steplib
+from .core.target import Target, open_target
+from .engine import source
+from .engine.deployment import Deployment, Settings, hold_signals
 
 RESULT_EXIT = {"deployed": steplib.Exit.OK, "unchanged": steplib.Exit.OK}
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import config, handoff, steplib
+from .core import config, handoff, steplib
 
 MAX_DEPTH = 3
 MAX_FILES = 2000

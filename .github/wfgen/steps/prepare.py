@@ -8,7 +8,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from . import config, steplib
+from .core import config, steplib
 
 HEADERS = ("service", "source", "ref", "host port")
 

@@ -16,13 +16,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import changes, config, images, steplib
-from .audit import AuditEntry, audit_path, read_audit, rollback_commit, service_deploys
-from .changes import short
+from .core import config, steplib
+from .core.audit import AuditEntry, audit_path, read_audit, rollback_commit, service_deploys
+from .core.target import CommandFailed, Target, TargetError, open_target
 from .deploy_service import Cancelled, cancel_on_signals, lock_wait_seconds, redactions
-from .deployment import Deployment, Outcome, Settings
-from .proxy import live_name
-from .target import CommandFailed, Target, TargetError, open_target
+from .engine import changes, images
+from .engine.changes import short
+from .engine.deployment import Deployment, Outcome, Settings
+from .engine.proxy import live_name
 
 COMMIT_PREFIX = re.compile(r"[0-9a-f]{4,40}")
 SIGNALS = frozenset({"SIGINT", "SIGTERM"})  # a cancel by one of these exits 130; by the deadline, 1

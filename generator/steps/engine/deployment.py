@@ -1,0 +1,425 @@
+"""One deploy of one service, phase by phase (docs/design.md): lock → source → build → release → candidate →
+health → switch → verify → cleanup → done. Every path ends with restore-if-needed, audit, unlock and a final
+status.
+
+Stdlib only: vendored into `.github/wfgen/` next to the step scripts.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import TypeVar
+
+from ..core import config, runconfig, steplib
+from ..core.audit import append_audit, audit_line, audit_path, read_audit, rollback_commit, service_deploys
+from ..core.lock import LockTimeout, ServiceLock
+from ..core.target import CommandFailed, LocalTarget, Target, TargetError
+from . import images, leftovers, release, source
+from .cutover import Container, Cutover, HealthFailed, crash_reason, is_ok, wait_healthy
+from .handover import Handover
+from .probe import http_probe
+from .provide import provide_image
+from .proxy import ProxyError
+
+# The job's timeout-minutes is this much above deploy_timeout_minutes, the deploy's own deadline: time for the
+# checkout before the step and for the step's cleanup after its deadline. Nothing of a live deploy is older.
+JOB_MARGIN_MINUTES = 5
+
+EXPECTED = (
+    TargetError,
+    CommandFailed,
+    source.SourceError,
+    images.ImageError,
+    HealthFailed,
+    LockTimeout,
+    ProxyError,
+    OSError,
+)
+
+
+def hold_signals() -> None:
+    """The deploy is decided: a late SIGTERM, SIGINT or deadline must not cut its cleanup short."""
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM):
+        signal.signal(sig, signal.SIG_IGN)
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Settings:
+    service: config.Service
+    branch: str
+    force_rebuild: bool
+    lock_wait_s: float
+    repo_root: str
+
+
+class Outcome(Exception):
+    """Ends the deploy with a result other than deployed (the phase stays where it happened)."""
+
+    def __init__(self, result: str, message: str):
+        super().__init__(message)
+        self.result = result
+
+
+class Deployment:
+    action = "deploy"  # the audit line's `action=`
+
+    def __init__(
+        self, manifest: config.Manifest, settings: Settings, target: Target, status: steplib.StatusFile
+    ):
+        self.manifest, self.settings, self.target, self.status = manifest, settings, target, status
+        self.service = settings.service
+        self.name = self.service.name
+        self.ref = source.check_ref(self.service.ref or settings.branch)
+        self.state_dir = manifest.target.state_dir
+        self.started = time.monotonic()
+        self.deadline = self.started + manifest.project.deploy_timeout_minutes * 60
+        self.cut: Cutover | None = None
+        self.commit: str | None = None
+        self.deployed = False
+        self.lock: ServiceLock | None = None
+        self.cleanups: list[tuple[str, list[str]]] = []
+
+    def log(self, message: str) -> None:
+        steplib.log(self.name, message)
+
+    def phase(self, name: str, message: str) -> None:
+        self.status.update(phase=name, message=message)
+        self.log(message)
+
+    def left(self) -> float:
+        """Seconds left of deploy_timeout_minutes, for the timeouts of long commands."""
+        return max(10.0, self.deadline - time.monotonic())
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def run(self, cancelled: type[BaseException]) -> str:
+        """Deploy; returns the result. Internal errors still release the lock, then keep their traceback."""
+        try:
+            result, message = self.attempt(cancelled)
+        except cancelled as exc:  # the one signal arrived after the outcome was decided, before finish()
+            result, message = self.on_cancel(str(exc) or "signal")
+        self.finish(result, message)
+        return result
+
+    def attempt(self, cancelled: type[BaseException]) -> tuple[str, str]:
+        try:
+            return self.locked()
+        except Outcome as exc:
+            return exc.result, str(exc)
+        except cancelled as exc:
+            return self.on_cancel(str(exc) or "signal")
+        except EXPECTED as exc:
+            return "failed", str(exc)
+        except Exception as exc:
+            self.finish("failed", f"internal error: {exc!r}")
+            raise
+
+    def locked(self) -> tuple[str, str]:
+        self.log(self.opening())
+        env = self.env_values()
+        stale = self.manifest.project.lock_stale_s
+        self.lock = ServiceLock(self.target, self.state_dir, self.name)  # reaches the target: inside the try
+        self.lock.acquire(
+            self.settings.lock_wait_s, stale, lambda holder: self.on_lock_wait(holder.describe())
+        )
+        self.sweep_leftovers()
+        return self.deploy(env)
+
+    def opening(self) -> str:
+        return f"starting deployment on port {self.service.port} (branch {self.ref})"
+
+    def sweep_leftovers(self) -> None:
+        """Remove what killed deploys of this service left behind (we hold its lock); a failure only warns."""
+        minutes = self.manifest.project.deploy_timeout_minutes + JOB_MARGIN_MINUTES
+        try:
+            removed = leftovers.sweep_target(self.target, self.state_dir, self.name, minutes)
+            removed += release.remove_leftovers(self.target, self.manifest.project.name, self.name)
+            removed += leftovers.sweep_runner()
+        except EXPECTED as exc:
+            self.log(f"warning: removing leftovers of interrupted deploys failed: {exc}")
+            return
+        if removed:
+            self.log(f"removed {removed} leftover(s) of interrupted deploys")
+
+    def on_lock_wait(self, holder: str) -> None:
+        self.status.update(message=f"waiting for the lock held by {holder}")
+        self.log(f"waiting for the lock held by {holder} (up to {self.settings.lock_wait_s:g} s)")
+
+    def env_values(self) -> dict[str, str]:
+        values: dict[str, str] = {}
+        for name in self.service.env:
+            value = os.environ.get(name, "")
+            if not value:
+                raise Outcome("failed", f"environment variable {name} is not set (services.{self.name}.env)")
+            if "\n" in value or "\r" in value:
+                raise Outcome(
+                    "failed", f"environment variable {name} contains a line break; --env-file cannot pass it"
+                )
+            values[name] = value
+        return values
+
+    def deploy(self, env: dict[str, str]) -> tuple[str, str]:
+        image = self.source()
+        assert self.commit is not None
+        cutover = Handover if self.service.proxy else Cutover
+        self.cut = cutover(self.target, self.manifest, self.service, image)
+        old = self.cut.survey()
+        if old:
+            self.status.update(previous_image=old.image)
+        self.cut.configure(env, runconfig.salt(self.target, self.state_dir))
+        if self.is_unchanged(image, old):
+            return "unchanged", f"{self.commit[:7]} already running and healthy; nothing to do"
+        self.cut.image = image = self.provide(image)
+        env_file = self.put_env_file(env)
+        self.release(image, env_file)
+        self.cutover(env_file)
+        try:
+            self.prune(image, old)
+        except EXPECTED as exc:  # the new version serves: a failed prune is worth a warning, not a failure
+            self.log(f"warning: pruning old images failed: {exc}")
+        return "deployed", self.done()
+
+    def source(self) -> str:
+        """The commit to deploy (self.commit) and the name of its image."""
+        self.status.update(phase="source", message=f"resolving {self.ref}")
+        self.commit = self.resolve_commit()
+        image = images.image_name(self.manifest, self.name, self.commit)
+        self.status.update(commit=self.commit, image=image)
+        self.log(f"source at {self.commit[:7]} ({self.ref})")
+        return image
+
+    def provide(self, image: str) -> str:
+        """The image on the target, built when it is not there yet; the commit moves on if the branch did."""
+        self.status.update(phase="build", message=f"preparing image {image}")
+        self.commit, image = provide_image(self, image)
+        self.status.update(commit=self.commit, image=image)
+        return image
+
+    def done(self) -> str:
+        return f"deployed {self.commit and self.commit[:7]} in {self.elapsed():.0f} s"
+
+    def resolve_commit(self) -> str:
+        return source.head_commit(
+            self.service, self.ref, self.settings.repo_root, self.builder(), timeout=min(120, self.left())
+        )
+
+    def builder(self) -> Target:
+        """Where images are built: the target, or this machine (the runner) when build.where = 'runner'."""
+        if self.manifest.build.where == "runner":
+            return LocalTarget()
+        return self.target
+
+    def is_unchanged(self, image: str, old: Container | None) -> bool:
+        if self.settings.force_rebuild or old is None or not old.running:
+            return False
+        if images.image_id(self.target, image) != old.image_id:
+            return False
+        assert self.cut is not None and self.cut.config is not None
+        reason = self.cut.must_redeploy()
+        if reason:
+            self.log(f"{reason}; redeploying {image}")
+            return False
+        changed = runconfig.difference(old.labels, self.cut.config)
+        if changed:
+            self.log(f"configuration changed: {changed}; redeploying {image}")
+            return False
+        url = self.service.health_url(self.service.port)
+        if is_ok(http_probe(self.target, url, self.service.health.timeout_s)):
+            return True
+        self.log("the running container has this image but fails its health check; redeploying it")
+        return False
+
+    def release(self, image: str, env_file: str | None) -> None:
+        """The service's release command in a one-off container of the new image, before anything of the
+        cutover: a failure leaves the running version untouched. Under the service's lock, as all of this."""
+        command = self.service.release
+        if command is None:
+            return
+        assert self.cut is not None
+        self.cut.ensure_network()
+        project = self.manifest.project.name
+        one_off = release.Release(
+            project, self.name, self.manifest.target.network, image, command, env_file,
+            release.container_name(project, self.name),
+        )  # fmt: skip
+        cleanup = ("target", ["docker", "rm", "-f", one_off.name])
+        self.cleanups.append(cleanup)  # before it starts: a cancel removes it from finish()
+        self.phase("release", f"running release command: {shlex.join(command)}")
+        try:
+            took, tail = release.run(self.target, one_off, self.service.release_timeout_s)
+        except release.ReleaseFailed as exc:
+            for line in exc.tail:
+                steplib.quote(line)
+            last = f" (last output: {exc.tail[-1].strip()})" if exc.tail else ""
+            raise Outcome("failed", f"{exc}{last}; running container untouched") from None
+        self.cleanups.remove(cleanup)
+        for line in tail:
+            steplib.quote(line)
+        self.log(f"release command done in {took:.1f} s")
+
+    def cutover(self, env_file: str | None) -> None:
+        assert self.cut is not None
+        cut = self.cut
+        self.phase("candidate", f"starting candidate {cut.name_candidate()}")
+        cut.ensure_network()
+        try:
+            url = cut.start_candidate(env_file)
+            self.phase("health", f"waiting for the candidate to answer {url}")
+            took = wait_healthy(
+                self.target,
+                url,
+                self.service.health,
+                alive=lambda: crash_reason(self.target, cut.candidate),
+            )
+        except HealthFailed as exc:
+            for line in cut.candidate_logs():
+                steplib.quote(line)
+            cut.restore()
+            raise Outcome(
+                "failed", f"candidate never became healthy: {exc}; running container untouched"
+            ) from None
+        self.log(f"candidate healthy after {took:.1f} s")
+        self.test_hook()
+        self.switch(env_file)
+
+    def switch(self, env_file: str | None) -> None:
+        assert self.cut is not None
+        cut = self.cut
+        self.phase("switch", f"switching {cut.running} to the new image")
+        try:
+            dark_since = cut.switch(env_file)
+            self.log(cut.switch_note())
+            self.status.update(phase="verify", message=f"checking health on port {self.service.port}")
+            cut.verify()
+        except EXPECTED as exc:
+            self.fail_switch(str(exc))
+        self.deployed = True  # verified on the real port: from here on, nothing rolls it back
+        self.log(cut.served(dark_since))
+        draining = cut.draining()
+        try:
+            if draining:
+                self.phase("drain", draining)
+                cut.drain()
+            self.status.update(phase="cleanup", message="removing older versions")
+            cut.commit()
+        except EXPECTED as exc:  # the new version serves: a failed tidy-up is a warning, not a failure
+            self.log(f"warning: after the switch: {exc}")
+
+    def fail_switch(self, problem: str) -> None:
+        assert self.cut is not None
+        failed = f"new container failed after the switch: {problem}"
+        try:
+            what = self.cut.restore()
+        except EXPECTED as exc:
+            raise Outcome("failed", f"{failed}; restoring the previous container failed too: {exc}") from None
+        if self.cut.old is None:
+            raise Outcome("failed", f"{failed}; {what}")
+        if self.cut.old.running:
+            url = self.service.health_url(self.service.port)
+            health = replace(self.service.health, deadline_s=30.0)
+            try:
+                wait_healthy(self.target, url, health, poll_s=0.2, grace_s=0)
+            except HealthFailed as exc:
+                what += f", but it does not answer ({exc})"
+        raise Outcome("rolled_back", f"{failed}; {what}")
+
+    def put_env_file(self, env: dict[str, str]) -> str | None:
+        if not env:
+            return None
+        data = "".join(f"{name}={value}\n" for name, value in env.items()).encode()
+        relative = f"{self.state_dir.rstrip('/')}/env/{steplib.scratch_name(self.name)}.env"
+        path = self.target.home_path(relative)
+        self.cleanups.append(("target", ["rm", "-f", "--", path]))
+        self.target.put_file(relative, data, mode=0o600)
+        return path
+
+    def test_hook(self) -> None:
+        hook = os.environ.get("WFGEN_TEST_BEFORE_SWITCH")
+        if hook:
+            subprocess.run(["sh", "-c", hook], timeout=120, check=False, stdout=subprocess.DEVNULL)
+
+    def prune(self, image: str, old: Container | None) -> None:
+        """Keep the newest keep_images images, the new one, the old container's, and the one a rollback
+        from the new version would go to (however old: it is what `wfgen rollback` takes)."""
+        assert self.commit is not None
+        rows = images.project_images(self.target, self.manifest.project.name, self.name)
+        entries, note = read_audit(self.target, audit_path(self.target, self.state_dir))
+        if note:
+            self.log(f"warning: {note}; pruning cannot tell which version a rollback would go to")
+        back_to = rollback_commit(self.commit, service_deploys(entries, self.name), images.kept_refs(rows))
+        protect = {row.ident for row in rows if row.ref == image}
+        protect |= {row.ident for row in rows if back_to and row.tagged and row.commit == back_to}
+        if old:
+            protect.add(old.image_id)
+        keep = self.manifest.project.keep_images
+        removed = images.prune(self.target, rows, keep, protect)
+        if removed:
+            kept_too = f" and {back_to[:7]}, the rollback version" if back_to else ""
+            self.log(f"pruned {len(removed)} old image(s), keeping the last {keep}{kept_too}")
+
+    def on_cancel(self, signal_name: str) -> tuple[str, str]:
+        if self.deployed:
+            return (
+                "deployed",
+                f"deployed {self.commit and self.commit[:7]} ({signal_name} arrived during cleanup)",
+            )
+        return "cancelled", f"cancelled by {signal_name}"  # finish() restores what the cutover touched
+
+    def finish(self, result: str, message: str) -> None:
+        """Drop secrets, report, restore a half-done cutover, audit, unlock. Never raises.
+
+        Ordered for a cancel: GitHub sends SIGINT, SIGTERM 7.5 s later and SIGKILL 2.5 s after that, so
+        secrets go first and the status is final before anything slow."""
+        hold_signals()
+        self.attempt_quietly("remove temporary files", self.run_cleanups)
+        if self.cut and self.cut.touched and not self.deployed:
+            self.report(result, f"{message}; restoring the previous container", quiet=True)
+            restored = self.attempt_quietly("restore", self.cut.restore)
+            if result == "cancelled":
+                message += f"; {restored or 'restoring the previous container failed'}"
+        elif self.cut and self.deployed:
+            self.attempt_quietly("stop the previous version", self.cut.settle)
+        elif result == "cancelled":
+            message += "; running container untouched"
+        self.report(result, message)
+        self.attempt_quietly("audit", lambda: self.audit(result))
+        self.attempt_quietly("unlock", lambda: self.lock.release() if self.lock else None)
+
+    def attempt_quietly(self, what: str, step: Callable[[], T]) -> T | None:
+        """One cleanup step: a failure is a warning, so the steps after it still run."""
+        try:
+            return step()
+        except Exception as exc:  # noqa: BLE001 - the cleanup after this one must still run
+            self.log(f"warning: {what} failed: {exc}")
+            return None
+
+    def report(self, result: str, message: str, *, quiet: bool = False) -> None:
+        self.status.finish(result, message)
+        if quiet:
+            return
+        if result in steplib.RESULTS_OK:
+            self.log(message)
+        else:
+            self.log(f"{result}: {message}")
+            steplib.error(self.name, message)
+
+    def audit(self, result: str) -> None:
+        line = audit_line(self.name, self.commit, result, self.elapsed(), action=self.action)
+        append_audit(self.target, self.state_dir, line)
+
+    def run_cleanups(self) -> None:
+        for where, argv in reversed(self.cleanups):
+            host = self.target if where == "target" else self.builder()
+            host.run(argv, timeout=120)
+        self.cleanups.clear()
