@@ -1,0 +1,103 @@
+"""The package layout is the architecture (docs/design.md): no import cycle between the generator's modules,
+and the step package's layers only import downwards: jobs -> engine -> core, and nothing outside the stdlib."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "generator"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported(path: Path, modules: set[str]) -> Iterator[str]:
+    """The generator modules one file imports, anywhere in it (a function-level import still runs)."""
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names if alias.name in modules)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*parent, *([node.module] if node.module else [])])
+            for alias in node.names:
+                if f"{base}.{alias.name}" in modules:
+                    yield f"{base}.{alias.name}"
+                elif base in modules:
+                    yield base
+
+
+def import_graph() -> dict[str, set[str]]:
+    paths = sorted(PACKAGE.rglob("*.py"))
+    modules = {module_name(path) for path in paths}
+    return {module_name(path): set(imported(path, modules)) - {module_name(path)} for path in paths}
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for successor in sorted(graph[node]):
+            if successor not in index:
+                visit(successor)
+                low[node] = min(low[node], low[successor])
+            elif successor in stack:
+                low[node] = min(low[node], index[successor])
+        if low[node] == index[node]:
+            component = []
+            while (member := stack.pop()) != node:
+                component.append(member)
+            if component:
+                found.append(sorted([node, *component]))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_import_cycle_between_generator_modules() -> None:
+    graph = import_graph()
+    assert len(graph) > 60  # every module was read, sub-packages included
+    assert cycles(graph) == []
+
+
+def test_cycles_are_found() -> None:
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def layer(module: str) -> str:
+    for name in ("generator.steps.core", "generator.steps.engine", "generator.steps"):
+        if module == name or module.startswith(name + "."):
+            return name
+    return "generator"
+
+
+def test_step_layers_import_only_downwards() -> None:
+    below = {
+        "generator.steps.core": {"generator.steps.core"},
+        "generator.steps.engine": {"generator.steps.core", "generator.steps.engine"},
+        "generator.steps": {"generator.steps.core", "generator.steps.engine", "generator.steps"},
+    }
+    wrong = [
+        f"{module} imports {target}"
+        for module, targets in import_graph().items()
+        if layer(module) in below
+        for target in sorted(targets)
+        if layer(target) not in below[layer(module)]
+    ]
+    assert wrong == []
