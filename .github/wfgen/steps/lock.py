@@ -76,10 +76,12 @@ class LockTimeout(Exception):
 
 
 def holder_name(environ: Mapping[str, str] = os.environ) -> str:
-    """Who deploys: the GitHub actor in Actions, else the local user."""
-    actor = environ.get("GITHUB_ACTOR", "").strip()
-    if actor:
-        return actor
+    """Who deploys: in Actions whoever started this attempt (a re-run's own actor; GitHub sets both),
+    else the local user."""
+    for name in ("GITHUB_TRIGGERING_ACTOR", "GITHUB_ACTOR"):
+        actor = environ.get(name, "").strip()
+        if actor:
+            return actor
     try:
         return getpass.getuser()
     except (KeyError, OSError):
