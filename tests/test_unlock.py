@@ -83,3 +83,22 @@ def test_unlock_of_an_unreachable_target_exits_1(tmp_path: Path, monkeypatch: py
         f"{port}: ssh: connect to host $VPS_HOST port {port}: Connection refused\n"
     )
     assert "127.0.0.1" not in err and "nobody" not in err
+
+
+def test_unlock_acts_on_the_environment_given(tmp_path: Path) -> None:
+    """Each environment keeps its locks in a state folder of its own; without --env, the first one's."""
+    manifest = tmp_path / "services.toml"
+    manifest.write_text(
+        f'[project]\nname = "shop"\n\n[target]\nkind = "local"\nstate_dir = "{tmp_path / "state"}"\n\n'
+        '[services.web]\npath = "web"\nport = 3000\n\n'
+        '[environments.production]\nbranches = ["main"]\n\n'
+        '[environments.staging]\nbranches = ["develop"]\nport_offset = 1000\n'
+    )
+    lock_dir = tmp_path / "state" / "staging" / "locks" / "web"
+    lock_dir.mkdir(parents=True)
+    owner = {"holder": "bob", "host": "ci", "pid": 7, "token": "e" * 16}
+    (lock_dir / "owner").write_text(json.dumps(owner) + "\n")
+    assert unlock(manifest, "web") == (2, "", "web: no lock is held; nothing to release\n")
+    code, out, _ = unlock(manifest, "web", "--env", "staging")
+    assert code == 0 and out.startswith("web: locked by bob on ci (pid 7) since ?, refreshed ")
+    assert not lock_dir.exists()
