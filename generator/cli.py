@@ -13,6 +13,7 @@ from generator.commands.init import InitOptions, init
 from generator.commands.plan import PlanOptions, show_plan
 from generator.commands.rollback import RollbackOptions, roll_back
 from generator.commands.status import StatusOptions, show_status
+from generator.commands.unlock import UnlockOptions, unlock
 from generator.distribution import installed
 from generator.errors import ExitCode, WfgenError
 from generator.local.runner import DeployOptions, deploy
@@ -258,6 +259,19 @@ def rollback_command(service: str, manifest_path: Path, environment: str | None,
 
     Exit 1 when it failed (the running version still serves), 2 when there is nothing to roll back to."""
     _exit(roll_back(RollbackOptions(manifest_path, service, to, environment)))
+
+
+@cli.command("unlock")
+@click.argument("service")
+@manifest_option
+@environment_option
+def unlock_command(service: str, manifest_path: Path, environment: str | None) -> None:
+    """Release SERVICE's deploy lock on the target by hand, after saying whose it was.
+
+    For a lock whose holder died elsewhere (a deploy killed on another machine or runner), which would
+    otherwise hold the service until project.lock_stale_s. Exit 1 when the target cannot be reached,
+    2 when no lock is held."""
+    _exit(unlock(UnlockOptions(manifest_path, service, environment), sys.stdout, sys.stderr))
 
 
 def _rendered(manifest_path: Path) -> tuple[Path, dict[str, str]]:

@@ -21,8 +21,14 @@ SERVICE = "svc"
             "20261129-142315-ab12",
         ),
         ({"GITHUB_ACTOR": "octocat"}, "octocat", None),
+        (
+            {"GITHUB_ACTOR": "octocat", "GITHUB_TRIGGERING_ACTOR": "hubot", "GITHUB_RUN_ID": "123456789"},
+            "hubot",
+            "123456789",
+        ),
+        ({"GITHUB_ACTOR": "octocat", "GITHUB_TRIGGERING_ACTOR": " "}, "octocat", None),
     ],
-    ids=["workflow", "local", "no-run"],
+    ids=["workflow", "local", "no-run", "re-run-by-another", "blank-triggering-actor"],
 )
 def test_an_audit_line_records_who_which_run_and_what(
     environ: dict[str, str], who: str, run: str | None

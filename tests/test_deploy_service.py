@@ -88,6 +88,20 @@ def test_unknown_service_suggests_and_exits_2(tmp_path: Path) -> None:
     ]
 
 
+def test_a_service_name_with_a_line_break_cannot_emit_a_workflow_command(tmp_path: Path) -> None:
+    """A dispatched input is untrusted: the raw value never starts a line of the job log, repr() shows it."""
+    manifest = write_resolved_manifest(tmp_path, manifest_toml({"web": {"repository": "o/w", "port": 3000}}))
+    name = "web\n::error::x"
+    for proc in (
+        run_step("deploy_service", "--manifest", str(manifest), "--service", name, "--branch", "main"),
+        run_step(
+            "deploy_service", "--manifest", str(manifest), "--branch", "main", env={"WFGEN_SERVICE": name}
+        ),
+    ):
+        assert (proc.returncode, proc.stdout) == (2, "")
+        assert proc.stderr == "deploy: unknown service 'web\\n::error::x'; known: web\n"
+
+
 @pytest.mark.parametrize(
     ("wait", "problem"),
     [

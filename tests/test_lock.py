@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -243,3 +244,125 @@ def test_lock_errors_name_the_ssh_user_by_variable(tmp_path: Path, sshd: SshServ
         service_lock.release()
     assert "$VPS_USER-home/state/locks/svc" in str(caught.value)
     assert sshd.user not in str(caught.value)
+
+
+# argv: the folder holding generator/, state dir. Takes the lock, says so, then sleeps until killed.
+HOLDER = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from generator.steps.core import lock, target
+
+held = lock.ServiceLock(target.LocalTarget(), sys.argv[2], "svc")
+held.acquire(5, 0, lambda holder: None)
+print("held", flush=True)
+time.sleep(120)
+"""
+
+
+def start_holder(state: Path) -> subprocess.Popen[str]:
+    """A process holding the lock of SERVICE (the owner file names it), until it is killed."""
+    proc = subprocess.Popen(
+        [sys.executable, "-I", "-S", "-c", HOLDER, str(PACKAGE_ROOT), str(state)],
+        env=step_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.stdout is not None and proc.stdout.readline() == "held\n"
+    return proc
+
+
+def test_the_lock_of_a_killed_holder_on_this_host_is_broken_at_once(tmp_path: Path) -> None:
+    """`kill -9`: no release, no heartbeat; the next deploy on this machine sees the pid gone, not 300 s."""
+    state = tmp_path / "state"
+    holder = start_holder(state)
+    owner = json.loads((state / "locks" / SERVICE / "owner").read_text())
+    assert owner["pid"] == holder.pid and owner["host_id"] == lock.host_identity()
+    holder.kill()
+    holder.wait()
+    proc = run_driver(state, wait_s=10, stale_s=300)
+    assert result_line(proc) == "result: acquired", proc.stdout + proc.stderr
+    assert elapsed(proc) < 3
+    since = lock._local_clock(owner["since"])
+    warning = f"svc: warning: breaking the lock of pid {holder.pid} on this host, which is no longer running "
+    assert f"{warning}(held since {since})" in proc.stdout
+    assert "waiting for" not in proc.stdout
+
+
+def test_the_lock_of_a_live_holder_on_this_host_is_kept(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    holder = start_holder(state)
+    try:
+        proc = run_driver(state, wait_s=2, stale_s=300)
+        assert result_line(proc).startswith("result: timeout locked by "), proc.stdout + proc.stderr
+        assert "breaking" not in proc.stdout
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def owned_lock(state: Path, **owner: object) -> Path:
+    """A lock whose owner file says `owner` (over a holder on this host, running as this test process)."""
+    path = make_lock(state)
+    here = {
+        "holder": "ghost",
+        "host": socket.gethostname(),
+        "host_id": lock.host_identity(),
+        "pid": os.getpid(),
+        "pid_start": lock.process_start(os.getpid()),
+        "since": "2020-01-01T00:00:00.000Z",
+        "token": "f" * 16,
+    }
+    (path / "owner").write_text(json.dumps({**here, **owner}) + "\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("owner", "broken"),
+    [
+        ({}, False),  # this very process: running
+        ({"pid_start": "1"}, True),  # its pid taken by a process that started at another time
+        ({"pid": "dead"}, True),  # a pid that no longer runs
+        ({"pid": "dead", "host_id": "another-boot pid:[1]"}, False),  # another machine, container or boot
+        ({"pid": "dead", "host": "elsewhere"}, False),
+        ({"pid": "dead", "host_id": None}, False),  # a holder that could not tell (no /proc)
+        ({"pid": "dead", "pid_start": None}, False),
+    ],
+)
+def test_only_a_holder_proven_gone_from_this_host_loses_its_lock(
+    tmp_path: Path, owner: dict[str, object], broken: bool
+) -> None:
+    state = tmp_path / "state"
+    if owner.get("pid") == "dead":
+        owner = {**owner, "pid": dead_pid()}
+    path = owned_lock(state, **owner)
+    proc = run_driver(state, wait_s=1, stale_s=300)
+    if broken:
+        assert result_line(proc) == "result: acquired", proc.stdout + proc.stderr
+        assert "svc: warning: breaking the lock of pid " in proc.stdout
+    else:
+        assert result_line(proc).startswith("result: timeout locked by ghost@"), proc.stdout + proc.stderr
+        assert "breaking" not in proc.stdout
+        assert json.loads((path / "owner").read_text())["token"] == "f" * 16
+
+
+def test_a_dead_holders_lock_taken_by_another_meanwhile_is_left_alone(tmp_path: Path) -> None:
+    """The lock judged dead was broken and taken by a waiter beside us before our break: theirs stays."""
+    state = tmp_path / "state"
+    path = owned_lock(state, pid=dead_pid())
+    with targets.LocalTarget() as local:
+        waiter = lock.ServiceLock(local, str(state), SERVICE)
+        holder = waiter.try_acquire()
+        assert holder is not None and holder.gone
+        shutil.rmtree(path)
+        other = lock.ServiceLock(local, str(state), SERVICE)
+        other.acquire(1, 0, lambda holder: pytest.fail("the free lock made us wait"))
+        assert not waiter._break_dead(holder)
+        assert json.loads((path / "owner").read_text())["token"] == other.token
+        other.release()

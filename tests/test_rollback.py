@@ -246,6 +246,14 @@ def test_bad_input_is_one_line_and_exit_2_before_the_target_is_asked(tmp_path: P
     assert summary.read_text(encoding="utf-8") == (
         "⛔ rollback of **wbe**: refused: unknown service 'wbe' (did you mean 'web'?); known: web\n"
     )
+    summary.unlink()
+    newline = run_step("rollback", "--manifest", str(manifest), env={"GITHUB_STEP_SUMMARY": str(summary),
+                       "WFGEN_SERVICE": "web\n::error::x"})  # fmt: skip
+    assert (newline.returncode, newline.stdout) == (2, "")  # never a raw line break: no `::command::` line
+    assert newline.stderr == "rollback: unknown service 'web\\n::error::x'; known: web\n"
+    assert summary.read_text(encoding="utf-8") == (
+        "⛔ rollback of **rollback**: refused: unknown service 'web\\n::error::x'; known: web\n"
+    )
     malformed = run_step("rollback", "--manifest", str(manifest), env={"WFGEN_SERVICE": "web",
                          "WFGEN_ROLLBACK_TO": "HEAD~1"})  # fmt: skip
     assert (malformed.returncode, malformed.stderr) == (

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from generator.steps.core.steplib import read_json
+from generator.steps.core.steplib import parse_iso, read_json
 from tests.support.docker import docker
 from tests.support.files import snapshot
 from tests.support.fleet import Fleet, make_fleet, max_overlap, wait_until
@@ -168,6 +168,43 @@ def test_sigint_cancels_cleanly_and_keeps_the_old_versions_serving(fleet_factory
         assert fleet.health(name) == 200, f"{name} stopped answering"
     containers = docker(fleet.docker_host, "ps", "-a", "--format", "{{.Names}}").stdout.split()
     assert not [c for c in containers if c.startswith(fleet.project) and c.endswith("-candidate")]
+
+
+def test_a_deploy_killed_outright_does_not_hold_the_next_one_for_lock_stale_s(fleet_factory) -> None:
+    """`kill -9` of the runner and its legs (no release, no heartbeat): the next deploy on this machine breaks
+    the dead leg's lock at once instead of waiting lock_stale_s (300 s), and says so."""
+    fleet = fleet_factory({"web": {}})
+    assert fleet.wfgen("deploy", "web", "main", "--quiet").returncode == 0
+    fleet.repos["web"].commit_variant("ok", delay_s=30)  # slow to become healthy: killed while in health
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "generator", "deploy", "web", "main"], cwd=fleet.root, env=fleet.env(),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    latest = fleet.root / ".wfgen" / "runs" / "latest"
+    try:
+        in_health = lambda: (read_json(latest / "web.json") or {}).get("phase") == "health"  # noqa: E731
+        assert wait_until(in_health, timeout=120), "the deploy never reached the health phase"
+        owner = json.loads((fleet.state_dir / "locks" / "web" / "owner").read_text())
+        leg = owner["pid"]
+        os.killpg(runner.pid, signal.SIGKILL)
+        os.killpg(os.getpgid(leg), signal.SIGKILL)  # the leg runs in a session of its own
+    finally:
+        runner.kill()
+        runner.wait()
+    assert wait_until(lambda: leg not in process_sessions(), timeout=30)
+    killed = time.monotonic()
+    fleet.repos["web"].commit_variant("ok", delay_s=0)
+    second = fleet.wfgen("deploy", "web", "main")
+    assert second.returncode == 0, second.stdout + second.stderr
+    log = Path(fleet.last_run()["services"]["web"]["log_path"]).read_text()
+    assert f"web: warning: breaking the lock of pid {leg} on this host, which is no longer running" in log
+    assert "waiting for the lock" not in log
+    phases = {item["phase"]: item["at"] for item in read_json(latest / "web.json")["phases"]}
+    lock_wait = (parse_iso(phases["source"]) - parse_iso(phases["lock"])).total_seconds()
+    assert lock_wait < 10, f"the lock took {lock_wait:.1f} s"
+    print(
+        f"lock taken {lock_wait:.2f} s after the leg asked; deploy done {time.monotonic() - killed:.1f} s after the kill"
+    )
 
 
 def read_pty(fd: int, proc: subprocess.Popen[bytes], timeout: float) -> bytes:

@@ -141,7 +141,7 @@ def redactions(
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    subject = args.service or "deploy"
+    subject = steplib.log_subject(args.service, "deploy")
     try:
         manifest = config.load(args.manifest)
         settings = settings_from(args, manifest)

@@ -197,7 +197,7 @@ class Rollback(Deployment):
 
 def run(manifest: config.Manifest, request: Request) -> int:
     """The rollback of request.service; the exit code (130 when a signal cancelled it)."""
-    subject = request.service or "rollback"
+    subject = steplib.log_subject(request.service, "rollback")
     try:
         service = manifest.service(request.service)
         to, wait_s = checked_to(request.to), lock_wait_seconds(request.lock_wait, manifest)
@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         manifest = config.load(args.manifest)
     except steplib.UsageError as exc:
-        return refused(args.service or "rollback", str(exc))
+        return refused(steplib.log_subject(args.service, "rollback"), str(exc))
     return run(manifest, Request(args.service, args.to, args.lock_wait, args.status_file))
 
 

@@ -119,6 +119,16 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     return f" (did you mean '{matches[0]}'?)" if matches else ""
 
 
+SERVICE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")  # as services.toml allows (generator/model.py)
+
+
+def log_subject(service: str | None, default: str) -> str:
+    """What a step's lines start with before its --service is known valid: the name when it is well formed,
+    else `default`. A raw value never starts a line: one holding a line break could emit a workflow command
+    (`::add-mask::`); the error message names it with repr()."""
+    return service if service and SERVICE_NAME.fullmatch(service) else default
+
+
 def clock() -> str:
     return dt.datetime.now().strftime("%H:%M:%S")
 

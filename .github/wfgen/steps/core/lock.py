@@ -5,6 +5,8 @@ Stdlib only: vendored into `.github/wfgen/` next to the step scripts. The lock l
 two runs (two workflow runs, or a workflow and a laptop) deploying the same service never interleave.
 While held, a heartbeat thread touches the lock dir every HEARTBEAT_S: a lock is stale only when its mtime,
 judged by the target's own clock, says nobody refreshed it for lock_stale_s (its holder died or is cut off).
+A holder that ran on this very machine (same kernel boot, same pid namespace, same hostname) and is no longer
+running is known dead at once: its lock is broken without waiting for lock_stale_s.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from . import steplib
@@ -49,6 +52,21 @@ _RELEASE = (
     'd=$1; [ -d "$d" ] || exit 2; grep -qsF -- "$2" "$d/owner" "$d/owner.tmp" || exit 1; '
     'mv -- "$d" "$3" 2>/dev/null || exit 1; rm -rf -- "$3"'
 )
+# Break the lock of a holder known dead, only while it is still that holder's (its token): move it aside,
+# then look again at what was moved. Should a waiter beside us have broken it and taken the lock in between,
+# what we moved is that waiter's live lock: it goes back (unless a third one took the place meanwhile).
+_BREAK_DEAD = (
+    'd=$1; grep -qsF -- "$2" "$d/owner" || exit 1; mv -- "$d" "$3" 2>/dev/null || exit 1; '
+    'if grep -qsF -- "$2" "$3/owner"; then rm -rf -- "$3"; exit 0; fi; '
+    '[ -e "$d" ] || mv -- "$3" "$d"; exit 1'
+)
+# Show the lock, if there is one (exit 2: none): "held", target clock, lock age source (mtime), owner JSON.
+_SHOW = f'd=$1; [ -d "$d" ] || exit 2; echo held; date +%s; {_MTIME}; cat -- "$d/owner" 2>/dev/null; exit 0'
+# Release whatever lock is there, by hand (`wfgen unlock`): only the one that was shown (its owner file).
+_UNLOCK = (
+    'd=$1; [ -d "$d" ] || exit 2; [ "$(cat -- "$d/owner" 2>/dev/null)" = "$2" ] || exit 1; '
+    'mv -- "$d" "$3" 2>/dev/null || exit 1; rm -rf -- "$3"'
+)
 # Refresh the lock's mtime only while it is ours (exit 1 otherwise); -c never creates a lock that is gone.
 _REFRESH = 'd=$1; grep -qsF -- "$2" "$d/owner" "$d/owner.tmp" || exit 1; touch -c -- "$d" || exit 3'
 
@@ -58,10 +76,12 @@ class LockTimeout(Exception):
 
 
 def holder_name(environ: Mapping[str, str] = os.environ) -> str:
-    """Who deploys: the GitHub actor in Actions, else the local user."""
-    actor = environ.get("GITHUB_ACTOR", "").strip()
-    if actor:
-        return actor
+    """Who deploys: in Actions whoever started this attempt (a re-run's own actor; GitHub sets both),
+    else the local user."""
+    for name in ("GITHUB_TRIGGERING_ACTOR", "GITHUB_ACTOR"):
+        actor = environ.get(name, "").strip()
+        if actor:
+            return actor
     try:
         return getpass.getuser()
     except (KeyError, OSError):
@@ -70,6 +90,42 @@ def holder_name(environ: Mapping[str, str] = os.environ) -> str:
 
 def run_id(environ: Mapping[str, str] = os.environ) -> str | None:
     return environ.get("GITHUB_RUN_ID") or environ.get("WFGEN_RUN_ID") or None
+
+
+def host_identity() -> str | None:
+    """The kernel boot and pid namespace this process runs in: processes with the same identity see the same
+    pids. A container has a pid namespace of its own; a reboot, a new boot id. None without /proc (macOS):
+    a holder there is never judged dead early."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+        pid_namespace = str(Path("/proc/self/ns/pid").readlink())
+    except (OSError, UnicodeDecodeError):
+        return None
+    return f"{boot} {pid_namespace}" if boot and pid_namespace else None
+
+
+def process_start(pid: int) -> str | None:
+    """When process `pid` started (clock ticks after boot, /proc/<pid>/stat field 22); None when no such
+    process runs (gone, or a zombie that has exited)."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    fields = text.rpartition(")")[2].split()  # the command name in (...) may hold spaces and ')'
+    if len(fields) < 20 or fields[0] in ("Z", "X"):
+        return None
+    return fields[19]
+
+
+def holder_gone(owner: Mapping[str, Any], here: str | None, hostname: str) -> bool:
+    """True only when the owner file's holder provably no longer runs: it ran on this machine (same host
+    identity and hostname) and its pid is gone or now belongs to a process that started at another time."""
+    pid, started = owner.get("pid"), owner.get("pid_start")
+    if here is None or owner.get("host_id") != here or owner.get("host") != hostname:
+        return False
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0 or not isinstance(started, str):
+        return False
+    return process_start(pid) != started
 
 
 @dataclass
@@ -81,10 +137,18 @@ class Holder:
     run: str | None
     age_s: float
     mtime: str
+    owner: dict[str, Any] = field(default_factory=dict)
+    gone: bool = False  # it ran on this machine and no longer runs
+    text: str = ""  # the owner file as read
 
     def describe(self) -> str:
         run = f" (run {self.run})" if self.run else ""
         return f"{self.who} since {self.since}{run}"
+
+    @property
+    def pid(self) -> str:
+        pid = self.owner.get("pid")
+        return str(pid) if isinstance(pid, int) else "?"
 
 
 def _local_clock(iso: str | None) -> str:
@@ -104,10 +168,39 @@ def _parse_holder(lines: list[str]) -> Holder:
         owner: dict[str, Any] = json.loads(lines[2]) if len(lines) > 2 else {}
     except json.JSONDecodeError:
         owner = {}
+    if not isinstance(owner, dict):
+        owner = {}
     who = f"{owner.get('holder', '?')}@{owner.get('host', '?')}" if owner else "an unknown holder"
     age = float(now - mtime) if mtime else 0.0
     since = _local_clock(owner.get("since"))
-    return Holder(who=who, since=since, run=owner.get("run_id"), age_s=age, mtime=mtime_text)
+    gone = holder_gone(owner, host_identity(), socket.gethostname())
+    run = owner.get("run_id")
+    text = lines[2] if len(lines) > 2 else ""
+    return Holder(who, since, run, age, mtime_text, owner=owner, gone=gone, text=text)
+
+
+def lock_path(target: Target, state_dir: str, name: str) -> str:
+    return target.home_path(f"{state_dir.rstrip('/')}/locks/{name}")
+
+
+def read_holder(target: Target, state_dir: str, name: str) -> Holder | None:
+    """Who holds the lock of `name` now; None when nobody does. OSError when the target cannot say."""
+    path = lock_path(target, state_dir, name)
+    result = target.run(["sh", "-c", _SHOW, "sh", path], timeout=60)
+    lines = result.stdout.splitlines()
+    if result.returncode == 2:
+        return None
+    if result.returncode != 0 or lines[:1] != ["held"]:
+        problem = result.stderr.strip()[:200] or "no output"
+        raise OSError(target.redact(f"cannot read lock {path}: {problem}"))
+    return _parse_holder(lines[1:])
+
+
+def release_by_hand(target: Target, state_dir: str, name: str, holder: Holder) -> bool:
+    """Remove the lock `holder` was read from; False when it is gone or another one took its place since."""
+    path = lock_path(target, state_dir, name)
+    grave = f"{path}.unlocked-{secrets.token_hex(8)}"
+    return target.run(["sh", "-c", _UNLOCK, "sh", path, holder.text, grave], timeout=60).returncode == 0
 
 
 class ServiceLock:
@@ -116,7 +209,7 @@ class ServiceLock:
     def __init__(self, target: Target, state_dir: str, service: str, heartbeat_s: float = HEARTBEAT_S):
         self.target = target
         self.service = service
-        self.path = target.home_path(f"{state_dir.rstrip('/')}/locks/{service}")
+        self.path = lock_path(target, state_dir, service)
         self.token = secrets.token_hex(8)
         self.held = False
         self.attempted = False
@@ -128,7 +221,9 @@ class ServiceLock:
         owner = {
             "holder": holder_name(),
             "host": socket.gethostname(),
+            "host_id": host_identity(),
             "pid": os.getpid(),
+            "pid_start": process_start(os.getpid()),
             "run_id": run_id(),
             "since": steplib.now_iso(),
             "token": self.token,
@@ -157,12 +252,16 @@ class ServiceLock:
     def acquire(self, wait_s: float, stale_s: float, on_wait: Callable[[Holder], None]) -> None:
         """Poll until the lock is ours, breaking it when older than stale_s; LockTimeout after wait_s."""
         start = time.monotonic()
-        announced = break_failed = False
+        announced = break_failed = dead_failed = False
         holder: Holder | None = None
         for _ in range(1_000_000):
             holder = self.try_acquire()
             if holder is None:
                 return
+            if holder.gone and not dead_failed:
+                if self._break_dead(holder):
+                    continue
+                dead_failed = True
             if stale_s > 0 and holder.age_s > stale_s:
                 if self._break(holder, quiet=break_failed):
                     continue
@@ -188,6 +287,20 @@ class ServiceLock:
             where = self.target.redact(self.path)
             steplib.log(self.service, f"warning: could not break the stale lock {where}; waiting instead")
         return False
+
+    def _break_dead(self, holder: Holder) -> bool:
+        """Break the lock of a holder that ran here and no longer runs; False when it is not that lock now."""
+        token = holder.owner.get("token")
+        if not isinstance(token, str) or not token:
+            return False
+        steplib.log(
+            self.service,
+            f"warning: breaking the lock of pid {holder.pid} on this host, which is no longer running "
+            f"(held since {holder.since})",
+        )
+        grave = f"{self.path}.dead-{self.token}"
+        argv = ["sh", "-c", _BREAK_DEAD, "sh", self.path, token, grave]
+        return self.target.run(argv, timeout=60).returncode == 0
 
     def _start_heartbeat(self) -> None:
         # A daemon thread: it dies with this process, so a killed deploy's lock goes stale after lock_stale_s.
