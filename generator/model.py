@@ -268,6 +268,9 @@ class Service(StrictModel):
     path: Annotated[str, AfterValidator(check_relative_path)] | None = Field(default=None)
     ref: GitRef | None = Field(default=None, description="Branch to deploy instead of the dispatched one.")
     dockerfile: Annotated[str, AfterValidator(check_relative_path)] = Field(default="Dockerfile")
+    build_target: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")] | None = Field(
+        default=None, description="Build stage of a multi-stage Dockerfile (docker build --target)."
+    )
     context: str = Field(default=".", description="Build context inside the source.")
     port: Port = Field(description="Host port the service answers on.")
     container_port: Port | None = Field(

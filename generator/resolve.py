@@ -99,6 +99,7 @@ def resolve_service(name: str, service: Service, port_offset: int = 0) -> dict[s
         "path": service.path,
         "ref": service.ref,
         "dockerfile": service.dockerfile,
+        "build_target": service.build_target,
         "context": service.context,
         "port": service.port + port_offset,  # inside the container the port stays what the app listens on
         "container_port": service.container_port or service.port,
