@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from generator import environments
+from generator import environments, plain_vars
 from generator.errors import ManifestError
 from generator.locate import KeyLocator, format_loc
 from generator.model import MAX_SERVICES, SSH_ONLY, Manifest
@@ -172,6 +172,7 @@ def cross_check(manifest: Manifest) -> list[tuple[tuple[str | int, ...], str]]:
         problems.append((("project", "branches"), "branches must be unique"))
     return (
         problems + _check_target_and_build(manifest) + _check_proxy(manifest) + environments.check(manifest)
+        + plain_vars.check(manifest)
     )
 
 

@@ -121,6 +121,12 @@ def check_release(value: list[str]) -> list[str]:
     return value
 
 
+def check_var_value(value: str) -> str:
+    if any(char in value for char in "\n\r\0"):
+        raise ValueError("must be one line: no line break or NUL character")
+    return value
+
+
 def check_tcp(value: str) -> str:
     host, sep, port = value.rpartition(":")
     host = host.removeprefix("[").removesuffix("]")
@@ -134,6 +140,7 @@ EnvName = Annotated[str, AfterValidator(check_env_name)]
 DockerName = Annotated[str, AfterValidator(check_docker_name)]
 GitRef = Annotated[str, AfterValidator(check_git_ref)]
 Port = Annotated[int, AfterValidator(check_port)]
+VarValue = Annotated[str, AfterValidator(check_var_value)]
 Seconds = Annotated[float, Field(gt=0, le=86400)]
 
 
@@ -279,6 +286,11 @@ class Service(StrictModel):
     env: list[EnvName] = Field(
         default=[], description="Env vars passed into the container (values from secrets)."
     )
+    vars: dict[EnvName, VarValue] = Field(
+        default={},
+        description="Plain, non-secret env vars passed into the container: NAME = 'value' "
+        "(shown by status; secrets belong in env).",
+    )
     health: Health = Field(default_factory=Health)
     proxy: bool = Field(
         default=True,
@@ -334,6 +346,11 @@ class Environment(StrictModel):
     )
     port_offset: int = Field(
         default=0, ge=0, le=64511, description="Added to every service port: two copies on one host."
+    )
+    vars: dict[Name, dict[EnvName, VarValue]] = Field(
+        default={},
+        description="Per service, plain env vars this environment sets differently or adds: "
+        "[environments.<env>.vars.<service>] NAME = 'value'.",
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from generator import environments
+from generator import environments, plain_vars
 from generator.distribution import installed
 from generator.errors import WfgenError
 from generator.model import Manifest, Service
@@ -70,7 +70,8 @@ def resolve_manifest(
         "infrastructure": infrastructure,
         "proxy": resolve_proxy(manifest, project["name"]),
         "services": {
-            name: resolve_service(name, service, offset) for name, service in manifest.services.items()
+            name: resolve_service(name, service, offset, plain_vars.of_service(manifest, name, environment))
+            for name, service in manifest.services.items()
         },
     }
 
@@ -91,7 +92,9 @@ def resolve_proxy(manifest: Manifest, project: str) -> dict[str, Any]:
     return proxy
 
 
-def resolve_service(name: str, service: Service, port_offset: int = 0) -> dict[str, Any]:
+def resolve_service(
+    name: str, service: Service, port_offset: int = 0, values: dict[str, str] | None = None
+) -> dict[str, Any]:
     return {
         "name": name,
         "repository": service.repository,
@@ -104,6 +107,7 @@ def resolve_service(name: str, service: Service, port_offset: int = 0) -> dict[s
         "port": service.port + port_offset,  # inside the container the port stays what the app listens on
         "container_port": service.container_port or service.port,
         "env": list(service.env),
+        "vars": dict(sorted(service.vars.items())) if values is None else values,
         "health": service.health.model_dump(),
         "proxy": service.proxy,
         "domain": service.domain,

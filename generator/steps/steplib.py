@@ -297,6 +297,13 @@ class StatusFile:
 
 
 _GIT_REF = re.compile(r"[A-Za-z0-9._/-]{1,200}")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def is_env_name(name: str) -> bool:
+    """An environment variable name `docker run --env NAME=value` passes as it is."""
+    return _ENV_NAME.fullmatch(name) is not None
+
 GIT_REF_HINT = "letters, digits, '.', '_', '-', '/'; no '..'"
 
 
