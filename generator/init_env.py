@@ -61,7 +61,7 @@ def is_plain_value(name: str, value: str) -> bool:
     upper = name.upper()
     if any(word in upper for word in CREDENTIAL_WORDS):
         return False
-    if _INTERPOLATED.search(value) or "\n" in value or len(value) > MAX_VALUE:
+    if _INTERPOLATED.search(value) or any(char in value for char in "\n\r\0") or len(value) > MAX_VALUE:
         return False
     if _URL_WITH_PASSWORD.match(value):
         return False

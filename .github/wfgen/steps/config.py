@@ -101,6 +101,7 @@ class Service:
     path: str | None
     ref: str | None
     dockerfile: str
+    build_target: str | None  # the stage of a multi-stage Dockerfile; None: the last one
     context: str
     port: int
     container_port: int
