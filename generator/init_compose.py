@@ -83,8 +83,9 @@ def draft_from_compose(path: Path, manifest_dir: Path, project: str, display: st
         if name not in built:
             compose.images[name] = _image_check(str(name), spec, draft, compose)
     pool = PortPool(_explicit_ports(services, deployed, compose))
-    for name in deployed:
-        service = _service(name, services[name], pool, compose)
+    drafted = [_service(name, services[name], pool, compose) for name in deployed]
+    _secret_everywhere(drafted)
+    for name, service in zip(deployed, drafted, strict=True):
         draft.project.services.append(service)
         line = compose.line("services", name)
         for note in service.notes:
@@ -101,6 +102,18 @@ def draft_from_compose(path: Path, manifest_dir: Path, project: str, display: st
             ("services",),
         )
     return draft
+
+
+def _secret_everywhere(services: list[ServiceDraft]) -> None:
+    """A name that is a secret for one service is one for all: infrastructure.secrets lists every secret name,
+    and a name is a plain value or a secret, never both."""
+    secret = {name for service in services for name in service.env}
+    for service in services:
+        for name in [name for name in service.vars if name in secret]:
+            del service.vars[name]
+            service.env.append(name)
+            note = f"environment {name}: a secret in another service, so a secret name here too"
+            service.notes.append(note)
 
 
 def _deployed(

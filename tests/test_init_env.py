@@ -148,3 +148,31 @@ def test_credentials_and_interpolations_stay_secret_names(in_tmp: Path) -> None:
     assert 'vars = { NODE_ENV = "production", DEBUG = "false" }' in written
     assert "example-pw" not in written + result.output
     assert wfgen("validate").exit_code == 0
+
+
+def test_a_name_secret_in_one_service_is_secret_in_all(in_tmp: Path) -> None:  # noqa: F811
+    build_file_tree(
+        in_tmp,
+        {
+            "compose.yaml": """\
+                services:
+                  api:
+                    build: ./api
+                    ports: ["8000:8000"]
+                    environment: {DB_URL: "${DB_URL}"}
+                  web:
+                    build: ./web
+                    ports: ["8001:8001"]
+                    environment: {DB_URL: "postgres://db/app"}
+                """
+        },
+    )
+    result = wfgen("init")
+    assert result.exit_code == 0, result.output
+    written = (in_tmp / "services.toml").read_text(encoding="utf-8")
+    assert "postgres://db/app" not in written
+    assert (
+        "compose.yaml:6: services.web: environment DB_URL: a secret in another service, so a secret name here too"
+        in result.stderr.splitlines()
+    )
+    assert wfgen("validate").exit_code == 0
