@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from generator.steps import lock
+from generator.steps import config, lock, status
 from tests.support.deploys import DeployBench, Poller, fetch
 from tests.support.docker import docker
 from tests.support.fixture_service import ServiceRepo, git
@@ -296,6 +296,44 @@ def test_changed_configuration_redeploys_the_same_image(
     assert added.status["result"] == "deployed", added.stdout + added.stderr
     assert "configuration changed: env T_DEPLOY_EXTRA;" in added.stdout
     assert version(port) == "v1" and inspect(docker_host, running, "{{.Config.Image}}") == image
+
+
+def test_plain_values_reach_the_container_redeploy_when_changed_and_show_in_status(
+    bench: DeployBench, web: ServiceRepo, docker_project: str, docker_host: str
+) -> None:
+    """services.<name>.vars: in the container beside the secrets, fingerprinted, and shown by status (the
+    secrets are not)."""
+    port = free_port()
+    secret = f"s3cr3t-{os.urandom(8).hex()}"
+    running, image = f"{docker_project}-{SERVICE}", f"{docker_project}/{SERVICE}:{web.head[:12]}"
+
+    def write(values: dict[str, str]) -> None:
+        table = {**service_table(web, port), "env": ["T_DEPLOY_TOKEN"], "vars": values}
+        bench.write({SERVICE: table}, project={"name": docker_project, "keep_images": 2})
+
+    write({"NODE_ENV": "production", "LOG_LEVEL": "info"})
+    first = bench.deploy(env={"T_DEPLOY_TOKEN": secret})
+    assert (first.returncode, first.status["result"]) == (0, "deployed"), first.stdout + first.stderr
+    env = json.loads(inspect(docker_host, running, "{{json .Config.Env}}") or "[]")
+    assert {"NODE_ENV=production", "LOG_LEVEL=info", f"T_DEPLOY_TOKEN={secret}"} <= set(env)
+    assert not list((bench.state_dir / "env").iterdir())  # the env-file is gone again
+    created = image_created(docker_host, image)
+
+    same = bench.deploy(env={"T_DEPLOY_TOKEN": secret})
+    assert same.status["result"] == "unchanged", same.stdout + same.stderr
+
+    write({"NODE_ENV": "production", "LOG_LEVEL": "debug"})
+    changed = bench.deploy(env={"T_DEPLOY_TOKEN": secret})
+    assert (changed.returncode, changed.status["result"]) == (0, "deployed"), changed.stdout + changed.stderr
+    assert f"configuration changed: var LOG_LEVEL; redeploying {image}" in changed.stdout
+    assert "building image" not in changed.stdout and image_created(docker_host, image) == created
+    env = json.loads(inspect(docker_host, running, "{{json .Config.Env}}") or "[]")
+    assert "LOG_LEVEL=debug" in env and "LOG_LEVEL=info" not in env
+
+    document = status.gather(config.load(bench.manifest), {**bench.env, "T_DEPLOY_TOKEN": secret})
+    [item] = document["services"]
+    assert item["vars"] == {"LOG_LEVEL": "debug", "NODE_ENV": "production"}
+    assert secret not in json.dumps(document)
 
 
 def test_secret_values_printed_by_a_crashing_candidate_never_leave_the_step(

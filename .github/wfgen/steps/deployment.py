@@ -335,9 +335,12 @@ class Deployment:
         raise Outcome("rolled_back", f"{failed}; {what}")
 
     def put_env_file(self, env: dict[str, str]) -> str | None:
-        if not env:
+        """The container's environment, secrets and plain values, in one file only the user can read,
+        removed when the leg ends: values never meet argv or a shell."""
+        values = {**self.service.vars, **env}  # disjoint: the manifest refuses a name in both
+        if not values:
             return None
-        data = "".join(f"{name}={value}\n" for name, value in env.items()).encode()
+        data = "".join(f"{name}={value}\n" for name, value in values.items()).encode()
         relative = f"{self.state_dir.rstrip('/')}/env/{steplib.scratch_name(self.name)}.env"
         path = self.target.home_path(relative)
         self.cleanups.append(("target", ["rm", "-f", "--", path]))
