@@ -336,6 +336,40 @@ def test_plain_values_reach_the_container_redeploy_when_changed_and_show_in_stat
     assert secret not in json.dumps(document)
 
 
+def test_a_state_dir_others_can_write_to_fails_the_leg_before_anything_is_written(
+    bench: DeployBench, web: ServiceRepo, docker_project: str, docker_host: str
+) -> None:
+    """Env-files, the audit log, locks and the proxy's socket live there: it is the deploying user's alone."""
+    setup_local(bench, docker_project, web, env=["T_DEPLOY_TOKEN"])
+    secret = f"s3cr3t-{os.urandom(8).hex()}"
+    bench.state_dir.mkdir()
+    bench.state_dir.chmod(0o777)
+    refused = bench.deploy(env={"T_DEPLOY_TOKEN": secret})
+    problem = (f"state folder {bench.state_dir} is writable by group or others (drwxrwxrwx): run 'chmod 700' on "
+               "it; wfgen keeps env-files there")  # fmt: skip
+    assert (refused.returncode, refused.status["result"]) == (1, "failed"), refused.stdout + refused.stderr
+    assert refused.status["message"] == problem
+    assert list(bench.state_dir.iterdir()) == []  # no lock, env-file, salt or audit line
+    assert inspect(docker_host, f"{docker_project}-{SERVICE}", "{{.Id}}") is None
+
+    bench.state_dir.chmod(0o700)
+    above = bench.workdir / "open"
+    above.mkdir(mode=0o777)
+    above.chmod(0o777)
+    nested = above / "state"
+    table = {**service_table(web, free_port()), "env": ["T_DEPLOY_TOKEN"]}
+    bench.write({SERVICE: table}, project={"name": docker_project}, target={"state_dir": str(nested)})
+    below = bench.deploy(env={"T_DEPLOY_TOKEN": secret})
+    assert below.status["result"] == "failed", below.stdout + below.stderr
+    assert below.status["message"] == (f"state folder {nested}: {above} on the way to it is writable by group or "
+                                       "others (drwxrwxrwx); wfgen keeps env-files there")  # fmt: skip
+
+    above.chmod(0o755)
+    fresh = bench.deploy(env={"T_DEPLOY_TOKEN": secret})
+    assert fresh.status["result"] == "deployed", fresh.stdout + fresh.stderr
+    assert nested.stat().st_mode & 0o777 == 0o700
+
+
 def test_secret_values_printed_by_a_crashing_candidate_never_leave_the_step(
     bench: DeployBench, web: ServiceRepo, docker_project: str, docker_host: str
 ) -> None:

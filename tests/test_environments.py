@@ -244,7 +244,7 @@ def short_dir() -> Iterator[Path]:
     """A state folder with a short path: the proxy's admin socket lives in it, one level deeper per environment,
     and a unix socket path holds at most 107 bytes."""
     path = Path(tempfile.mkdtemp(prefix="wfgs-"))
-    yield path
+    yield path / "s"  # in a folder of its own (0700): a state folder directly in /tmp is refused
     shutil.rmtree(path, ignore_errors=True)
 
 
