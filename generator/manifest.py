@@ -171,7 +171,10 @@ def cross_check(manifest: Manifest) -> list[tuple[tuple[str | int, ...], str]]:
     if len(set(manifest.project.branches)) != len(manifest.project.branches):
         problems.append((("project", "branches"), "branches must be unique"))
     return (
-        problems + _check_target_and_build(manifest) + _check_proxy(manifest) + environments.check(manifest)
+        problems
+        + _check_target_and_build(manifest)
+        + _check_proxy(manifest)
+        + environments.check(manifest)
         + plain_vars.check(manifest)
     )
 

@@ -127,6 +127,28 @@ def check_var_value(value: str) -> str:
     return value
 
 
+# Folders every user of the host can write to: another user could create the state folder there first.
+SHARED_FOLDERS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/var/lock")
+
+
+def check_state_dir(value: str) -> str:
+    path = PurePosixPath(value)
+    if any(char in value for char in "\n\r\0\\"):
+        raise ValueError("must be a folder path on one line (no line break, NUL or backslash)")
+    if ".." in path.parts:
+        raise ValueError("must not contain '..': a folder in the target user's home such as '.wfgen', or an "
+                         "absolute path")  # fmt: skip
+    if value.startswith("~") and not (value == "~" or value.startswith("~/")):
+        raise ValueError("'~name' is another user's home: use a path relative to the target user's home")
+    for shared in map(PurePosixPath, SHARED_FOLDERS):
+        if path == shared or path.parent == shared:
+            raise ValueError(
+                f"must not be in {shared}, which every user can write to (another user could create it "
+                "first); use a folder in the target user's home such as '.wfgen'"
+            )
+    return value
+
+
 def check_tcp(value: str) -> str:
     host, sep, port = value.rpartition(":")
     host = host.removeprefix("[").removesuffix("]")
@@ -206,8 +228,11 @@ class Target(StrictModel):
     )
     port: Port = Field(default=22, description="SSH port.")
     network: DockerName | None = Field(default=None, description="Docker network services join.")
-    state_dir: str = Field(
-        default=".wfgen", min_length=1, description="Locks, audit log, clones on the target."
+    state_dir: Annotated[str, AfterValidator(check_state_dir)] = Field(
+        default=".wfgen",
+        min_length=1,
+        description="Locks, audit log, env-files on the target: relative to the target user's home, or "
+        "absolute; created 0700, refused when another user owns it or can write to it.",
     )
     environment: str | None = Field(
         default=None, min_length=1, description="GitHub environment of deploy jobs."

@@ -59,6 +59,12 @@ def resolve_manifest(
     if chosen.kind == "local":
         target.update({key: None for key in _SSH_KEYS}, insecure_ignore_host_key=False, port=None)
     infrastructure = manifest.infrastructure.model_dump()
+    if environment is not None and manifest.target.network:
+        # [target]'s network listed among those that must exist stands for the environment's own.
+        infrastructure["networks"] = [
+            target["network"] if listed == manifest.target.network else listed
+            for listed in infrastructure["networks"]
+        ]
     infrastructure["tcp"] = [split_tcp(endpoint) for endpoint in manifest.infrastructure.tcp]
     return {
         "_generated": GENERATED_NOTE.format(source=source),

@@ -276,14 +276,15 @@ def _scalar(value: object, kind: type, key: str) -> object:
 
 
 def _check_vars(service: Service, key: str) -> None:
-    """A plain value reaches `docker run --env NAME=value`: a name or a value that is not one line is refused."""
+    """A plain value is one line of the env-file `docker run --env-file` reads: anything else is refused."""
     for name, value in service.vars.items():
+        where = _join(_join(key, "vars"), name)
         if not steplib.is_env_name(name):
-            raise _Invalid(_join(_join(key, "vars"), name), "must be an environment variable name")
+            raise _Invalid(where, "must be an environment variable name")
         if any(char in value for char in "\n\r\0"):
-            raise _Invalid(_join(_join(key, "vars"), name), "must be one line: no line break or NUL character")
+            raise _Invalid(where, "must be one line: no line break or NUL character")
         if name in service.env:
-            raise _Invalid(_join(_join(key, "vars"), name), "is also in env: a plain value or a secret, not both")
+            raise _Invalid(where, "is also in env: a plain value or a secret, not both")
 
 
 def _check(made: object, key: str) -> None:

@@ -298,13 +298,6 @@ class StatusFile:
 
 
 _GIT_REF = re.compile(r"[A-Za-z0-9._/-]{1,200}")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def is_env_name(name: str) -> bool:
-    """An environment variable name `docker run --env NAME=value` passes as it is."""
-    return _ENV_NAME.fullmatch(name) is not None
-
 GIT_REF_HINT = "letters, digits, '.', '_', '-', '/'; no '..'"
 
 
@@ -318,6 +311,14 @@ def is_safe_git_ref(ref: str) -> bool:
         or ".." in ref
         or any(part == "" or part.startswith(".") or part.endswith(".lock") for part in ref.split("/"))
     )
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def is_env_name(name: str) -> bool:
+    """An environment variable name an env-file line `NAME=value` can carry."""
+    return _ENV_NAME.fullmatch(name) is not None
 
 
 def safe_stdio() -> None:
