@@ -144,7 +144,7 @@ def _explicit_ports(services: Mapping[str, Any], deployed: list[str], compose: _
     for name, spec in services.items():
         if name not in deployed and name in compose.dropped:
             continue
-        for entry in spec.get("ports") or [] if isinstance(spec, Mapping) else []:
+        for entry in (spec.get("ports") or []) if isinstance(spec, Mapping) else []:
             published = keys.read_port(entry)
             if isinstance(published, keys.Published) and published.host is not None:
                 reserved.setdefault(published.host, compose.wfgen_names.get(name, str(name)))
@@ -203,14 +203,8 @@ def _service(name: str, spec: Mapping[str, Any], pool: PortPool, compose: _Compo
         if container is None:
             notes.append("no port and no health check: wfgen deploys services that answer HTTP; a worker "
                          f"needs an HTTP health endpoint (GET /health on port {port} here)")  # fmt: skip
-    env, plain, env_notes = keys.read_environment(spec.get("environment"))
+    env, plain, env_notes = _environment(name, spec, compose)
     notes += env_notes
-    if spec.get("env_file") is not None:
-        found, file_notes = keys.env_file_names(spec["env_file"], _env_files(name, spec["env_file"], compose))
-        env += [item for item in found if item not in plain]
-        notes += file_notes
-    env, name_notes = keys.usable_env(env)
-    notes += name_notes
     depends_on, dependency_notes = _depends_on(spec.get("depends_on"), compose)
     notes += dependency_notes + _other_keys(spec)
     return ServiceDraft(
@@ -227,6 +221,19 @@ def _service(name: str, spec: Mapping[str, Any], pool: PortPool, compose: _Compo
         depends_on=depends_on,
         notes=notes,
     )
+
+
+def _environment(
+    name: str, spec: Mapping[str, Any], compose: _Compose
+) -> tuple[list[str], dict[str, str], list[str]]:
+    """(secret names, plain values, notes) from `environment` and the names in `env_file`."""
+    env, plain, notes = keys.read_environment(spec.get("environment"))
+    if spec.get("env_file") is not None:
+        found, file_notes = keys.env_file_names(spec["env_file"], _env_files(name, spec["env_file"], compose))
+        env += [item for item in found if item not in plain]
+        notes += file_notes
+    env, name_notes = keys.usable_env(env)
+    return env, plain, notes + name_notes
 
 
 def _env_files(name: str, value: Any, compose: _Compose) -> dict[str, Path]:
