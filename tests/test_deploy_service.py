@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from generator.steps.core import lock
+from generator.steps import status
+from generator.steps.core import config, lock
 from tests.support.deploys import DeployBench, Poller, fetch
 from tests.support.docker import docker
 from tests.support.fixture_service import ServiceRepo, git
@@ -310,6 +311,78 @@ def test_changed_configuration_redeploys_the_same_image(
     assert added.status["result"] == "deployed", added.stdout + added.stderr
     assert "configuration changed: env T_DEPLOY_EXTRA;" in added.stdout
     assert version(port) == "v1" and inspect(docker_host, running, "{{.Config.Image}}") == image
+
+
+def test_plain_values_reach_the_container_redeploy_when_changed_and_show_in_status(
+    bench: DeployBench, web: ServiceRepo, docker_project: str, docker_host: str
+) -> None:
+    """services.<name>.vars: in the container beside the secrets, fingerprinted, and shown by status (the
+    secrets are not)."""
+    port = free_port()
+    secret = f"s3cr3t-{os.urandom(8).hex()}"
+    running, image = f"{docker_project}-{SERVICE}", f"{docker_project}/{SERVICE}:{web.head[:12]}"
+
+    def write(values: dict[str, str]) -> None:
+        table = {**service_table(web, port), "env": ["T_DEPLOY_TOKEN"], "vars": values}
+        bench.write({SERVICE: table}, project={"name": docker_project, "keep_images": 2})
+
+    write({"NODE_ENV": "production", "LOG_LEVEL": "info"})
+    first = bench.deploy(env={"T_DEPLOY_TOKEN": secret})
+    assert (first.returncode, first.status["result"]) == (0, "deployed"), first.stdout + first.stderr
+    env = json.loads(inspect(docker_host, running, "{{json .Config.Env}}") or "[]")
+    assert {"NODE_ENV=production", "LOG_LEVEL=info", f"T_DEPLOY_TOKEN={secret}"} <= set(env)
+    assert not list((bench.state_dir / "env").iterdir())  # the env-file is gone again
+    created = image_created(docker_host, image)
+
+    same = bench.deploy(env={"T_DEPLOY_TOKEN": secret})
+    assert same.status["result"] == "unchanged", same.stdout + same.stderr
+
+    write({"NODE_ENV": "production", "LOG_LEVEL": "debug"})
+    changed = bench.deploy(env={"T_DEPLOY_TOKEN": secret})
+    assert (changed.returncode, changed.status["result"]) == (0, "deployed"), changed.stdout + changed.stderr
+    assert f"configuration changed: var LOG_LEVEL; redeploying {image}" in changed.stdout
+    assert "building image" not in changed.stdout and image_created(docker_host, image) == created
+    env = json.loads(inspect(docker_host, running, "{{json .Config.Env}}") or "[]")
+    assert "LOG_LEVEL=debug" in env and "LOG_LEVEL=info" not in env
+
+    document = status.gather(config.load(bench.manifest), {**bench.env, "T_DEPLOY_TOKEN": secret})
+    [item] = document["services"]
+    assert item["vars"] == {"LOG_LEVEL": "debug", "NODE_ENV": "production"}
+    assert secret not in json.dumps(document)
+
+
+def test_a_state_dir_others_can_write_to_fails_the_leg_before_anything_is_written(
+    bench: DeployBench, web: ServiceRepo, docker_project: str, docker_host: str
+) -> None:
+    """Env-files, the audit log, locks and the proxy's socket live there: it is the deploying user's alone."""
+    setup_local(bench, docker_project, web, env=["T_DEPLOY_TOKEN"])
+    secret = f"s3cr3t-{os.urandom(8).hex()}"
+    bench.state_dir.mkdir()
+    bench.state_dir.chmod(0o777)
+    refused = bench.deploy(env={"T_DEPLOY_TOKEN": secret})
+    problem = (f"state folder {bench.state_dir} is writable by group or others (drwxrwxrwx): run 'chmod 700' on "
+               "it; wfgen keeps env-files there")  # fmt: skip
+    assert (refused.returncode, refused.status["result"]) == (1, "failed"), refused.stdout + refused.stderr
+    assert refused.status["message"] == problem
+    assert list(bench.state_dir.iterdir()) == []  # no lock, env-file, salt or audit line
+    assert inspect(docker_host, f"{docker_project}-{SERVICE}", "{{.Id}}") is None
+
+    bench.state_dir.chmod(0o700)
+    above = bench.workdir / "open"
+    above.mkdir(mode=0o777)
+    above.chmod(0o777)
+    nested = above / "state"
+    table = {**service_table(web, free_port()), "env": ["T_DEPLOY_TOKEN"]}
+    bench.write({SERVICE: table}, project={"name": docker_project}, target={"state_dir": str(nested)})
+    below = bench.deploy(env={"T_DEPLOY_TOKEN": secret})
+    assert below.status["result"] == "failed", below.stdout + below.stderr
+    assert below.status["message"] == (f"state folder {nested}: {above} on the way to it is writable by group or "
+                                       "others (drwxrwxrwx); wfgen keeps env-files there")  # fmt: skip
+
+    above.chmod(0o755)
+    fresh = bench.deploy(env={"T_DEPLOY_TOKEN": secret})
+    assert fresh.status["result"] == "deployed", fresh.stdout + fresh.stderr
+    assert nested.stat().st_mode & 0o777 == 0o700
 
 
 def test_secret_values_printed_by_a_crashing_candidate_never_leave_the_step(

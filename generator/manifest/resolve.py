@@ -6,7 +6,7 @@ from typing import Any
 
 from generator.distribution import installed
 from generator.errors import WfgenError
-from generator.manifest import environments
+from generator.manifest import environments, plain_vars
 from generator.manifest.model import Manifest, Service
 from generator.pins import proxy_image
 
@@ -59,6 +59,12 @@ def resolve_manifest(
     if chosen.kind == "local":
         target.update({key: None for key in _SSH_KEYS}, insecure_ignore_host_key=False, port=None)
     infrastructure = manifest.infrastructure.model_dump()
+    if environment is not None and manifest.target.network:
+        # [target]'s network listed among those that must exist stands for the environment's own.
+        infrastructure["networks"] = [
+            target["network"] if listed == manifest.target.network else listed
+            for listed in infrastructure["networks"]
+        ]
     infrastructure["tcp"] = [split_tcp(endpoint) for endpoint in manifest.infrastructure.tcp]
     return {
         "_generated": GENERATED_NOTE.format(source=source),
@@ -70,7 +76,8 @@ def resolve_manifest(
         "infrastructure": infrastructure,
         "proxy": resolve_proxy(manifest, project["name"]),
         "services": {
-            name: resolve_service(name, service, offset) for name, service in manifest.services.items()
+            name: resolve_service(name, service, offset, plain_vars.of_service(manifest, name, environment))
+            for name, service in manifest.services.items()
         },
     }
 
@@ -91,7 +98,9 @@ def resolve_proxy(manifest: Manifest, project: str) -> dict[str, Any]:
     return proxy
 
 
-def resolve_service(name: str, service: Service, port_offset: int = 0) -> dict[str, Any]:
+def resolve_service(
+    name: str, service: Service, port_offset: int = 0, values: dict[str, str] | None = None
+) -> dict[str, Any]:
     return {
         "name": name,
         "repository": service.repository,
@@ -99,10 +108,12 @@ def resolve_service(name: str, service: Service, port_offset: int = 0) -> dict[s
         "path": service.path,
         "ref": service.ref,
         "dockerfile": service.dockerfile,
+        "build_target": service.build_target,
         "context": service.context,
         "port": service.port + port_offset,  # inside the container the port stays what the app listens on
         "container_port": service.container_port or service.port,
         "env": list(service.env),
+        "vars": dict(sorted(service.vars.items())) if values is None else values,
         "health": service.health.model_dump(),
         "proxy": service.proxy,
         "domain": service.domain,

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
-from ..core import config, runconfig, steplib
+from ..core import config, runconfig, statedir, steplib
 from ..core.audit import append_audit, audit_line, audit_path, read_audit, rollback_commit, service_deploys
 from ..core.lock import LockTimeout, ServiceLock
 from ..core.target import CommandFailed, LocalTarget, Target, TargetError
@@ -81,6 +81,7 @@ class Deployment:
         self.name = self.service.name
         self.ref = source.check_ref(self.service.ref or settings.branch)
         self.state_dir = manifest.target.state_dir
+        self.state_dir_safe: bool | None = None  # None: not checked yet (the audit line is written as before)
         self.started = time.monotonic()
         self.deadline = self.started + manifest.project.deploy_timeout_minutes * 60
         self.cut: Cutover | None = None
@@ -128,6 +129,7 @@ class Deployment:
     def locked(self) -> tuple[str, str]:
         self.log(self.opening())
         env = self.env_values()
+        self.check_state_dir()
         stale = self.manifest.project.lock_stale_s
         self.lock = ServiceLock(self.target, self.state_dir, self.name)  # reaches the target: inside the try
         self.lock.acquire(
@@ -155,6 +157,15 @@ class Deployment:
     def on_lock_wait(self, holder: str) -> None:
         self.status.update(message=f"waiting for the lock held by {holder}")
         self.log(f"waiting for the lock held by {holder} (up to {self.settings.lock_wait_s:g} s)")
+
+    def check_state_dir(self) -> None:
+        """Before the lock, the env-file or the audit line: the state folder is the deploying user's alone."""
+        try:
+            statedir.ensure(self.target, self.state_dir)
+        except statedir.UnsafeStateDir as exc:
+            self.state_dir_safe = False  # not even the audit line goes there
+            raise Outcome("failed", str(exc)) from None
+        self.state_dir_safe = True
 
     def env_values(self) -> dict[str, str]:
         values: dict[str, str] = {}
@@ -335,9 +346,12 @@ class Deployment:
         raise Outcome("rolled_back", f"{failed}; {what}")
 
     def put_env_file(self, env: dict[str, str]) -> str | None:
-        if not env:
+        """The container's environment, secrets and plain values, in one file only the user can read,
+        removed when the leg ends: values never meet argv or a shell."""
+        values = {**self.service.vars, **env}  # disjoint: the manifest refuses a name in both
+        if not values:
             return None
-        data = "".join(f"{name}={value}\n" for name, value in env.items()).encode()
+        data = "".join(f"{name}={value}\n" for name, value in values.items()).encode()
         relative = f"{self.state_dir.rstrip('/')}/env/{steplib.scratch_name(self.name)}.env"
         path = self.target.home_path(relative)
         self.cleanups.append(("target", ["rm", "-f", "--", path]))
@@ -393,7 +407,8 @@ class Deployment:
         elif result == "cancelled":
             message += "; running container untouched"
         self.report(result, message)
-        self.attempt_quietly("audit", lambda: self.audit(result))
+        if self.state_dir_safe is not False:
+            self.attempt_quietly("audit", lambda: self.audit(result))
         self.attempt_quietly("unlock", lambda: self.lock.release() if self.lock else None)
 
     def attempt_quietly(self, what: str, step: Callable[[], T]) -> T | None:

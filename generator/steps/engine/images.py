@@ -56,21 +56,49 @@ def tail(result: CommandResult, lines: int = TAIL_LINES) -> list[str]:
     return [line for line in text if line.strip()][-lines:]
 
 
+def stage_args(stage: str | None) -> list[str]:
+    return ["--target", stage] if stage else []
+
+
 def build_dir(
-    host: Target, image: str, labels: list[str], context: str, dockerfile: str, timeout: float
+    host: Target,
+    image: str,
+    labels: list[str],
+    context: str,
+    dockerfile: str,
+    timeout: float,
+    stage: str | None = None,
 ) -> None:
     """docker build of a directory on `host`; the Dockerfile path is relative to the context."""
-    argv = ["docker", "build", "--pull=false", "-t", image, *labels, "-f", f"{context}/{dockerfile}", context]
+    argv = ["docker", "build", "--pull=false", "-t", image, *labels, *stage_args(stage),
+            "-f", f"{context}/{dockerfile}", context]  # fmt: skip
     result = host.run(argv, timeout=timeout)
     if result.returncode != 0:
         raise ImageError(f"docker build failed (exit {result.returncode})", tail(result))
 
 
 def build_stream(
-    host: Target, image: str, labels: list[str], tar: IO[bytes], dockerfile: str, timeout: float
+    host: Target,
+    image: str,
+    labels: list[str],
+    tar: IO[bytes],
+    dockerfile: str,
+    timeout: float,
+    stage: str | None = None,
 ) -> None:
     """docker build with the context streamed as a tar on stdin (no copy of the source on `host`)."""
-    argv = ["docker", "build", "--pull=false", "-t", image, *labels, "-f", dockerfile, "-"]
+    argv = [
+        "docker",
+        "build",
+        "--pull=false",
+        "-t",
+        image,
+        *labels,
+        *stage_args(stage),
+        "-f",
+        dockerfile,
+        "-",
+    ]
     result = host.run_stream(argv, stdin_file=tar, timeout=timeout)
     if result.returncode != 0:
         raise ImageError(f"docker build failed (exit {result.returncode})", tail(result))

@@ -141,7 +141,9 @@ def build_path(deploy: Deployment, host: Target, image: str) -> tuple[str, str]:
     try:
         assert archive.stdout is not None
         labels = _labels(deploy, deploy.commit)
-        images.build_stream(host, image, labels, archive.stdout, service.dockerfile, timeout=deploy.left())
+        images.build_stream(
+            host, image, labels, archive.stdout, service.dockerfile, deploy.left(), service.build_target
+        )
     finally:
         problem = source.finish_archive(archive)
     if problem:
@@ -167,8 +169,9 @@ def build_clone(deploy: Deployment, host: Target, image: str) -> tuple[str, str]
             deploy.commit = commit
         deploy.phase("build", f"building image {image}")
         context = posixpath.normpath(posixpath.join(dest, service.context))
+        labels = _labels(deploy, commit)
         images.build_dir(
-            host, image, _labels(deploy, commit), context, service.dockerfile, timeout=deploy.left()
+            host, image, labels, context, service.dockerfile, deploy.left(), service.build_target
         )
         return commit, image
     finally:

@@ -323,6 +323,14 @@ def is_safe_git_ref(ref: str) -> bool:
     )
 
 
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def is_env_name(name: str) -> bool:
+    """An environment variable name an env-file line `NAME=value` can carry."""
+    return _ENV_NAME.fullmatch(name) is not None
+
+
 def safe_stdio() -> None:
     """Never crash on a non-UTF-8 console (LANG=C under `python -I`): unprintable characters become '?'."""
     for stream in (sys.stdout, sys.stderr):
