@@ -9,6 +9,7 @@ from generator.errors import ManifestError
 from generator.manifest.resolve import resolve_manifest
 from generator.manifest.validate import parse_manifest
 from generator.steps.core import config, runconfig
+from generator.steps.engine import changes
 
 BASE = """\
 [project]
@@ -131,3 +132,20 @@ def test_the_steps_refuse_a_resolved_value_that_could_not_come_from_the_manifest
     with pytest.raises(config.steplib.UsageError) as caught:
         config.parse(resolved, "manifest.json")
     assert str(caught.value) == f"manifest.json: {problem}; run 'wfgen render'"
+
+
+def test_the_plan_names_a_changed_value_and_not_its_value() -> None:
+    salt = b"s" * 32
+
+    def view(level: str) -> config.Manifest:
+        text = BASE + f'vars = {{ LOG_LEVEL = "{level}" }}\n'
+        return config.parse(resolve_manifest(parse_manifest(text)), "manifest.json")
+
+    old = view("info")
+    settings = runconfig.run_config(old.services["web"], old.target.network, {"DB_URL": "x"})
+    labels = dict(item.split("=", 1) for item in runconfig.fingerprint(settings, salt).label_args()[1::2])
+    running = changes.Running("abc", True, labels, frozenset())
+    assert changes.config_change(old, old.services["web"], running, salt, {"DB_URL": "x"}) is None
+    new = view("debug")
+    assert changes.config_change(new, new.services["web"], running, salt, {"DB_URL": "x"}) == "var LOG_LEVEL"
+    assert changes.config_change(new, new.services["web"], running, salt, {}) == "var LOG_LEVEL"
