@@ -240,7 +240,10 @@ def test_no_depends_on_keeps_one_deploy_job_and_four_hops() -> None:
     jobs = parse_yaml(rendered("minimal")[DEPLOY_WORKFLOW])["jobs"]
     assert list(jobs) == ["prepare", "check-infrastructure", "deploy-service", "deployment-summary"]
     assert jobs["deploy-service"]["if"] == "needs.check-infrastructure.outputs.count-1 != '0'"
-    assert "WFGEN_PLAN" not in step(jobs["deploy-service"], "Deploy")["env"]
+    env = step(jobs["deploy-service"], "Deploy")["env"]
+    # No dependency check in one wave, but the leg still deploys the commit the plan showed.
+    assert "WFGEN_DEPENDENCY_DIR" not in env
+    assert env["WFGEN_PLAN"] == "${{ needs.check-infrastructure.outputs.plan }}"
 
 
 def test_later_waves_read_the_reports_of_the_earlier_ones() -> None:
@@ -327,6 +330,7 @@ def test_secrets_reach_the_jobs_that_need_them_through_env(name: str) -> None:
         "WFGEN_FORCE_REBUILD": "${{ needs.prepare.outputs.force_rebuild }}",
         "WFGEN_STATUS_FILE": "wfgen-status/${{ matrix.service }}.json",
         "WFGEN_PLAN_ID": "${{ needs.check-infrastructure.outputs.plan-id }}",  # stamped on the leg's report
+        "WFGEN_PLAN": "${{ needs.check-infrastructure.outputs.plan }}",  # its commit is the one the leg deploys
         **({"WFGEN_REPO_ROOT": "wfgen-source"} if any(s["path"] for s in data["services"].values()) else {}),
     }
     for job in ("prepare", "deployment-summary"):
