@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from generator.steps import status
-from generator.steps.core import config, lock
+from generator.steps.core import config, handoff, lock
 from tests.support.deploys import DeployBench, Poller, fetch
 from tests.support.docker import docker
 from tests.support.fixture_service import ServiceRepo, git
@@ -708,6 +708,133 @@ def test_path_source_from_monorepo(
     assert run.status["commit"] == folder_commit
     assert version(port) == "v1"
     assert bench.deploy("--repo-root", str(mono)).status["result"] == "unchanged"
+
+
+# --- the commit the plan showed ------------------------------------------------------------------
+
+
+def plan_of(bench: DeployBench, repo_root: Path | None = None) -> str:
+    """plan.py's plan for `web` on branch main, as the deploy jobs get it (WFGEN_PLAN)."""
+    args = ["--manifest", str(bench.manifest), "--services", SERVICE, "--branch", "main", "--json"]
+    if repo_root is not None:
+        args += ["--repo-root", str(repo_root)]
+    planned = run_step("plan", *args, env=bench.env, timeout=120)
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    return handoff.encode(json.loads(planned.stdout))
+
+
+def rewrite_history(repo: Path, commits_back: int) -> None:
+    """A force-push that drops the last `commits_back` commits, and a gc that really removes them."""
+    git(repo, "reset", "-q", "--hard", f"HEAD~{commits_back}")
+    (repo / "rewritten").write_text("history rewritten\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "rewritten")
+    git(repo, "reflog", "expire", "--expire=now", "--all")
+    git(repo, "gc", "-q", "--prune=now")
+
+
+def test_a_leg_deploys_the_commit_its_plan_showed_not_a_later_push(
+    bench: DeployBench, web: ServiceRepo, docker_project: str, docker_host: str
+) -> None:
+    port = setup_local(bench, docker_project, web)
+    planned = web.head
+    plan = plan_of(bench)
+    pushed = web.write_marker("v2")  # lands after the plan (or while a reviewer approves the environment)
+    run = bench.deploy("--plan", plan)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.status["commit"] == planned != pushed
+    assert run.status["image"].endswith(f":{planned[:12]}")
+    assert version(port) == "v1"
+    assert (
+        inspect(docker_host, f"{docker_project}-{SERVICE}", '{{index .Config.Labels "wfgen.commit"}}')
+        == planned
+    )
+
+
+def test_a_planned_commit_gone_from_its_repository_fails_in_one_line_and_deploys_nothing(
+    bench: DeployBench, web: ServiceRepo, docker_project: str, docker_host: str
+) -> None:
+    port = setup_local(bench, docker_project, web)
+    assert bench.deploy().returncode == 0
+    running_id = inspect(docker_host, f"{docker_project}-{SERVICE}", "{{.Id}}")
+    planned = web.write_marker("v2")
+    plan = plan_of(bench)
+    rewrite_history(web.path, 1)
+    run = bench.deploy("--plan", plan)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert (run.status["result"], run.status["phase"]) == ("failed", "build")
+    message = run.status["message"]
+    assert message.startswith(
+        f"commit {planned[:7]} from the plan cannot be fetched (force-pushed off main?): "
+    )
+    assert message.endswith("; nothing deployed") and "\n" not in message
+    assert f"{SERVICE}: {message}" in run.stderr
+    assert inspect(docker_host, f"{docker_project}-{SERVICE}", "{{.Id}}") == running_id
+    assert version(port) == "v1"
+    assert_clean_failure(bench, docker_host, docker_project)
+
+
+def test_a_workflow_leg_without_its_plan_deploys_nothing(
+    bench: DeployBench, web: ServiceRepo, docker_project: str
+) -> None:
+    setup_local(bench, docker_project, web)
+    run = bench.deploy("--plan-id", "5eed5eed5eed5eed")
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert run.status["result"] == "failed"
+    assert run.status["message"] == (
+        "WFGEN_PLAN is empty: the plan job's output did not reach this leg, so the commit it showed is unknown; "
+        "nothing deployed"
+    )
+    bad = bench.deploy("--commit", "main")
+    assert bad.returncode == 2
+    assert bad.status["message"] == "--commit: expected a full 40-character commit id, got 'main'"
+
+
+def make_mono(root: Path, web: ServiceRepo) -> Path:
+    """A repository holding `web` in services/web, one commit."""
+    shutil.copytree(web.path, root / "services" / SERVICE, ignore=shutil.ignore_patterns(".git"))
+    git(root.parent, "init", "-q", "-b", "main", str(root))
+    for key, value in (("user.name", "t"), ("user.email", "t@wfgen.invalid"), ("commit.gpgsign", "false")):
+        git(root, "config", key, value)
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "monorepo")
+    return root
+
+
+def commit_version(mono: Path, text: str) -> str:
+    (mono / "services" / SERVICE / "www" / "version").write_text(text + "\n")
+    git(mono, "add", "-A")
+    git(mono, "commit", "-q", "-m", f"web: {text}")
+    return git(mono, "rev-parse", "HEAD")
+
+
+def test_a_folder_leg_builds_the_folder_at_the_planned_commit_or_nothing(
+    tmp_path: Path, bench: DeployBench, web: ServiceRepo, docker_project: str, docker_host: str
+) -> None:
+    mono = make_mono(tmp_path / "mono", web)
+    planned = git(mono, "rev-parse", "HEAD")
+    port = free_port()
+    table = {"path": f"services/{SERVICE}", "port": port, "container_port": 3000, "health": FAST_HEALTH}
+    bench.write({SERVICE: table}, project={"name": docker_project})
+    plan = plan_of(bench, mono)
+    commit_version(mono, "v2")  # a push to the folder after the plan
+    run = bench.deploy("--repo-root", str(mono), "--plan", plan)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.status["commit"] == planned
+    assert version(port) == "v1"
+
+    gone = commit_version(mono, "v3")
+    plan = plan_of(bench, mono)
+    git(mono, "reset", "-q", "--hard", "HEAD~1")  # force-pushed away; the object is still in the checkout
+    commit_version(mono, "v3, reworded")
+    failed = bench.deploy("--repo-root", str(mono), "--plan", plan)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert failed.status["result"] == "failed"
+    assert failed.status["message"] == (
+        f"commit {gone[:7]} from the plan is no longer on branch main (force-pushed?); nothing deployed"
+    )
+    assert version(port) == "v1"
+    assert_clean_failure(bench, docker_host, docker_project)
 
 
 def test_runner_build_pushes_and_pulls(

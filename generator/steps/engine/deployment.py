@@ -60,6 +60,8 @@ class Settings:
     force_rebuild: bool
     lock_wait_s: float
     repo_root: str
+    # The commit the plan showed: the deploy builds exactly it, never what the branch points to later.
+    commit: str | None = None
 
 
 class Outcome(Exception):
@@ -213,7 +215,14 @@ class Deployment:
     def provide(self, image: str) -> str:
         """The image on the target, built when it is not there yet; the commit moves on if the branch did."""
         self.status.update(phase="build", message=f"preparing image {image}")
-        self.commit, image = provide_image(self, image)
+        try:
+            self.commit, image = provide_image(self, image)
+        except source.CommitGone as exc:
+            if self.settings.commit is None:
+                raise
+            raise Outcome(
+                "failed", self.gone(f"cannot be fetched (force-pushed off {self.ref}?): {exc}")
+            ) from None
         self.status.update(commit=self.commit, image=image)
         return image
 
@@ -221,9 +230,19 @@ class Deployment:
         return f"deployed {self.commit and self.commit[:7]} in {self.elapsed():.0f} s"
 
     def resolve_commit(self) -> str:
-        return source.head_commit(
-            self.service, self.ref, self.settings.repo_root, self.builder(), timeout=min(120, self.left())
-        )
+        planned = self.settings.commit
+        if planned is None:
+            return source.head_commit(
+                self.service, self.ref, self.settings.repo_root, self.builder(), timeout=min(120, self.left())
+            )
+        # A repository's commit is checked when it is fetched (only what a build needs crosses the network).
+        if self.service.path and not source.on_branch(self.settings.repo_root, self.ref, planned):
+            raise Outcome("failed", self.gone(f"is no longer on branch {self.ref} (force-pushed?)"))
+        return planned
+
+    def gone(self, what: str) -> str:
+        assert self.settings.commit is not None
+        return f"commit {self.settings.commit[:7]} from the plan {what}; nothing deployed"
 
     def builder(self) -> Target:
         """Where images are built: the target, or this machine (the runner) when build.where = 'runner'."""

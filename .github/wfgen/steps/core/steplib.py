@@ -350,3 +350,11 @@ def scratch_name(service: str) -> str:
 def runner_prefix(kind: str) -> str:
     """Prefix of a temporary dir on the runner (`ssh`, `docker`), naming this process so a sweep can tell."""
     return f"wfgen-{kind}-{os.getpid()}-"
+
+
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+
+
+def is_commit(text: str) -> bool:
+    """A full commit id, as a wfgen.commit label or a plan should hold (neither is trusted input)."""
+    return bool(_SHA.match(text))
