@@ -9,19 +9,11 @@ from typing import Any, NoReturn
 
 import click
 
-from generator.distribution import installed
 from generator.errors import ExitCode, WfgenError
-from generator.graph import graph_markdown
-from generator.init_command import InitOptions, init
-from generator.manifest import load_manifest
-from generator.model import Manifest
 from generator.options import environment_option, manifest_option
-from generator.output import orphaned_files, remove_files, stale_files, write_files
-from generator.planning import PlanOptions, show_plan
-from generator.render import render
-from generator.rollback_command import RollbackOptions, roll_back
-from generator.runner import DeployOptions, deploy
-from generator.status_report import StatusOptions, show_status
+
+# Each command imports what it needs in its body: `wfgen --version` or `wfgen check` must not pay for
+# pydantic, jinja, jsonschema, rich or ruamel when it does not use them (benchmarks/cli_startup.py).
 
 
 class _Group(click.Group):
@@ -46,6 +38,8 @@ def _exit(code: int) -> NoReturn:
 
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if value and not ctx.resilient_parsing:
+        from generator.distribution import installed
+
         distribution = installed()
         click.echo(f"wfgen, version {distribution.version} (distribution {distribution.name})")
         ctx.exit()
@@ -89,6 +83,8 @@ def init_command(
     With neither option, reads compose.yaml, compose.yml, docker-compose.yaml or docker-compose.yml beside
     the manifest. Never overwrites a manifest without --force; what it cannot map is listed in comments
     and on stderr; environment values are never read into it, only names."""
+    from generator.init_command import InitOptions, init
+
     options = InitOptions(manifest_path, from_compose, scan, force, to_stdout)
     _exit(init(options, sys.stdout, sys.stderr))
 
@@ -97,6 +93,8 @@ def init_command(
 @manifest_option
 def validate_command(manifest_path: Path) -> None:
     """Check the manifest and print every problem, one per line."""
+    from generator.manifest import load_manifest
+
     manifest = load_manifest(manifest_path)
     click.echo(f"{manifest_path}: OK ({len(manifest.services)} services)")
 
@@ -105,6 +103,8 @@ def validate_command(manifest_path: Path) -> None:
 @manifest_option
 def render_command(manifest_path: Path) -> None:
     """Write the workflow, step scripts and resolved manifest next to the manifest; remove stale ones."""
+    from generator.output import orphaned_files, remove_files, write_files
+
     root, files = _rendered(manifest_path)
     written = write_files(root, files)
     for path in written:
@@ -120,6 +120,8 @@ def render_command(manifest_path: Path) -> None:
 @manifest_option
 def check_command(manifest_path: Path) -> None:
     """Fail (exit 1) when generated files differ from what the manifest renders."""
+    from generator.output import stale_files
+
     root, files = _rendered(manifest_path)
     stale = stale_files(root, files)
     for item in stale:
@@ -138,6 +140,9 @@ def check_command(manifest_path: Path) -> None:
 @click.option("--jobs", "jobs_only", is_flag=True, help="Print only the deploy workflow's job graph.")
 def graph_command(manifest_path: Path, services_only: bool, jobs_only: bool) -> None:
     """Print the services' dependency graph and the deploy workflow's jobs as mermaid, ready for Markdown."""
+    from generator.graph import graph_markdown
+    from generator.manifest import load_manifest
+
     manifest = load_manifest(manifest_path)
     text = graph_markdown(
         manifest,
@@ -151,6 +156,8 @@ def graph_command(manifest_path: Path, services_only: bool, jobs_only: bool) -> 
 @cli.command("schema")
 def schema_command() -> None:
     """Print the JSON Schema of services.toml (for editors: Taplo / Even Better TOML)."""
+    from generator.model import Manifest
+
     schema = Manifest.model_json_schema()
     schema = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -192,6 +199,8 @@ def deploy_command(
     as_json: bool,
 ) -> None:
     """Deploy SERVICES ('all' or a comma list) from BRANCH, in parallel, with the workflow's step scripts."""
+    from generator.runner import DeployOptions, deploy
+
     if services is None and not retry_failed:
         raise click.UsageError("give SERVICES ('all' or a comma list) and BRANCH, or --retry-failed")
     if quiet and as_json:
@@ -232,6 +241,8 @@ def plan_command(
     as_json: bool,
 ) -> None:
     """What deploying SERVICES from BRANCH would do, against what runs on the target; touches nothing."""
+    from generator.planning import PlanOptions, show_plan
+
     options = PlanOptions(manifest_path, services, branch, force_rebuild, push, as_json, environment)
     _exit(show_plan(options, sys.stdout, sys.stderr))
 
@@ -244,6 +255,8 @@ def status_command(manifest_path: Path, environment: str | None, as_json: bool) 
     """What runs on the target now, per service: commit, since when, health, last deploys, rollback images.
 
     Touches nothing. Exit 1 when a service does not run and answer its health check."""
+    from generator.status_report import StatusOptions, show_status
+
     _exit(show_status(StatusOptions(manifest_path, as_json, environment), sys.stdout, sys.stderr))
 
 
@@ -257,10 +270,15 @@ def rollback_command(service: str, manifest_path: Path, environment: str | None,
     target), through the deploy's health-gated cutover; no build.
 
     Exit 1 when it failed (the running version still serves), 2 when there is nothing to roll back to."""
+    from generator.rollback_command import RollbackOptions, roll_back
+
     _exit(roll_back(RollbackOptions(manifest_path, service, to, environment)))
 
 
 def _rendered(manifest_path: Path) -> tuple[Path, dict[str, str]]:
+    from generator.manifest import load_manifest
+    from generator.render import render
+
     manifest = load_manifest(manifest_path)
     return manifest_path.parent, render(manifest, source=manifest_path.name)
 
