@@ -32,8 +32,7 @@ from generator.runlog import (
 from generator.steprun import run_step, step_argv
 from generator.steps import config, deployment_summary, handoff, plan, prepare
 from generator.steps.check_infrastructure import secret_flags
-from generator.steps.deployment import JOB_MARGIN_MINUTES
-from generator.steps.steplib import RESULTS_OK, UsageError, now_iso, write_json_atomic
+from generator.steps.steplib import JOB_MARGIN_MINUTES, RESULTS_OK, UsageError, now_iso, write_json_atomic
 from generator.steps.target import CommandFailed, TargetError
 
 POLL_S = 0.2

@@ -25,11 +25,8 @@ from .lock import LockTimeout, ServiceLock
 from .probe import http_probe
 from .provide import provide_image
 from .proxy import ProxyError
+from .steplib import JOB_MARGIN_MINUTES
 from .target import CommandFailed, LocalTarget, Target, TargetError
-
-# The job's timeout-minutes is this much above deploy_timeout_minutes, the deploy's own deadline: time for the
-# checkout before the step and for the step's cleanup after its deadline. Nothing of a live deploy is older.
-JOB_MARGIN_MINUTES = 5
 
 EXPECTED = (
     TargetError,
