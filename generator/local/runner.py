@@ -33,9 +33,14 @@ from generator.manifest.loading import load
 from generator.steps import deployment_summary, plan, prepare
 from generator.steps.check_infrastructure import secret_flags
 from generator.steps.core import config, handoff
-from generator.steps.core.steplib import RESULTS_OK, UsageError, now_iso, write_json_atomic
+from generator.steps.core.steplib import (
+    JOB_MARGIN_MINUTES,
+    RESULTS_OK,
+    UsageError,
+    now_iso,
+    write_json_atomic,
+)
 from generator.steps.core.target import CommandFailed, TargetError
-from generator.steps.engine.deployment import JOB_MARGIN_MINUTES
 
 POLL_S = 0.2
 CANCEL_GRACE_S = 60.0

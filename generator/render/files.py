@@ -17,9 +17,8 @@ from generator.manifest.model import Manifest
 from generator.manifest.resolve import GENERATED_NOTE, resolve_manifest
 from generator.pins import action_pins, templates_root
 from generator.steps import JOBS
-from generator.steps.check_infrastructure import secret_flag
 from generator.steps.core.order import waves
-from generator.steps.engine.deployment import JOB_MARGIN_MINUTES
+from generator.steps.core.steplib import JOB_MARGIN_MINUTES, secret_flag
 
 DEPLOY_WORKFLOW = ".github/workflows/deploy-services-parallel.yml"
 CHECK_WORKFLOW = ".github/workflows/wfgen-check.yml"

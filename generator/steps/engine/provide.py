@@ -126,8 +126,8 @@ def build_on(deploy: Deployment, host: Target, image: str) -> tuple[str, str]:
         raise
 
 
-def _labels(deploy: Deployment, commit: str) -> list[str]:
-    return images.label_args(deploy.manifest.project.name, deploy.name, commit, deploy.ref)
+def _labels(deploy: Deployment, commit: str) -> dict[str, str]:
+    return images.image_labels(deploy.manifest.project.name, deploy.name, commit, deploy.ref)
 
 
 def build_path(deploy: Deployment, host: Target, image: str) -> tuple[str, str]:

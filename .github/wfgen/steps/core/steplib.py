@@ -34,6 +34,19 @@ class UsageError(Exception):
     """Bad input to a step: reported as one line on stderr, exit 2."""
 
 
+# The deploy job's timeout-minutes is this much above deploy_timeout_minutes, the deploy's own deadline: time
+# for the checkout before the step and for the step's cleanup after its deadline. Nothing of a live deploy is
+# older. (Here, not in deployment.py, so that `wfgen render` reads it without the deploy code.)
+JOB_MARGIN_MINUTES = 5
+# WFGEN_SECRET_SET_<NAME> tells check_infrastructure whether secret NAME is set; it never sees the value.
+SECRET_SET_PREFIX = "WFGEN_SECRET_SET_"
+
+
+def secret_flag(name: str) -> str:
+    """The variable that tells the check whether secret `name` is set, so the check never holds its value."""
+    return SECRET_SET_PREFIX + name
+
+
 RESULTS_OK = frozenset({"deployed", "unchanged"})
 RESULTS_FINAL = frozenset({"deployed", "unchanged", "failed", "rolled_back", "cancelled", "skipped"})
 RESULT_ICONS = {

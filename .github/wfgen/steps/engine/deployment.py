@@ -20,6 +20,7 @@ from typing import TypeVar
 from ..core import config, runconfig, statedir, steplib
 from ..core.audit import append_audit, audit_line, audit_path, read_audit, rollback_commit, service_deploys
 from ..core.lock import LockTimeout, ServiceLock
+from ..core.steplib import JOB_MARGIN_MINUTES
 from ..core.target import CommandFailed, LocalTarget, Target, TargetError
 from . import images, leftovers, release, source
 from .cutover import Container, Cutover, HealthFailed, crash_reason, is_ok, wait_healthy
@@ -27,10 +28,6 @@ from .handover import Handover
 from .probe import http_probe
 from .provide import provide_image
 from .proxy import ProxyError
-
-# The job's timeout-minutes is this much above deploy_timeout_minutes, the deploy's own deadline: time for the
-# checkout before the step and for the step's cleanup after its deadline. Nothing of a live deploy is older.
-JOB_MARGIN_MINUTES = 5
 
 EXPECTED = (
     TargetError,
