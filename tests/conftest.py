@@ -21,6 +21,15 @@ from tests.support.shared import once_per_run
 from tests.support.sshd import SshServer, start_sshd
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest's own tmpdir plugin reads the option
+def pytest_configure(config: pytest.Config) -> None:
+    """A pytest-xdist worker's temp folder is <run>/gw0, not <run>/popen-gw0: the proxy's admin socket lives
+    under tmp_path, and a unix socket path holds at most 107 bytes."""
+    worker = getattr(config, "workerinput", None)
+    if worker is not None and config.option.basetemp:
+        config.option.basetemp = str(Path(config.option.basetemp).parent / worker["workerid"])
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark tests by the infrastructure they use, so `-m "not docker"` works."""
     for item in items:
