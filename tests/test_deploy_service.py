@@ -169,6 +169,7 @@ def test_missing_secret_fails_without_touching_anything(tmp_path: Path) -> None:
     assert json.loads(status.read_text())["result"] == "failed"
 
 
+@pytest.mark.slow  # deploy_timeout_minutes is at least 1: this test waits that minute
 def test_a_deploy_cancels_itself_at_its_deadline(tmp_path: Path) -> None:
     """deploy_timeout_minutes is the step's own deadline, before the job's timeout-minutes (a few minutes more)."""
     state = tmp_path / "state"

@@ -590,6 +590,7 @@ def run_render(argv: list[str], cwd: Path) -> None:
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.slow  # builds the wheel and installs it into a new venv
 def test_installed_wheel_renders_byte_identically(tmp_path: Path) -> None:
     """Slow (~15 s): build a wheel from the tree, install it into a plain venv, run `wfgen render` there.
 
