@@ -328,6 +328,7 @@ class Swarm:
 
     def _start_dockerd(self, node: Node) -> None:
         node.socket.unlink(missing_ok=True)
+        (node.workdir / "docker.pid").unlink(missing_ok=True)  # a killed daemon's: it is not running
         argv = [
             # Not `ip netns exec`: it mounts a fresh /sys, hiding the cgroup mounts dockerd needs. A private
             # mount namespace keeps the daemon's mounts (netns files, shm) to itself; its own UTS namespace
@@ -440,16 +441,15 @@ class Swarm:
         run(["ip", "-n", self.bridge_netns, "link", "set", f"p{index}", state])
 
     def _kill_node(self, node: Node, grace_s: float) -> None:
-        if node.process is None:
-            return
-        if grace_s > 0:
+        if node.process is not None and grace_s > 0:
             _stop(node.process, grace_s)
-        self._kill_netns_processes(node.netns)  # containerd, shims: in the node's namespace
+        self._kill_netns_processes(node.netns)  # dockerd, containerd, shims: in the node's namespace
         _kill_cgroups(node.cgroup_parent)  # the containers: in their own namespaces, under this cgroup
-        if node.process.poll() is None:
-            node.process.kill()
-        node.process.wait(timeout=30)
-        node.process = None
+        if node.process is not None:
+            if node.process.poll() is None:
+                node.process.kill()
+            node.process.wait(timeout=30)
+            node.process = None
 
     def _kill_netns_processes(self, netns: str) -> None:
         for _ in range(10):
