@@ -105,6 +105,19 @@ def test_a_failing_healthcheck_rolls_the_update_back(lab: Swarm) -> None:
     assert set(result["bodies"]) == {"v2"}
 
 
+def test_a_cut_off_worker_goes_down_and_comes_back(lab: Swarm) -> None:
+    lab.disconnect("n2")
+    started = time.monotonic()
+    try:
+        wait_for("n2 down", lambda: lab.node_states()["n2"][0] == "down", timeout=60)
+        print(f"n2 seen down {time.monotonic() - started:.1f} s after its link went down")
+    finally:
+        lab.reconnect("n2")
+    started = time.monotonic()
+    wait_for("n2 ready", lambda: lab.node_states()["n2"][0] == "ready", timeout=60)
+    print(f"n2 ready again {time.monotonic() - started:.1f} s after its link came back")
+
+
 def test_a_stopped_worker_goes_down_and_comes_back(lab: Swarm) -> None:
     node = lab.node("n3")
     lab.stop_node(node)

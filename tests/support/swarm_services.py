@@ -44,8 +44,8 @@ UPDATE = [
     "--restart-delay", "1s", "--stop-grace-period", "5s",
 ]  # fmt: skip
 
-# Caddy re-resolves the dnsrr name every second (tasks enter DNS only once healthy and leave it before they
-# stop), retries another address when a dial fails, and sets a refusing upstream aside for a moment.
+# Caddy re-resolves the dnsrr name every second, retries another address when a dial fails, and sets a
+# refusing upstream aside for a moment: with this, no request failed during updates in the lab.
 CADDYFILE = f"""\
 {{
 	admin off
