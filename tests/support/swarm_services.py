@@ -37,6 +37,9 @@ HEALTH = [
     "0s",
 ]
 # start-first: the new task must be healthy before the old one stops; any failed task rolls the update back.
+# How soon Swarm notices a bad task: health fails (interval x retries), then the task is shut down like any
+# other (2 s out of DNS, then the stop signal, then up to --stop-grace-period: busybox httpd as PID 1 ignores
+# SIGTERM), and only then counts as failed; the rollback ends one --rollback-monitor later.
 UPDATE = [
     "--update-order", "start-first", "--update-parallelism", "1", "--update-delay", "0s",
     "--update-monitor", "3s", "--update-failure-action", "rollback", "--update-max-failure-ratio", "0",
@@ -44,8 +47,10 @@ UPDATE = [
     "--restart-delay", "1s", "--stop-grace-period", "5s",
 ]  # fmt: skip
 
-# Caddy re-resolves the dnsrr name every second, retries another address when a dial fails, and sets a
-# refusing upstream aside for a moment: with this, no request failed during updates in the lab.
+# Swarm puts a task into the service's DNS once its healthcheck passes, and takes it out 2 s before sending
+# the stop signal (moby's executor: activate/deactivateServiceBinding, defaultGossipConvergeDelay). Caddy
+# re-resolves the dnsrr name every second, retries another address when a dial fails, and sets a refusing
+# upstream aside for a moment: with this, no request failed during updates in the lab.
 CADDYFILE = f"""\
 {{
 	admin off
