@@ -43,6 +43,13 @@ REGISTRY_BIN = Path("/usr/bin/docker-registry")
 DOCKERD_TIMEOUT_S = 60.0
 JOIN_TIMEOUT_S = 60.0
 STOP_GRACE_S = 15.0
+# Run in the daemon's private mount namespace before it starts: its resolv.conf, and a tmpfs where dockerd
+# 20.10 writes the overlay load balancers' hosts/resolv.conf whatever its --data-root (libnetwork's fixed
+# /var/lib/docker/network/files), so the nodes neither share nor leave those files.
+LAUNCH = (
+    'mount --bind "$0" /etc/resolv.conf && mkdir -p /var/lib/docker/network/files'
+    ' && mount -t tmpfs -o size=16m,mode=0755 wfsw /var/lib/docker/network/files && exec "$@"'
+)
 SET_HOSTNAME = "import os, socket, sys; socket.sethostname(sys.argv[1]); os.execvp(sys.argv[2], sys.argv[2:])"
 WEB_PORT = 3000  # what the lab's busybox images serve on
 # Exec form: a scratch image has no /bin/sh, and `docker service create --health-cmd` is always CMD-SHELL.
@@ -335,7 +342,7 @@ class Swarm:
             # gives the node its name (swarm names a node after its hostname).
             "unshare", "--mount", "--uts", "--propagation", "slave", "--",
             "nsenter", f"--net=/run/netns/{node.netns}", "--",
-            "sh", "-c", 'mount --bind "$0" /etc/resolv.conf && exec "$@"', str(node.workdir / "resolv.conf"),
+            "sh", "-c", LAUNCH, str(node.workdir / "resolv.conf"),
             sys.executable, "-c", SET_HOSTNAME, node.name, "dockerd",
             "--storage-driver=vfs", "--data-root", str(node.workdir / "data"),
             "--exec-root", str(node.workdir / "exec"), "--pidfile", str(node.workdir / "docker.pid"),
