@@ -14,17 +14,24 @@ import pytest
 
 from tests.support.swarm import WEB_PORT, Swarm
 from tests.support.swarm_services import (
+    HEALTH,
     NETWORK,
+    ONE_PER_NODE,
     PROXY,
     PROXY_PORT,
+    TERMINAL_UPDATE_STATES,
+    UPDATE,
     WEB,
     LoadInNetns,
+    check,
     deploy_lab_services,
     remove_lab_services,
     running,
     service,
     settled,
+    tasks,
     update,
+    update_state,
     wait_for,
 )
 
@@ -103,6 +110,42 @@ def test_a_failing_healthcheck_rolls_the_update_back(lab: Swarm) -> None:
     assert wait_for("web back on v2", lambda: settled(lab, WEB, good, 2))
     assert result["failed"] == 0, result["failures"]
     assert set(result["bodies"]) == {"v2"}
+
+
+def test_an_update_waits_for_a_worker_that_died_under_it(lab: Swarm) -> None:
+    """Swarm has no update deadline: a new task on a dead node keeps the update "updating" until the node is
+    back (with one task per node there is nowhere else to start it). Whoever drives updates needs its own."""
+    v1, v2 = lab.images["web-v1"], lab.images["web-v2"]
+    check(
+        lab, "service", "create", "--detach", "--name", "solo", "--network", NETWORK, "--endpoint-mode", "dnsrr",
+        "--replicas", "1", *ONE_PER_NODE, "--constraint", "node.role==worker", *HEALTH, *UPDATE, v1,
+    )  # fmt: skip
+    try:
+        old = wait_for("solo on v1", lambda: settled(lab, "solo", v1, 1))[0]
+        spare = next(node for node in lab.workers if node.name != old["NodeName"])
+        check(lab, "service", "update", "--detach", "--image", v2, "solo")
+        wait_for(
+            f"the new task on {spare.name}",
+            lambda: [t for t in tasks(lab, "solo") if t["NodeName"] == spare.name],
+        )
+        lab.stop_node(spare)
+        wait_for(f"{spare.name} down", lambda: lab.node_states()[spare.name][0] == "down", timeout=60)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            assert update_state(lab, "solo") == "updating"
+            assert [t["ID"] for t in running(lab, "solo")] == [old["ID"]]  # the old task keeps serving
+            time.sleep(1)
+        lab.start_node(spare)
+        started = time.monotonic()
+        state = wait_for(
+            "the update to end", lambda: (s := update_state(lab, "solo")) in TERMINAL_UPDATE_STATES and s
+        )
+        print(
+            f"update with a dead worker: 'updating' until it returned, then {state} {time.monotonic() - started:.1f} s later"
+        )
+        wait_for(f"{spare.name} ready", lambda: lab.node_states()[spare.name][0] == "ready", timeout=60)
+    finally:
+        lab.docker("service", "rm", "solo")
 
 
 def test_a_cut_off_worker_goes_down_and_comes_back(lab: Swarm) -> None:
