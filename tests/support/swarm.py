@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -273,9 +273,9 @@ class Swarm:
 
     # -- the steps of start() -----------------------------------------------------------------------------
 
-    def _timed(self, phase: str, step: object) -> None:
+    def _timed(self, phase: str, step: Callable[[], None]) -> None:
         started = time.monotonic()
-        step()  # type: ignore[operator]
+        step()
         self.timings[phase] = round(time.monotonic() - started, 2)
         self._say(f"{phase}: {self.timings[phase]:.1f} s")
 
@@ -497,7 +497,7 @@ def _cgroup_dirs(parent: str) -> list[Path]:
 
 def _kill_cgroups(parent: str) -> None:
     for _ in range(10):
-        pids = set()
+        pids: set[int] = set()
         for folder in _cgroup_dirs(parent):
             try:
                 pids.update(int(pid) for pid in (folder / "cgroup.procs").read_text().split())
