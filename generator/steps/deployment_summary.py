@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .core import config, handoff, steplib
+from .core import github_badges as github
 from .core.report import (  # also what the local runner and `wfgen status` import from here
     COLUMNS,
     Report,
@@ -71,18 +72,27 @@ def parse_selected(text: str | None) -> list[str] | None:
 
 
 def markdown(report: Report) -> str:
-    """The job summary: verdict, table, mermaid gantt, speedup. Every cell is escaped: legs wrote them."""
+    """The job summary: verdict, table, mermaid gantt, speedup. Every cell is escaped: legs wrote them. With
+    GitHub deployments, each service links to its environment's deployments and a column shows its state."""
     rows = report.rows
     lines = [f"## {verdict(rows)}", ""]
     if rows:
-        lines += ["| " + " | ".join(COLUMNS) + " |", "| --- | --- | ---: | --- | --- |"]
+        recorded = any(github.record(row.field("github")) for row in rows)
+        columns = (*COLUMNS, "GitHub") if recorded else COLUMNS
+        align = "| --- | --- | ---: | --- | --- |" + (" --- |" if recorded else "")
+        lines += ["| " + " | ".join(columns) + " |", align]
         for row in rows:
             service, result, duration, _, message = (steplib.markdown_cell(text) for text in row.cells())
             image = row.field("image")
             image_cell = [f"`{steplib.markdown_cell(str(image))}`" if image else ""]
             image_cell.append(steplib.markdown_cell(row.short_commit))
             image_commit = " · ".join(part for part in image_cell if part) or "—"
-            lines.append(f"| {service} | {result} | {duration} | {image_commit} | {message} |")
+            cells = [service, result, duration, image_commit, message]
+            if recorded:
+                record = github.record(row.field("github"))
+                cells[0] = github.linked(service, record)
+                cells.append(github.badge(record))
+            lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
         legs = spans(rows)
         if legs:
