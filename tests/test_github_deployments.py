@@ -13,8 +13,11 @@ from ruamel.yaml import YAML
 from generator.manifest.validate import load_manifest
 from generator.render.files import render
 from generator.steps.core import config, github_deployments
+from tests.support.deploys import DeployBench
+from tests.support.fixture_service import ServiceRepo
 from tests.support.github_api import TOKEN, FakeGitHub, fake_github, job_env
 from tests.support.manifests import manifest_toml, write_resolved_manifest
+from tests.support.ports import free_port
 from tests.support.stepscripts import run_step
 
 A, B, C = "a" * 40, "b" * 40, "c" * 40
@@ -196,3 +199,34 @@ def test_only_the_jobs_that_record_get_deployments_write(tmp_path: Path, enabled
             {job for job in jobs if job.startswith("deploy-") or job == "rollback"} if enabled else set()
         )
         assert writers == tokens == expected
+
+
+def test_real_legs_and_a_rollback_record_their_deployments(
+    bench: DeployBench, web: ServiceRepo, docker_project: str
+) -> None:
+    """deploy_service.py and rollback.py on a real Docker engine: deployed, unchanged, deployed, rolled back."""
+    table = {"repository": web.url, "port": free_port(), "container_port": 3000, "proxy": False}
+    table["health"] = {"interval_s": 0.2, "timeout_s": 2.0, "deadline_s": 6.0}
+    bench.write({"web": table}, project={"name": docker_project}, target={"environment": "production"})
+    with fake_github() as github:
+        env = job_env(github)
+        first, v1 = bench.deploy(env=env), web.head
+        again = bench.deploy(env=env)
+        web.write_marker("v2")
+        second = bench.deploy(env=env)
+        back = run_step("rollback", "--manifest", str(bench.manifest), "--service", "web",
+                        "--status-file", str(bench.workdir / "rollback.json"), env={**bench.env, **env})  # fmt: skip
+    results = [run.status["result"] for run in (first, again, second)]
+    assert results == ["deployed", "unchanged", "deployed"], again.stdout + again.stderr
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert github.problems == []
+    assert [github.states(n) for n in (1, 2, 3, 4)] == [
+        ["in_progress", "success", "inactive"],  # v1, until v2 replaced it
+        ["in_progress", "inactive"],  # unchanged: v1's deployment keeps saying since when
+        ["in_progress", "success", "inactive"],  # v2, until the rollback
+        ["in_progress", "success"],  # the rollback to v1
+    ]
+    assert github.deployment(4)["payload"]["commit"] == v1
+    assert github.deployment(4)["description"] == f"web {v1[:7]} (rollback)"
+    assert second.status["github"] == {**second.status["github"], "id": 3, "state": "success"}
+    assert TOKEN not in first.stdout + first.stderr + back.stdout + back.stderr
