@@ -44,6 +44,7 @@ class FakeGitHub:
     problems: list[str] = field(default_factory=list)  # requests GitHub's description refuses
     deployments: list[dict[str, Any]] = field(default_factory=list)
     fail: dict[str, list[int]] = field(default_factory=dict)  # "POST /deployments" -> HTTP codes, in turn
+    token: str | None = TOKEN  # None: any bearer token (a simulated run's own)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def lines(self) -> list[str]:
@@ -115,7 +116,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.answer(status, answer)
 
     def check(self, method: str, path: str, query: dict[str, str], body: Any) -> str | None:
-        if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+        token = self.server.github.token
+        given = self.headers.get("Authorization") or ""
+        if given != f"Bearer {token}" if token else not given.startswith("Bearer ghs_"):
             return "missing or wrong token"
         found = _operation(method, path)
         if found is None:
@@ -192,6 +195,29 @@ def fake_github() -> Iterator[FakeGitHub]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+_SHARED: list[FakeGitHub] = []
+
+
+def shared_github() -> FakeGitHub:
+    """One stand-in per test process for the simulated runs that do not look at their deployments: they
+    record them here instead of calling GitHub. Started on first use, stopped with the process."""
+    if not _SHARED:
+        server = _Server(("127.0.0.1", 0), _Handler)
+        server.github = FakeGitHub(url=f"http://127.0.0.1:{server.server_address[1]}", token=None)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        _SHARED.append(server.github)
+    return _SHARED[0]
+
+
+def runner_env(github: FakeGitHub) -> dict[str, str]:
+    """What a simulated runner sets so the legs record their deployments on `github`."""
+    return {
+        "GITHUB_API_URL": github.url,
+        "GITHUB_SERVER_URL": "https://github.example",
+        "GITHUB_REPOSITORY": REPOSITORY,
+    }
 
 
 def job_env(github: FakeGitHub, **extra: str) -> dict[str, str]:
