@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import secrets
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-
-import pytest
 
 from generator.manifest.validate import load_manifest
 from generator.render.files import render
@@ -21,7 +19,7 @@ from tests.support.deploys import fetch
 from tests.support.docker import docker
 from tests.support.fixture_service import ServiceRepo, git, init_repo
 from tests.support.fleet import max_overlap
-from tests.support.github_api import FakeGitHub, fake_github, runner_env
+from tests.support.github_api import FakeGitHub, runner_env
 from tests.support.manifests import TEST_PROXY, toml_table
 from tests.support.ports import free_port
 from tests.support.sshd import SshServer
@@ -75,14 +73,6 @@ def build_repo(
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "wfgen render")
     return repo, ports, repos
-
-
-@pytest.fixture
-def github() -> Iterator[FakeGitHub]:
-    """GitHub's deployments API for this test's runs; the legs send the run's own token."""
-    with fake_github() as server:
-        server.token = None
-        yield server
 
 
 def test_first_dispatch_deploys_all_then_a_broken_leg_fails_alone(
