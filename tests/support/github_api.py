@@ -101,8 +101,7 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         body = json.loads(raw) if raw else None
-        prefix = f"/repos/{REPOSITORY}"
-        path = parts.path[len(prefix) :] if parts.path.startswith(prefix) else parts.path
+        path = re.sub(r"^/repos/[^/]+/[^/]+", "", parts.path)  # one repository's deployments, whichever
         with github.lock:
             github.calls.append(Call(method, path, query, body))
             problem = self.check(method, parts.path, query, body)
