@@ -35,6 +35,9 @@ from tests.support.swarm_services import (
     wait_for,
 )
 
+# One worker runs them all, in file order: they share the lab's services, and a worker forms its own lab.
+pytestmark = pytest.mark.xdist_group("swarm")
+
 
 @pytest.fixture(scope="module")
 def lab(swarm: Swarm) -> Iterator[Swarm]:
