@@ -15,6 +15,7 @@ from tests.support.deploys import DeployBench
 from tests.support.docker import candidate_docker_host, cleanup_project, probe_engine, unique_name
 from tests.support.docker import docker_env as _docker_env
 from tests.support.fixture_service import ServiceRepo, make_service_repo
+from tests.support.github_api import FakeGitHub, fake_github
 from tests.support.registry import start_registry
 from tests.support.requires import require_executable, skip_or_fail
 from tests.support.shared import once_per_run
@@ -135,3 +136,11 @@ def swarm() -> Iterator[Swarm]:
         skip_or_fail(f"the swarm lab could not start: {exc}")
     yield lab
     lab.close()
+
+
+@pytest.fixture
+def github() -> Iterator[FakeGitHub]:
+    """GitHub's deployments API on 127.0.0.1 for a test's simulated runs, whose legs send the run's own token."""
+    with fake_github() as server:
+        server.token = None
+        yield server

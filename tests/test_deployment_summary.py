@@ -453,3 +453,36 @@ def test_a_report_of_another_attempt_is_not_news_and_a_bad_plan_is_said(
     assert broken.returncode == 0, broken.stderr  # the report is still written
     assert "WFGEN_PLAN: not the plan of this run" in broken.stderr
     assert summary_md(tmp_path).split("## ")[-1].startswith("✅ 1/1 service deployed")  # appended
+
+
+def test_each_service_links_to_its_github_deployment_with_a_badge(
+    tmp_path: Path, manifest: Path, status_dir: Path
+) -> None:
+    page = "https://github.example/acme/fleet/deployments/production"
+    states = {"auth-service": "failure", "user-service": "success", "chat-service": "inactive"}
+    for number, service in enumerate(FLEET):
+        record = {"id": number + 1, "environment": "production", "state": states.get(service), "url": page}
+        result = "failed" if service == "auth-service" else "deployed"
+        extra = {"github": record} if service in states else {}
+        if service == "event-service":
+            extra = {"github": {**record, "state": "success", "url": "javascript:alert(1)"}}
+        write_status(status_dir, status(service, result, **extra))
+    summarize(tmp_path, manifest, status_dir, list(FLEET))
+    markdown = summary_md(tmp_path)
+    assert "| Service | Result | Duration | Image / commit | Message | GitHub |" in markdown
+    rows = {cells[0]: cells[-1] for cells in table_rows(markdown).values()}
+    assert rows == {
+        f"[auth-service]({page})": "🔴 failure",
+        f"[user-service]({page})": "🟢 active",
+        f"[chat-service]({page})": "⚪ inactive",
+        "event-service": "🟢 active",  # a URL that is not plainly one is not linked
+        "shared-service": "—",  # nothing recorded (a skipped leg, or a call that failed)
+        "splitz-service": "—",
+    }
+
+
+def test_no_github_column_when_nothing_was_recorded(tmp_path: Path, manifest: Path, status_dir: Path) -> None:
+    for service in FLEET:
+        write_status(status_dir, status(service))
+    summarize(tmp_path, manifest, status_dir, list(FLEET))
+    assert "| Service | Result | Duration | Image / commit | Message |\n" in summary_md(tmp_path)

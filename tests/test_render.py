@@ -342,6 +342,9 @@ def test_secrets_reach_the_jobs_that_need_them_through_env(name: str) -> None:
                 if any(s["path"] for s in data["services"].values())
                 else {}
             ),
+            # the leg records its GitHub deployment with the job's own token, under a name of wfgen's
+            "WFGEN_GITHUB_TOKEN": "${{ github.token }}",
+            "WFGEN_JOB_CHECK_RUN_ID": "${{ job.check_run_id }}",
         }
     )
     for job in ("prepare", "deployment-summary"):
@@ -409,7 +412,8 @@ def test_infrastructure_check_gets_whether_a_secret_is_set_not_its_value() -> No
 
 def test_runner_builds_push_to_ghcr_with_the_job_token() -> None:
     jobs = parse_yaml(rendered("runner")[DEPLOY_WORKFLOW])["jobs"]
-    assert jobs["deploy-service"]["permissions"] == {"contents": "read", "packages": "write"}
+    permissions = {"contents": "read", "packages": "write", "deployments": "write"}
+    assert jobs["deploy-service"]["permissions"] == permissions
     env = step(jobs["deploy-service"], "Deploy")["env"]
     assert env["GITHUB_TOKEN"] == "${{ github.token }}"
     assert "GITHUB_ACTOR" not in env  # set by the runner itself
@@ -424,7 +428,8 @@ def test_runner_builds_push_to_ghcr_with_the_job_token() -> None:
     }
     for name in ("services", "minimal"):
         jobs = parse_yaml(rendered(name)[DEPLOY_WORKFLOW])["jobs"]
-        assert all(jobs[job]["permissions"] == {"contents": "read"} for job in deploy_job_ids(jobs))
+        legs = {"contents": "read", "deployments": "write"}  # no packages: they build on the target
+        assert all(jobs[job]["permissions"] == legs for job in deploy_job_ids(jobs))
 
 
 def test_status_artifacts_are_uploaded_per_leg_and_merged_for_the_summary() -> None:

@@ -22,6 +22,7 @@ from tests.support.docker import docker
 from tests.support.files import build_file_tree
 from tests.support.fixture_service import git, init_repo
 from tests.support.fleet import Fleet, make_fleet, max_overlap
+from tests.support.github_api import shared_github
 from tests.support.reports import status_reports, summary_rows
 
 # `broken` exits on start, so its deploy fails at once (a missing /health would wait out the deadline).
@@ -192,6 +193,8 @@ def test_dispatch_deploys_the_fleet_and_a_broken_service_fails_only_its_leg(
 ) -> None:
     repo = commit_rendered(fleet.root)
     act = Act(repo, tmp_path / "act", env={"DOCKER_HOST": docker_host})
+    github = shared_github()  # where act's legs record their GitHub deployments
+    first, problems = len(github.deployments), len(github.problems)
 
     run = act.dispatch(repo / DEPLOY_WORKFLOW, DISPATCH)
 
@@ -217,6 +220,12 @@ def test_dispatch_deploys_the_fleet_and_a_broken_service_fails_only_its_leg(
     assert summary.steps["Summarize the deployment"] == "failure"
     rows = {"api": "✅ deployed", "notes": "✅ deployed", "broken": "❌ failed"}
     assert summary_rows(summary.summary) == rows
+    assert github.problems[problems:] == []
+    recorded = {item["payload"]["service"]: github.states(item["id"]) for item in github.deployments[first:]}
+    assert recorded == {
+        "api": ["in_progress", "success"], "notes": ["in_progress", "success"],
+        "broken": ["in_progress", "failure"],
+    }  # fmt: skip
     assert "```mermaid\ngantt\n" in summary.summary
 
 

@@ -19,6 +19,7 @@ from tests.support.deploys import fetch
 from tests.support.docker import docker
 from tests.support.fixture_service import ServiceRepo, git, init_repo
 from tests.support.fleet import max_overlap
+from tests.support.github_api import FakeGitHub, runner_env
 from tests.support.manifests import TEST_PROXY, toml_table
 from tests.support.ports import free_port
 from tests.support.sshd import SshServer
@@ -81,11 +82,14 @@ def test_first_dispatch_deploys_all_then_a_broken_leg_fails_alone(
     docker_host: str,
     docker_env: dict[str, str],
     sshd: SshServer,
+    github: FakeGitHub,
 ) -> None:
     repo, ports, repos = build_repo(tmp_path, docker_project, sshd.port, service_repo)
     docker(docker_host, "network", "create", f"{docker_project}-network", timeout=60, check=True)
     secrets_ = {**sshd.target_env(), **{env: secrets.token_hex(16) for env in SECRET_ENV.values()}}
-    sim = simulator(tmp_path, repo, secrets_, {"DOCKER_HOST": docker_env["DOCKER_HOST"]})
+    sim = simulator(
+        tmp_path, repo, secrets_, {"DOCKER_HOST": docker_env["DOCKER_HOST"], **runner_env(github)}
+    )
 
     first = sim.dispatch({"services": "all", "branch": "main", "force_rebuild": False})
     prepare = first.jobs["prepare"][0]
@@ -145,6 +149,16 @@ def test_first_dispatch_deploys_all_then_a_broken_leg_fails_alone(
     assert deploy_exits(third) == {"api": 0}, leg_errors(third)
     assert third.jobs["check-infrastructure"][0].step("Check out the services'").outcome == "skipped"
     assert results(third) == {"api": "unchanged"}
+    # One GitHub deployment per leg, in the order the legs ran: each service's own history.
+    assert github.problems == []
+    history: dict[str, list[list[str]]] = {}
+    for deployment in github.deployments:
+        history.setdefault(deployment["payload"]["service"], []).append(github.states(deployment["id"]))
+    assert history == {
+        "api": [["in_progress", "success"], ["in_progress", "inactive"], ["in_progress", "inactive"]],
+        "notes": [["in_progress", "success"], ["in_progress", "failure"]],  # the first one still runs
+        "site": [["in_progress", "success"], ["in_progress", "inactive"]],
+    }
 
 
 def test_unknown_service_stops_in_prepare(tmp_path: Path, service_repo: Callable[..., ServiceRepo]) -> None:

@@ -15,6 +15,7 @@ from generator.render.files import ROLLBACK_WORKFLOW
 from tests.support.actions_sim import Run
 from tests.support.deploys import fetch
 from tests.support.fixture_service import git
+from tests.support.github_api import FakeGitHub, runner_env
 from tests.support.manifests import toml_table
 from tests.support.monorepo import Monorepo, make_monorepo
 from tests.support.ports import free_offset
@@ -48,7 +49,12 @@ def environments_of(run: Run) -> dict[str, set[str | None]]:
 
 
 def test_the_branch_picks_the_environment_and_both_deploy_side_by_side(
-    tmp_path: Path, docker_host: str, docker_project: str, sshd: SshServer, short_dir: Path
+    tmp_path: Path,
+    docker_host: str,
+    docker_project: str,
+    sshd: SshServer,
+    short_dir: Path,
+    github: FakeGitHub,
 ) -> None:
     target = sshd.target_config(insecure_ignore_host_key=False, state_dir=str(short_dir))
     two: dict[str, dict[str, str]] = {"api": {}, "web": {}}
@@ -58,7 +64,8 @@ def test_the_branch_picks_the_environment_and_both_deploy_side_by_side(
     with_environments(repo, offset)
     assert sorted(p.name for p in (repo.root / ".github" / "wfgen" / "environments").iterdir()) == [
         "production.json", "staging.json"]  # fmt: skip
-    sim = simulator(tmp_path, repo.root, sshd.target_env(), {"DOCKER_HOST": docker_host})
+    runner = {"DOCKER_HOST": docker_host, **runner_env(github)}
+    sim = simulator(tmp_path, repo.root, sshd.target_env(), runner)
 
     staging = sim.dispatch({"services": "all", "branch": "develop"})
     assert staging.name == "Deploy all from develop to staging"
@@ -95,7 +102,7 @@ def test_the_branch_picks_the_environment_and_both_deploy_side_by_side(
     assert fetch(f"http://127.0.0.1:{repo.ports['api']}/version")[0] == 404
 
     # rollback.yml in staging: back to the version deployed before the running one; production untouched.
-    rollback = simulator(tmp_path / "rollback", repo.root, sshd.target_env(), {"DOCKER_HOST": docker_host},
+    rollback = simulator(tmp_path / "rollback", repo.root, sshd.target_env(), runner,
                          workflow=ROLLBACK_WORKFLOW)  # fmt: skip
     back = rollback.dispatch({"environment": "staging", "service": "api"})
     assert back.name == "Roll back api in staging"
@@ -110,3 +117,18 @@ def test_the_branch_picks_the_environment_and_both_deploy_side_by_side(
     [leg] = pruned.jobs["rollback"]
     assert leg.result == "failure" and leg.step("Roll back").returncode == 2
     assert fetch(f"http://127.0.0.1:{repo.ports['api'] + offset}/health")[0] == 200
+
+    # Each service's GitHub deployments, per environment: a success retires only its own in that environment.
+    assert github.problems == []
+    history: dict[tuple[str, str], list[list[str]]] = {}
+    for deployment in github.deployments:
+        key = (deployment["payload"]["service"], deployment["environment"])
+        history.setdefault(key, []).append(github.states(deployment["id"]))
+    done, retired = ["in_progress", "success"], ["in_progress", "success", "inactive"]
+    assert history == {
+        ("api", "staging"): [retired, retired, done],  # v1, the push's v2, the rollback (nothing for 0000000)
+        ("web", "staging"): [done],
+        ("api", "production"): [done],
+        ("web", "production"): [done],
+    }
+    assert github.deployments[-1]["description"].endswith("(rollback)")

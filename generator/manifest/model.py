@@ -202,6 +202,11 @@ class Project(StrictModel):
         description="Also deploy on a push to one of the branches: only the services whose commit or "
         "configuration differs from what runs on the target.",
     )
+    github_deployments: bool = Field(
+        default=True,
+        description="Record a GitHub deployment per deploy leg and rollback: the service, its commit, its "
+        "URL. false: none, and no job gets 'deployments: write'.",
+    )
     wfgen_install: Annotated[str, Field(min_length=1), AfterValidator(check_wfgen_install)] | None = Field(
         default=None,
         description="What the check workflow pip-installs: a requirement, or '.' for this checkout. "

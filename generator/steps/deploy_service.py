@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 
-from .core import config, handoff, order, steplib
+from .core import config, github_deployments, handoff, order, steplib
 from .core.target import Target, open_target
 from .engine import source
 from .engine.deployment import Deployment, Settings, hold_signals
@@ -194,6 +194,19 @@ def main(argv: list[str] | None = None) -> int:
         status.finish("skipped", unmet)
         steplib.error(name, f"skipped: {unmet}")
         return steplib.Exit.FAILED
+    github = github_deployments.recorder(manifest, settings.service)
+    if github is not None:
+        github.start(settings.commit, settings.branch)
+    code = deploy(manifest, settings, status)
+    if github is not None:
+        github.finish(str(status.data.get("result")), str(status.data.get("message") or ""))
+        status.update(github=github.record())
+    return code
+
+
+def deploy(manifest: config.Manifest, settings: Settings, status: steplib.StatusFile) -> int:
+    """The leg itself, its result in the status file; the exit code."""
+    name = settings.service.name
     # The deploy's own deadline: it cancels itself and cleans up before the job's timeout-minutes kills it.
     try:
         with (

@@ -27,7 +27,7 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from generator.pins import action_pins
-from tests.support import act_actions
+from tests.support import act_actions, github_api
 from tests.support.fixture_service import git
 from tests.support.requires import require_python_tool
 
@@ -123,7 +123,8 @@ class Act:
     ) -> None:  # fmt: skip
         self.act = require_python_tool("act")
         self.repo, self.workdir, self.repository, self.timeout = repo, workdir, repository, timeout
-        self.env = dict(env or {})
+        # The legs record their GitHub deployments on a local stand-in (act honours GITHUB_API_URL).
+        self.env = {"GITHUB_API_URL": github_api.shared_github().url, **(env or {})}
         self.token = "ghs_" + secrets.token_hex(18)  # given, act would not ask the `gh` CLI for one
         self.secrets = {"GITHUB_TOKEN": self.token, **(secrets_ or {})}
         self.runs = 0

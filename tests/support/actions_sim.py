@@ -118,7 +118,8 @@ class Run:
 
 @dataclass
 class Context:
-    """What expressions read: `github`, `inputs` (null under a push), `secrets`, `needs`, `matrix`, `steps`."""
+    """What expressions read: `github`, `inputs` (null under a push), `secrets`, `needs`, `matrix`, `steps`,
+    `job.check_run_id`."""
 
     github: dict[str, str]
     inputs: dict[str, Any]
@@ -127,6 +128,9 @@ class Context:
     matrix: dict[str, Any] = field(default_factory=dict)
     steps: dict[str, dict[str, str]] = field(default_factory=dict)  # every step id of the job -> outputs
     env: dict[str, str] = field(default_factory=dict)  # the workflow's env: block, evaluated
+    check_run_id: int = field(
+        default_factory=lambda: 10**10 + secrets.randbelow(10**10)
+    )  # `job.check_run_id`
 
     def resolve(self, path: tuple[str, ...]) -> Any:
         match path:
@@ -144,6 +148,8 @@ class Context:
                 return self.needs[job]["result"]
             case ("needs", job, "outputs", name) if name in self.needs[job]["outputs"]:
                 return self.needs[job]["outputs"][name]
+            case ("job", "check_run_id"):
+                return self.check_run_id
             case ("steps", step, "outputs", name) if step in self.steps:
                 return self.steps[step].get(name, "")  # a step that did not run (or set it) gives ''
         raise SimulatorError(f"simulator does not model ${{{{ {'.'.join(path)} }}}} here")

@@ -7,7 +7,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-_ROW = re.compile(r"^\| ([\w-]+) \| (\S+ \w+) \|", re.MULTILINE)
+# A service's cell is its name, or its name linked to its GitHub deployment: `[api](https://…)`.
+_ROW = re.compile(r"^\| \[?([\w-]+)(?:\]\([^)\s]+\))? \| (\S+ \w+) \|", re.MULTILINE)
 
 
 def status_reports(artifacts: Path) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from generator.render.files import DEPLOY_WORKFLOW
-from tests.support import reports
+from tests.support import github_api, reports
 from tests.support.actions_sim import Job, Run, Simulator
 
 # The step scripts name the target by its variables ("$VPS_USER@$VPS_HOST:PORT"), but here the host is 127.0.0.1
@@ -25,7 +25,8 @@ def simulator(
     runner's."""
     runner_env = {
         "PATH": os.environ["PATH"], "LANG": "C.UTF-8", "CI": "true", "GITHUB_ACTIONS": "true",
-        "GITHUB_ACTOR": "wfgen-e2e", "GITHUB_RUN_ID": str(secrets.randbelow(10**9)), **env,
+        "GITHUB_ACTOR": "wfgen-e2e", "GITHUB_RUN_ID": str(secrets.randbelow(10**9)),
+        **github_api.runner_env(github_api.shared_github()), **env,
     }  # fmt: skip
     return Simulator(workflow, repo.as_uri(), tmp_path / "runner", secrets_=secrets_, env=runner_env)
 

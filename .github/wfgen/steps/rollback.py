@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from .core import config, steplib
+from .core import config, github_deployments, steplib
 from .core.audit import AuditEntry, audit_path, read_audit, rollback_commit, service_deploys
 from .core.target import CommandFailed, Target, TargetError, open_target
 from .deploy_service import Cancelled, cancel_on_signals, lock_wait_seconds, redactions
@@ -245,8 +245,14 @@ def run(manifest: config.Manifest, request: Request) -> int:
                 status = steplib.StatusFile(status_path, name, branch)
             except OSError as exc:
                 return refused(name, f"--status-file {status_path}: cannot write ({exc.strerror})")
+            github = github_deployments.recorder(manifest, service)
+            if github is not None:
+                github.start(choice.commit, branch, kind="rollback")
             rollback = Rollback(manifest, settings, target, status, choice)
             result = rollback.run(cancelled=Cancelled)
+            if github is not None:
+                github.finish(result, str(status.data["message"]))
+                status.update(github=github.record())
             summarize(name, result, str(status.data["message"]), choice)
     except steplib.UsageError as exc:
         return refused(name, str(exc))

@@ -39,6 +39,7 @@ class Project:
     lock_stale_s: float
     deploy_timeout_minutes: int
     deploy_on_push: bool
+    github_deployments: bool
     wfgen_install: str
     environment: str | None  # [environments.<name>] this copy of the fleet is; None without environments
 
