@@ -1,6 +1,6 @@
-"""One deploy of one service, phase by phase (docs/design.md): lock → source → build → release → candidate →
-health → switch → verify → cleanup → done. Every path ends with restore-if-needed, audit, unlock and a final
-status.
+"""One deploy of one service, phase by phase (docs/design.md): lock → source → build → release → delivery →
+done. The delivery (candidate, health, switch, verify, drain) is the engine's, behind the seam of delivery.py.
+Every path ends with restore-if-needed, audit, unlock and a final status.
 
 Stdlib only: vendored into `.github/wfgen/` next to the step scripts.
 """
@@ -10,10 +10,9 @@ from __future__ import annotations
 import os
 import shlex
 import signal
-import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TypeVar
 
 from ..core import config, runconfig, steplib
@@ -21,9 +20,9 @@ from ..core.audit import append_audit, audit_line, audit_path, read_audit, rollb
 from ..core.lock import LockTimeout, ServiceLock
 from ..core.target import CommandFailed, LocalTarget, Target, TargetError
 from . import images, leftovers, release, source
-from .cutover import Container, Cutover, HealthFailed, crash_reason, is_ok, wait_healthy
-from .handover import Handover
-from .probe import http_probe
+from .cutover import HealthFailed
+from .delivery import Container, Delivery, Engine, Outcome
+from .engines import for_target
 from .provide import provide_image
 from .proxy import ProxyError
 
@@ -62,19 +61,16 @@ class Settings:
     repo_root: str
 
 
-class Outcome(Exception):
-    """Ends the deploy with a result other than deployed (the phase stays where it happened)."""
-
-    def __init__(self, result: str, message: str):
-        super().__init__(message)
-        self.result = result
-
-
 class Deployment:
     action = "deploy"  # the audit line's `action=`
 
     def __init__(
-        self, manifest: config.Manifest, settings: Settings, target: Target, status: steplib.StatusFile
+        self,
+        manifest: config.Manifest,
+        settings: Settings,
+        target: Target,
+        status: steplib.StatusFile,
+        engine: Engine | None = None,
     ):
         self.manifest, self.settings, self.target, self.status = manifest, settings, target, status
         self.service = settings.service
@@ -83,7 +79,8 @@ class Deployment:
         self.state_dir = manifest.target.state_dir
         self.started = time.monotonic()
         self.deadline = self.started + manifest.project.deploy_timeout_minutes * 60
-        self.cut: Cutover | None = None
+        self.engine = engine or for_target(manifest)
+        self.cut: Delivery | None = None
         self.commit: str | None = None
         self.deployed = False
         self.lock: ServiceLock | None = None
@@ -172,8 +169,7 @@ class Deployment:
     def deploy(self, env: dict[str, str]) -> tuple[str, str]:
         image = self.source()
         assert self.commit is not None
-        cutover = Handover if self.service.proxy else Cutover
-        self.cut = cutover(self.target, self.manifest, self.service, image)
+        self.cut = self.engine(self.target, self.manifest, self.service, image, self)
         old = self.cut.survey()
         if old:
             self.status.update(previous_image=old.image)
@@ -183,7 +179,7 @@ class Deployment:
         self.cut.image = image = self.provide(image)
         env_file = self.put_env_file(env)
         self.release(image, env_file)
-        self.cutover(env_file)
+        self.cut.deliver(env_file)
         try:
             self.prune(image, old)
         except EXPECTED as exc:  # the new version serves: a failed prune is worth a warning, not a failure
@@ -223,9 +219,9 @@ class Deployment:
     def is_unchanged(self, image: str, old: Container | None) -> bool:
         if self.settings.force_rebuild or old is None or not old.running:
             return False
-        if images.image_id(self.target, image) != old.image_id:
-            return False
         assert self.cut is not None and self.cut.config is not None
+        if not self.cut.runs_image(image, old):
+            return False
         reason = self.cut.must_redeploy()
         if reason:
             self.log(f"{reason}; redeploying {image}")
@@ -234,10 +230,9 @@ class Deployment:
         if changed:
             self.log(f"configuration changed: {changed}; redeploying {image}")
             return False
-        url = self.service.health_url(self.service.port)
-        if is_ok(http_probe(self.target, url, self.service.health.timeout_s)):
+        if self.cut.healthy():
             return True
-        self.log("the running container has this image but fails its health check; redeploying it")
+        self.log("the running version has this image but fails its health check; redeploying it")
         return False
 
     def release(self, image: str, env_file: str | None) -> None:
@@ -268,71 +263,9 @@ class Deployment:
             steplib.quote(line)
         self.log(f"release command done in {took:.1f} s")
 
-    def cutover(self, env_file: str | None) -> None:
-        assert self.cut is not None
-        cut = self.cut
-        self.phase("candidate", f"starting candidate {cut.name_candidate()}")
-        cut.ensure_network()
-        try:
-            url = cut.start_candidate(env_file)
-            self.phase("health", f"waiting for the candidate to answer {url}")
-            took = wait_healthy(
-                self.target,
-                url,
-                self.service.health,
-                alive=lambda: crash_reason(self.target, cut.candidate),
-            )
-        except HealthFailed as exc:
-            for line in cut.candidate_logs():
-                steplib.quote(line)
-            cut.restore()
-            raise Outcome(
-                "failed", f"candidate never became healthy: {exc}; running container untouched"
-            ) from None
-        self.log(f"candidate healthy after {took:.1f} s")
-        self.test_hook()
-        self.switch(env_file)
-
-    def switch(self, env_file: str | None) -> None:
-        assert self.cut is not None
-        cut = self.cut
-        self.phase("switch", f"switching {cut.running} to the new image")
-        try:
-            dark_since = cut.switch(env_file)
-            self.log(cut.switch_note())
-            self.status.update(phase="verify", message=f"checking health on port {self.service.port}")
-            cut.verify()
-        except EXPECTED as exc:
-            self.fail_switch(str(exc))
-        self.deployed = True  # verified on the real port: from here on, nothing rolls it back
-        self.log(cut.served(dark_since))
-        draining = cut.draining()
-        try:
-            if draining:
-                self.phase("drain", draining)
-                cut.drain()
-            self.status.update(phase="cleanup", message="removing older versions")
-            cut.commit()
-        except EXPECTED as exc:  # the new version serves: a failed tidy-up is a warning, not a failure
-            self.log(f"warning: after the switch: {exc}")
-
-    def fail_switch(self, problem: str) -> None:
-        assert self.cut is not None
-        failed = f"new container failed after the switch: {problem}"
-        try:
-            what = self.cut.restore()
-        except EXPECTED as exc:
-            raise Outcome("failed", f"{failed}; restoring the previous container failed too: {exc}") from None
-        if self.cut.old is None:
-            raise Outcome("failed", f"{failed}; {what}")
-        if self.cut.old.running:
-            url = self.service.health_url(self.service.port)
-            health = replace(self.service.health, deadline_s=30.0)
-            try:
-                wait_healthy(self.target, url, health, poll_s=0.2, grace_s=0)
-            except HealthFailed as exc:
-                what += f", but it does not answer ({exc})"
-        raise Outcome("rolled_back", f"{failed}; {what}")
+    def on_deployed(self) -> None:
+        """The engine verified the new version on the live service: from here on, nothing rolls it back."""
+        self.deployed = True
 
     def put_env_file(self, env: dict[str, str]) -> str | None:
         if not env:
@@ -344,15 +277,12 @@ class Deployment:
         self.target.put_file(relative, data, mode=0o600)
         return path
 
-    def test_hook(self) -> None:
-        hook = os.environ.get("WFGEN_TEST_BEFORE_SWITCH")
-        if hook:
-            subprocess.run(["sh", "-c", hook], timeout=120, check=False, stdout=subprocess.DEVNULL)
-
     def prune(self, image: str, old: Container | None) -> None:
         """Keep the newest keep_images images, the new one, the old container's, and the one a rollback
         from the new version would go to (however old: it is what `wfgen rollback` takes)."""
-        assert self.commit is not None
+        assert self.commit is not None and self.cut is not None
+        if not self.cut.prunes_images:
+            return
         rows = images.project_images(self.target, self.manifest.project.name, self.name)
         entries, note = read_audit(self.target, audit_path(self.target, self.state_dir))
         if note:
