@@ -56,7 +56,9 @@ def resolve_manifest(
             # A GitHub environment of the same name by default: GitHub creates it on first use.
             environment=manifest.environments[environment].github_environment or environment,
         )
-    if chosen.kind == "local":
+    swarm = chosen.kind == "swarm"
+    target["manager"] = (chosen.manager or "ssh") if swarm else None
+    if chosen.kind == "local" or target["manager"] == "local":
         target.update({key: None for key in _SSH_KEYS}, insecure_ignore_host_key=False, port=None)
     infrastructure = manifest.infrastructure.model_dump()
     infrastructure["tcp"] = [split_tcp(endpoint) for endpoint in manifest.infrastructure.tcp]
@@ -70,7 +72,8 @@ def resolve_manifest(
         "infrastructure": infrastructure,
         "proxy": resolve_proxy(manifest, project["name"]),
         "services": {
-            name: resolve_service(name, service, offset) for name, service in manifest.services.items()
+            name: resolve_service(name, service, offset, swarm=swarm)
+            for name, service in manifest.services.items()
         },
     }
 
@@ -91,7 +94,9 @@ def resolve_proxy(manifest: Manifest, project: str) -> dict[str, Any]:
     return proxy
 
 
-def resolve_service(name: str, service: Service, port_offset: int = 0) -> dict[str, Any]:
+def resolve_service(
+    name: str, service: Service, port_offset: int = 0, *, swarm: bool = False
+) -> dict[str, Any]:
     return {
         "name": name,
         "repository": service.repository,
@@ -103,11 +108,23 @@ def resolve_service(name: str, service: Service, port_offset: int = 0) -> dict[s
         "port": service.port + port_offset,  # inside the container the port stays what the app listens on
         "container_port": service.container_port or service.port,
         "env": list(service.env),
-        "health": service.health.model_dump(),
+        "health": service.health.model_dump(exclude={"command"}),
         "proxy": service.proxy,
         "domain": service.domain,
         "depends_on": list(service.depends_on),
         "paths": list(service.paths),
         "release": list(service.release) if service.release is not None else None,
         "release_timeout_s": service.release_timeout_s,
+        "swarm": resolve_swarm(service) if swarm else None,
+    }
+
+
+def resolve_swarm(service: Service) -> dict[str, Any]:
+    """A service's settings on a swarm: `health_command` null (wget or curl of the health path), "image"
+    (the image's HEALTHCHECK) or a command."""
+    command = service.health.command
+    return {
+        "replicas": service.replicas or 1,
+        "placement": list(service.placement),
+        "health_command": list(command) if isinstance(command, list) else command,
     }
