@@ -18,13 +18,14 @@ from tests.support.fixture_service import ServiceRepo, make_service_repo
 from tests.support.registry import start_registry
 from tests.support.requires import require_executable, skip_or_fail
 from tests.support.sshd import SshServer, start_sshd
+from tests.support.swarm import Swarm, SwarmUnavailable, missing_infrastructure
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark tests by the infrastructure they use, so `-m "not docker"` works."""
     for item in items:
         names = getattr(item, "fixturenames", ())
-        if {"docker_host", "docker_env", "docker_project", "registry"} & set(names):
+        if {"docker_host", "docker_env", "docker_project", "registry", "swarm"} & set(names):
             item.add_marker(pytest.mark.docker)
         if "sshd" in names:
             item.add_marker(pytest.mark.sshd)
@@ -107,3 +108,19 @@ def web(service_repo: Callable[..., ServiceRepo]) -> ServiceRepo:
     repo = service_repo("web")
     repo.write_marker("v1")
     return repo
+
+
+@pytest.fixture(scope="session")
+def swarm() -> Iterator[Swarm]:
+    """A real 3-node swarm (1 manager, 2 workers), each dockerd in its own network namespace, with a registry
+    every node pulls from and the lab's images pushed (tests/support/swarm.py). Formed once per run."""
+    reason = missing_infrastructure()
+    if reason:
+        skip_or_fail(reason)
+    lab = Swarm(node_count=3)
+    try:
+        lab.start()
+    except SwarmUnavailable as exc:
+        skip_or_fail(f"the swarm lab could not start: {exc}")
+    yield lab
+    lab.close()
