@@ -122,7 +122,10 @@ def test_a_version_that_never_gets_healthy_is_rolled_back_by_swarm(lab: Lab) -> 
     assert run.returncode == 1
     assert run.status["result"] == "rolled_back"
     assert "Swarm rolled the update back" in run.status["message"]
-    assert "unhealthy" in run.status["message"], run.status["message"]  # the task's own error
+    # the task's own error, or (when Swarm already dropped it from its short history) what was seen of it
+    message = run.status["message"]
+    assert "unhealthy" in message or "healthcheck never passed" in message, message
+    assert " on n" in message, message  # which task, and where
     assert load["failed"] == 0, load["failures"]
     assert set(load["bodies"]) == {"v2"}  # type: ignore[arg-type]
     assert lab.answers() == ["v2"] * 3

@@ -48,6 +48,9 @@ class SwarmDelivery:
         self.touched = False
         self.before: state.Service | None = None
         self.digest = ""
+        self.seen: dict[str, state.Task] = {}  # tasks of the new image seen failing: Swarm may forget them
+        self.starting: dict[str, tuple[state.Task, float]] = {}  # new tasks seen starting, since when
+        self.running_ids: set[str] = set()
 
     def log(self, message: str) -> None:
         self.reporter.log(message)
@@ -149,13 +152,31 @@ class SwarmDelivery:
                 raise Outcome("failed", f"the service {self.name} disappeared during the deploy")
             if now.update_state in state.ROLLED_BACK and now.update_started != self.updated_at():
                 self.rolled_back(now, deadline)
-            found = state.tasks(self.target, self.name)
+            found = self.remember(state.tasks(self.target, self.name))
             ended = now.update_state in state.DONE or now.update_started == self.updated_at()
             if ended and state.converged(found, self.digest, self.replicas):
                 return time.monotonic() - started
             time.sleep(POLL_S)
         self.timed_out(time.monotonic() - started)
         raise AssertionError("unreachable")
+
+    def remember(self, found: list[state.Task]) -> list[state.Task]:
+        """Keep the newest word of every failed task of the new image (the task history is short)."""
+        for task in found:
+            if task.image == self.digest and (task.error or task.state in {"failed", "rejected"}):
+                self.seen[task.id] = task
+            if task.image == self.digest and task.state == "starting":
+                self.starting.setdefault(task.id, (task, time.monotonic()))
+        return found
+
+    def never_healthy(self) -> str | None:
+        """A new task seen starting (its healthcheck not passed yet) that never ran: what the log can say when
+        Swarm already dropped the failed task from its history."""
+        stuck = [(task, since) for task, since in self.starting.values() if task.id not in self.running_ids]
+        if not stuck:
+            return None
+        task, since = stuck[-1]
+        return f"{task.describe()} for {time.monotonic() - since:.0f} s: its healthcheck never passed"
 
     def updated_at(self) -> str:
         return self.before.update_started if self.before else ""
@@ -169,12 +190,14 @@ class SwarmDelivery:
         back = False
         while not back and time.monotonic() < deadline:
             now = state.service(self.target, self.name) or now
-            found = state.tasks(self.target, self.name)
+            found = self.remember(state.tasks(self.target, self.name))
             back = now.update_state == "rollback_completed"
             back = back and state.converged(found, self.before.image, self.replicas)
             if not back:
                 time.sleep(POLL_S)
-        why = state.task_error(found, self.digest, message) or message
+        self.running_ids = {task.id for task in found if task.state == "running"}
+        why = state.task_error([*found, *self.seen.values()], self.digest, message)
+        why = why or self.never_healthy() or message
         if not back:
             missing = "; ".join(task.describe() for task in state.not_converged(found, self.before.image))
             raise Outcome(

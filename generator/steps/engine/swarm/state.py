@@ -41,9 +41,11 @@ class Task:
     state: str  # "running", "starting", "failed", "rejected", ...
     error: str
     timestamp: str
+    message: str = ""  # Status.Message: "started", "unhealthy container", ...
 
     def describe(self) -> str:
-        error = f": {self.error}" if self.error else ""
+        said = [part for part in (self.error, self.message) if part and part not in {"started", "running"}]
+        error = f": {'; '.join(dict.fromkeys(said))}" if said else ""
         slot = f".{self.slot}" if self.slot is not None else ""
         return f"task{slot} on {self.node or 'no node'} {self.state}{error}"
 
@@ -103,6 +105,7 @@ def tasks(target: Target, name: str) -> list[Task]:
             state=item.get("Status", {}).get("State", ""),
             error=item.get("Status", {}).get("Err", "") or "",
             timestamp=item.get("Status", {}).get("Timestamp", ""),
+            message=item.get("Status", {}).get("Message", "") or "",
         )
         for item in found
     ]
@@ -127,8 +130,8 @@ def task_error(found: list[Task], image: str, message: str = "") -> str | None:
     """Why Swarm gave up on the update: the task its UpdateStatus message names ("... of task <id>"), else
     the newest task of `image` with an error."""
     named = message.rsplit(" ", 1)[-1] if " task " in message else ""
-    failed = [task for task in found if task.image == image and task.error]
-    chosen = next((task for task in found if named and task.id.startswith(named) and task.error), None)
+    failed = [t for t in found if t.image == image and (t.error or t.state in {"failed", "rejected"})]
+    chosen = next((task for task in found if named and task.id.startswith(named)), None)
     chosen = chosen or (failed[0] if failed else None)
     return chosen.describe() if chosen else None
 
