@@ -9,20 +9,11 @@ from typing import Any, NoReturn
 
 import click
 
-from generator.commands.init import InitOptions, init
-from generator.commands.plan import PlanOptions, show_plan
-from generator.commands.rollback import RollbackOptions, roll_back
-from generator.commands.status import StatusOptions, show_status
-from generator.commands.unlock import UnlockOptions, unlock
-from generator.distribution import installed
 from generator.errors import ExitCode, WfgenError
-from generator.local.runner import DeployOptions, deploy
-from generator.manifest.model import Manifest
-from generator.manifest.validate import load_manifest
 from generator.options import environment_option, manifest_option
-from generator.render.files import render
-from generator.render.graph import graph_markdown
-from generator.render.output import orphaned_files, remove_files, stale_files, write_files
+
+# Each command imports what it needs in its body: `wfgen --version` or `wfgen check` must not pay for
+# pydantic, jinja, jsonschema, rich or ruamel when it does not use them (benchmarks/cli_startup.py).
 
 
 class _Group(click.Group):
@@ -47,6 +38,8 @@ def _exit(code: int) -> NoReturn:
 
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if value and not ctx.resilient_parsing:
+        from generator.distribution import installed
+
         distribution = installed()
         click.echo(f"wfgen, version {distribution.version} (distribution {distribution.name})")
         ctx.exit()
@@ -90,6 +83,8 @@ def init_command(
     With neither option, reads compose.yaml, compose.yml, docker-compose.yaml or docker-compose.yml beside
     the manifest. Never overwrites a manifest without --force; what it cannot map is listed in comments
     and on stderr; environment values are never read into it, only names."""
+    from generator.commands.init import InitOptions, init
+
     options = InitOptions(manifest_path, from_compose, scan, force, to_stdout)
     _exit(init(options, sys.stdout, sys.stderr))
 
@@ -98,6 +93,8 @@ def init_command(
 @manifest_option
 def validate_command(manifest_path: Path) -> None:
     """Check the manifest and print every problem, one per line."""
+    from generator.manifest.validate import load_manifest
+
     manifest = load_manifest(manifest_path)
     click.echo(f"{manifest_path}: OK ({len(manifest.services)} services)")
 
@@ -106,6 +103,8 @@ def validate_command(manifest_path: Path) -> None:
 @manifest_option
 def render_command(manifest_path: Path) -> None:
     """Write the workflow, step scripts and resolved manifest next to the manifest; remove stale ones."""
+    from generator.render.output import orphaned_files, remove_files, write_files
+
     root, files = _rendered(manifest_path)
     written = write_files(root, files)
     for path in written:
@@ -121,6 +120,8 @@ def render_command(manifest_path: Path) -> None:
 @manifest_option
 def check_command(manifest_path: Path) -> None:
     """Fail (exit 1) when generated files differ from what the manifest renders."""
+    from generator.render.output import stale_files
+
     root, files = _rendered(manifest_path)
     stale = stale_files(root, files)
     for item in stale:
@@ -139,6 +140,9 @@ def check_command(manifest_path: Path) -> None:
 @click.option("--jobs", "jobs_only", is_flag=True, help="Print only the deploy workflow's job graph.")
 def graph_command(manifest_path: Path, services_only: bool, jobs_only: bool) -> None:
     """Print the services' dependency graph and the deploy workflow's jobs as mermaid, ready for Markdown."""
+    from generator.manifest.validate import load_manifest
+    from generator.render.graph import graph_markdown
+
     manifest = load_manifest(manifest_path)
     text = graph_markdown(
         manifest,
@@ -152,6 +156,8 @@ def graph_command(manifest_path: Path, services_only: bool, jobs_only: bool) -> 
 @cli.command("schema")
 def schema_command() -> None:
     """Print the JSON Schema of services.toml (for editors: Taplo / Even Better TOML)."""
+    from generator.manifest.model import Manifest
+
     schema = Manifest.model_json_schema()
     schema = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -193,6 +199,8 @@ def deploy_command(
     as_json: bool,
 ) -> None:
     """Deploy SERVICES ('all' or a comma list) from BRANCH, in parallel, with the workflow's step scripts."""
+    from generator.local.runner import DeployOptions, deploy
+
     if services is None and not retry_failed:
         raise click.UsageError("give SERVICES ('all' or a comma list) and BRANCH, or --retry-failed")
     if quiet and as_json:
@@ -233,6 +241,8 @@ def plan_command(
     as_json: bool,
 ) -> None:
     """What deploying SERVICES from BRANCH would do, against what runs on the target; touches nothing."""
+    from generator.commands.plan import PlanOptions, show_plan
+
     options = PlanOptions(manifest_path, services, branch, force_rebuild, push, as_json, environment)
     _exit(show_plan(options, sys.stdout, sys.stderr))
 
@@ -245,6 +255,8 @@ def status_command(manifest_path: Path, environment: str | None, as_json: bool) 
     """What runs on the target now, per service: commit, since when, health, last deploys, rollback images.
 
     Touches nothing. Exit 1 when a service does not run and answer its health check."""
+    from generator.commands.status import StatusOptions, show_status
+
     _exit(show_status(StatusOptions(manifest_path, as_json, environment), sys.stdout, sys.stderr))
 
 
@@ -258,6 +270,8 @@ def rollback_command(service: str, manifest_path: Path, environment: str | None,
     target), through the deploy's health-gated cutover; no build.
 
     Exit 1 when it failed (the running version still serves), 2 when there is nothing to roll back to."""
+    from generator.commands.rollback import RollbackOptions, roll_back
+
     _exit(roll_back(RollbackOptions(manifest_path, service, to, environment)))
 
 
@@ -271,10 +285,15 @@ def unlock_command(service: str, manifest_path: Path, environment: str | None) -
     For a lock whose holder died elsewhere (a deploy killed on another machine or runner), which would
     otherwise hold the service until project.lock_stale_s. Exit 1 when the target cannot be reached,
     2 when no lock is held."""
+    from generator.commands.unlock import UnlockOptions, unlock
+
     _exit(unlock(UnlockOptions(manifest_path, service, environment), sys.stdout, sys.stderr))
 
 
 def _rendered(manifest_path: Path) -> tuple[Path, dict[str, str]]:
+    from generator.manifest.validate import load_manifest
+    from generator.render.files import render
+
     manifest = load_manifest(manifest_path)
     return manifest_path.parent, render(manifest, source=manifest_path.name)
 

@@ -17,8 +17,18 @@ from tests.support.docker import docker_env as _docker_env
 from tests.support.fixture_service import ServiceRepo, make_service_repo
 from tests.support.registry import start_registry
 from tests.support.requires import require_executable, skip_or_fail
+from tests.support.shared import once_per_run
 from tests.support.sshd import SshServer, start_sshd
 from tests.support.swarm import Swarm, SwarmUnavailable, missing_infrastructure
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's own tmpdir plugin reads the option
+def pytest_configure(config: pytest.Config) -> None:
+    """A pytest-xdist worker's temp folder is <run>/gw0, not <run>/popen-gw0: the proxy's admin socket lives
+    under tmp_path, and a unix socket path holds at most 107 bytes."""
+    worker = getattr(config, "workerinput", None)
+    if worker is not None and config.option.basetemp:
+        config.option.basetemp = str(Path(config.option.basetemp).parent / worker["workerid"])
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -32,13 +42,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def docker_host() -> str:
+def docker_host(tmp_path_factory: pytest.TempPathFactory) -> str:
     """DOCKER_HOST of a live engine: $WFGEN_TEST_DOCKER_HOST, else $DOCKER_HOST, else the default socket."""
     require_executable("docker", "apt-get install docker.io")
     host = candidate_docker_host()
     if probe_engine(host) is None:
         skip_or_fail(f"no Docker engine: 'docker info' failed for DOCKER_HOST={host}")
-    ensure_caddy_image(host)  # every test manifest's proxy (tests/support/manifests.py TEST_PROXY)
+    # Every test manifest's proxy (tests/support/manifests.py TEST_PROXY); one build per run, not per worker.
+    once_per_run(tmp_path_factory, "caddy-image", lambda: ensure_caddy_image(host))
     return host
 
 

@@ -23,10 +23,13 @@ CHAIN = {
 
 
 PLAN_ID = "0123abcd0123abcd"
+DESIRED = "0123456789abcdef0123456789abcdef01234567"  # the commit the plan showed
 
 
 def plan_document(legs: list[str], needs: dict[str, list[str]]) -> dict[str, Any]:
-    services = [{"service": name, "running": None, "needs": deps} for name, deps in needs.items()]
+    services = [
+        {"service": name, "running": None, "desired": DESIRED, "needs": deps} for name, deps in needs.items()
+    ]
     return {"id": PLAN_ID, "branch": "main", "legs": legs, "services": services}
 
 

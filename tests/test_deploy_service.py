@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from generator.steps.core import lock
+from generator.steps import status
+from generator.steps.core import config, handoff, lock
 from tests.support.deploys import DeployBench, Poller, fetch
 from tests.support.docker import docker
 from tests.support.fixture_service import ServiceRepo, git
@@ -168,6 +169,7 @@ def test_missing_secret_fails_without_touching_anything(tmp_path: Path) -> None:
     assert json.loads(status.read_text())["result"] == "failed"
 
 
+@pytest.mark.slow  # deploy_timeout_minutes is at least 1: this test waits that minute
 def test_a_deploy_cancels_itself_at_its_deadline(tmp_path: Path) -> None:
     """deploy_timeout_minutes is the step's own deadline, before the job's timeout-minutes (a few minutes more)."""
     state = tmp_path / "state"
@@ -310,6 +312,78 @@ def test_changed_configuration_redeploys_the_same_image(
     assert added.status["result"] == "deployed", added.stdout + added.stderr
     assert "configuration changed: env T_DEPLOY_EXTRA;" in added.stdout
     assert version(port) == "v1" and inspect(docker_host, running, "{{.Config.Image}}") == image
+
+
+def test_plain_values_reach_the_container_redeploy_when_changed_and_show_in_status(
+    bench: DeployBench, web: ServiceRepo, docker_project: str, docker_host: str
+) -> None:
+    """services.<name>.vars: in the container beside the secrets, fingerprinted, and shown by status (the
+    secrets are not)."""
+    port = free_port()
+    secret = f"s3cr3t-{os.urandom(8).hex()}"
+    running, image = f"{docker_project}-{SERVICE}", f"{docker_project}/{SERVICE}:{web.head[:12]}"
+
+    def write(values: dict[str, str]) -> None:
+        table = {**service_table(web, port), "env": ["T_DEPLOY_TOKEN"], "vars": values}
+        bench.write({SERVICE: table}, project={"name": docker_project, "keep_images": 2})
+
+    write({"NODE_ENV": "production", "LOG_LEVEL": "info"})
+    first = bench.deploy(env={"T_DEPLOY_TOKEN": secret})
+    assert (first.returncode, first.status["result"]) == (0, "deployed"), first.stdout + first.stderr
+    env = json.loads(inspect(docker_host, running, "{{json .Config.Env}}") or "[]")
+    assert {"NODE_ENV=production", "LOG_LEVEL=info", f"T_DEPLOY_TOKEN={secret}"} <= set(env)
+    assert not list((bench.state_dir / "env").iterdir())  # the env-file is gone again
+    created = image_created(docker_host, image)
+
+    same = bench.deploy(env={"T_DEPLOY_TOKEN": secret})
+    assert same.status["result"] == "unchanged", same.stdout + same.stderr
+
+    write({"NODE_ENV": "production", "LOG_LEVEL": "debug"})
+    changed = bench.deploy(env={"T_DEPLOY_TOKEN": secret})
+    assert (changed.returncode, changed.status["result"]) == (0, "deployed"), changed.stdout + changed.stderr
+    assert f"configuration changed: var LOG_LEVEL; redeploying {image}" in changed.stdout
+    assert "building image" not in changed.stdout and image_created(docker_host, image) == created
+    env = json.loads(inspect(docker_host, running, "{{json .Config.Env}}") or "[]")
+    assert "LOG_LEVEL=debug" in env and "LOG_LEVEL=info" not in env
+
+    document = status.gather(config.load(bench.manifest), {**bench.env, "T_DEPLOY_TOKEN": secret})
+    [item] = document["services"]
+    assert item["vars"] == {"LOG_LEVEL": "debug", "NODE_ENV": "production"}
+    assert secret not in json.dumps(document)
+
+
+def test_a_state_dir_others_can_write_to_fails_the_leg_before_anything_is_written(
+    bench: DeployBench, web: ServiceRepo, docker_project: str, docker_host: str
+) -> None:
+    """Env-files, the audit log, locks and the proxy's socket live there: it is the deploying user's alone."""
+    setup_local(bench, docker_project, web, env=["T_DEPLOY_TOKEN"])
+    secret = f"s3cr3t-{os.urandom(8).hex()}"
+    bench.state_dir.mkdir()
+    bench.state_dir.chmod(0o777)
+    refused = bench.deploy(env={"T_DEPLOY_TOKEN": secret})
+    problem = (f"state folder {bench.state_dir} is writable by group or others (drwxrwxrwx): run 'chmod 700' on "
+               "it; wfgen keeps env-files there")  # fmt: skip
+    assert (refused.returncode, refused.status["result"]) == (1, "failed"), refused.stdout + refused.stderr
+    assert refused.status["message"] == problem
+    assert list(bench.state_dir.iterdir()) == []  # no lock, env-file, salt or audit line
+    assert inspect(docker_host, f"{docker_project}-{SERVICE}", "{{.Id}}") is None
+
+    bench.state_dir.chmod(0o700)
+    above = bench.workdir / "open"
+    above.mkdir(mode=0o777)
+    above.chmod(0o777)
+    nested = above / "state"
+    table = {**service_table(web, free_port()), "env": ["T_DEPLOY_TOKEN"]}
+    bench.write({SERVICE: table}, project={"name": docker_project}, target={"state_dir": str(nested)})
+    below = bench.deploy(env={"T_DEPLOY_TOKEN": secret})
+    assert below.status["result"] == "failed", below.stdout + below.stderr
+    assert below.status["message"] == (f"state folder {nested}: {above} on the way to it is writable by group or "
+                                       "others (drwxrwxrwx); wfgen keeps env-files there")  # fmt: skip
+
+    above.chmod(0o755)
+    fresh = bench.deploy(env={"T_DEPLOY_TOKEN": secret})
+    assert fresh.status["result"] == "deployed", fresh.stdout + fresh.stderr
+    assert nested.stat().st_mode & 0o777 == 0o700
 
 
 def test_secret_values_printed_by_a_crashing_candidate_never_leave_the_step(
@@ -635,6 +709,133 @@ def test_path_source_from_monorepo(
     assert run.status["commit"] == folder_commit
     assert version(port) == "v1"
     assert bench.deploy("--repo-root", str(mono)).status["result"] == "unchanged"
+
+
+# --- the commit the plan showed ------------------------------------------------------------------
+
+
+def plan_of(bench: DeployBench, repo_root: Path | None = None) -> str:
+    """plan.py's plan for `web` on branch main, as the deploy jobs get it (WFGEN_PLAN)."""
+    args = ["--manifest", str(bench.manifest), "--services", SERVICE, "--branch", "main", "--json"]
+    if repo_root is not None:
+        args += ["--repo-root", str(repo_root)]
+    planned = run_step("plan", *args, env=bench.env, timeout=120)
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    return handoff.encode(json.loads(planned.stdout))
+
+
+def rewrite_history(repo: Path, commits_back: int) -> None:
+    """A force-push that drops the last `commits_back` commits, and a gc that really removes them."""
+    git(repo, "reset", "-q", "--hard", f"HEAD~{commits_back}")
+    (repo / "rewritten").write_text("history rewritten\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "rewritten")
+    git(repo, "reflog", "expire", "--expire=now", "--all")
+    git(repo, "gc", "-q", "--prune=now")
+
+
+def test_a_leg_deploys_the_commit_its_plan_showed_not_a_later_push(
+    bench: DeployBench, web: ServiceRepo, docker_project: str, docker_host: str
+) -> None:
+    port = setup_local(bench, docker_project, web)
+    planned = web.head
+    plan = plan_of(bench)
+    pushed = web.write_marker("v2")  # lands after the plan (or while a reviewer approves the environment)
+    run = bench.deploy("--plan", plan)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.status["commit"] == planned != pushed
+    assert run.status["image"].endswith(f":{planned[:12]}")
+    assert version(port) == "v1"
+    assert (
+        inspect(docker_host, f"{docker_project}-{SERVICE}", '{{index .Config.Labels "wfgen.commit"}}')
+        == planned
+    )
+
+
+def test_a_planned_commit_gone_from_its_repository_fails_in_one_line_and_deploys_nothing(
+    bench: DeployBench, web: ServiceRepo, docker_project: str, docker_host: str
+) -> None:
+    port = setup_local(bench, docker_project, web)
+    assert bench.deploy().returncode == 0
+    running_id = inspect(docker_host, f"{docker_project}-{SERVICE}", "{{.Id}}")
+    planned = web.write_marker("v2")
+    plan = plan_of(bench)
+    rewrite_history(web.path, 1)
+    run = bench.deploy("--plan", plan)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert (run.status["result"], run.status["phase"]) == ("failed", "build")
+    message = run.status["message"]
+    assert message.startswith(
+        f"commit {planned[:7]} from the plan cannot be fetched (force-pushed off main?): "
+    )
+    assert message.endswith("; nothing deployed") and "\n" not in message
+    assert f"{SERVICE}: {message}" in run.stderr
+    assert inspect(docker_host, f"{docker_project}-{SERVICE}", "{{.Id}}") == running_id
+    assert version(port) == "v1"
+    assert_clean_failure(bench, docker_host, docker_project)
+
+
+def test_a_workflow_leg_without_its_plan_deploys_nothing(
+    bench: DeployBench, web: ServiceRepo, docker_project: str
+) -> None:
+    setup_local(bench, docker_project, web)
+    run = bench.deploy("--plan-id", "5eed5eed5eed5eed")
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert run.status["result"] == "failed"
+    assert run.status["message"] == (
+        "WFGEN_PLAN is empty: the plan job's output did not reach this leg, so the commit it showed is unknown; "
+        "nothing deployed"
+    )
+    bad = bench.deploy("--commit", "main")
+    assert bad.returncode == 2
+    assert bad.status["message"] == "--commit: expected a full 40-character commit id, got 'main'"
+
+
+def make_mono(root: Path, web: ServiceRepo) -> Path:
+    """A repository holding `web` in services/web, one commit."""
+    shutil.copytree(web.path, root / "services" / SERVICE, ignore=shutil.ignore_patterns(".git"))
+    git(root.parent, "init", "-q", "-b", "main", str(root))
+    for key, value in (("user.name", "t"), ("user.email", "t@wfgen.invalid"), ("commit.gpgsign", "false")):
+        git(root, "config", key, value)
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "monorepo")
+    return root
+
+
+def commit_version(mono: Path, text: str) -> str:
+    (mono / "services" / SERVICE / "www" / "version").write_text(text + "\n")
+    git(mono, "add", "-A")
+    git(mono, "commit", "-q", "-m", f"web: {text}")
+    return git(mono, "rev-parse", "HEAD")
+
+
+def test_a_folder_leg_builds_the_folder_at_the_planned_commit_or_nothing(
+    tmp_path: Path, bench: DeployBench, web: ServiceRepo, docker_project: str, docker_host: str
+) -> None:
+    mono = make_mono(tmp_path / "mono", web)
+    planned = git(mono, "rev-parse", "HEAD")
+    port = free_port()
+    table = {"path": f"services/{SERVICE}", "port": port, "container_port": 3000, "health": FAST_HEALTH}
+    bench.write({SERVICE: table}, project={"name": docker_project})
+    plan = plan_of(bench, mono)
+    commit_version(mono, "v2")  # a push to the folder after the plan
+    run = bench.deploy("--repo-root", str(mono), "--plan", plan)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.status["commit"] == planned
+    assert version(port) == "v1"
+
+    gone = commit_version(mono, "v3")
+    plan = plan_of(bench, mono)
+    git(mono, "reset", "-q", "--hard", "HEAD~1")  # force-pushed away; the object is still in the checkout
+    commit_version(mono, "v3, reworded")
+    failed = bench.deploy("--repo-root", str(mono), "--plan", plan)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert failed.status["result"] == "failed"
+    assert failed.status["message"] == (
+        f"commit {gone[:7]} from the plan is no longer on branch main (force-pushed?); nothing deployed"
+    )
+    assert version(port) == "v1"
+    assert_clean_failure(bench, docker_host, docker_project)
 
 
 def test_runner_build_pushes_and_pulls(

@@ -444,7 +444,7 @@ def test_a_report_of_another_attempt_is_not_news_and_a_bad_plan_is_said(
 ) -> None:
     write_status(status_dir, status("auth-service", plan_id="0ld0ld0ld0ld0ld0"))  # before "Re-run all jobs"
     plan = {"id": "5eed5eed5eed5eed", "branch": "main", "legs": ["auth-service"],
-            "services": [{"service": "auth-service", "running": None, "needs": []}]}  # fmt: skip
+            "services": [{"service": "auth-service", "running": None, "desired": COMMIT, "needs": []}]}  # fmt: skip
     result = summarize(tmp_path, manifest, status_dir, ["auth-service"], WFGEN_PLAN=handoff.encode(plan))
     assert result.returncode == 1
     assert table_rows(summary_md(tmp_path))["auth-service"][4] == "no status file"

@@ -168,8 +168,11 @@ def test_an_environment_that_does_not_fit_is_one_line(
          "services.toml:20: environments.staging-" + "x" * 51 + ": 'shop-staging-" + "x" * 51 + "' names its "
          "containers: at most 63 characters"),
         (("port_offset = 1000", 'port_offset = 1000\ntarget = { network = "shop-production-network" }'),
-         "services.toml:23: environments.staging.target.network: shop-production-network is production's network "
-         "on the same target: its services would answer each other's names"),
+         "services.toml:23: environments.staging.target.network: shop-production-network is also production's "
+         "network: on one host their services would answer each other's names"),
+        (("port_offset = 1000", 'target = { host_env = "STAGING_HOST", network = "shop-production-network" }'),
+         "services.toml:22: environments.staging.target.network: shop-production-network is also production's "
+         "network: on one host their services would answer each other's names"),
         (('container_port = 8080', 'container_port = 8080\ndomain = "api.example.com"'),
          "services.toml:21: environments.staging: serves domains on the same target as production: both proxies "
          "would publish 80 and 443"),
@@ -193,14 +196,25 @@ def test_a_local_base_target_with_ssh_keys_in_an_environment_is_refused(tmp_path
         2, ["services.toml:23: environments.staging.target.host_env: only used with kind = 'ssh'"])  # fmt: skip
 
 
-def test_the_network_is_the_environments_own_only_where_two_share_a_target() -> None:
+def test_each_environment_has_its_own_network_whatever_its_host_secret() -> None:
+    """Two host secrets may hold one host: sharing a network (and the services' aliases on it) is never
+    inferred from their names, as in the README's staging beside production with host_env = "STAGING_HOST"."""
     text = TWO.replace('host_env = "VPS_HOST"', 'host_env = "VPS_HOST"\nnetwork = "db"')
-    shared = parse_manifest(text)
-    assert [resolve_manifest(shared, environment=e)["target"]["network"] for e in ("production", "staging")] == [
-        "db-production", "db-staging"]  # fmt: skip
-    apart = parse_manifest(text.replace("port_offset = 1000", 'target = { host_env = "STAGING_HOST" }'))
-    assert [resolve_manifest(apart, environment=e)["target"]["network"] for e in ("production", "staging")] == [
-        "db", "db"]  # fmt: skip
+    for staging in ("port_offset = 1000", 'port_offset = 1000\ntarget = { host_env = "STAGING_HOST" }'):
+        manifest = parse_manifest(text.replace("port_offset = 1000", staging))
+        assert [resolve_manifest(manifest, environment=e)["target"]["network"]
+                for e in ("production", "staging")] == ["db-production", "db-staging"]  # fmt: skip
+
+
+def test_an_environments_own_network_is_kept_and_stands_in_the_networks_that_must_exist() -> None:
+    text = TWO.replace('host_env = "VPS_HOST"', 'host_env = "VPS_HOST"\nnetwork = "db"').replace(
+        'name = "shop"', 'name = "shop"\n[infrastructure]\nnetworks = ["db", "cache"]'
+    )
+    own = parse_manifest(text.replace("port_offset = 1000", 'target = { host_env = "S", network = "db" }'))
+    production, staging = (resolve_manifest(own, environment=e) for e in ("production", "staging"))
+    assert (production["target"]["network"], staging["target"]["network"]) == ("db-production", "db")
+    assert production["infrastructure"]["networks"] == ["db-production", "cache"]
+    assert staging["infrastructure"]["networks"] == ["db", "cache"]
 
 
 def test_two_environments_may_not_name_one_container(tmp_path: Path) -> None:
@@ -230,7 +244,7 @@ def short_dir() -> Iterator[Path]:
     """A state folder with a short path: the proxy's admin socket lives in it, one level deeper per environment,
     and a unix socket path holds at most 107 bytes."""
     path = Path(tempfile.mkdtemp(prefix="wfgs-"))
-    yield path
+    yield path / "s"  # in a folder of its own (0700): a state folder directly in /tmp is refused
     shutil.rmtree(path, ignore_errors=True)
 
 
@@ -332,8 +346,9 @@ def test_one_environment_through_the_real_sshd(
     tmp_path: Path, docker_host: str, docker_project: str, sshd: SshServer, short_dir: Path
 ) -> None:
     fleet = make_fleet(tmp_path / "f", docker_project, docker_host, {"api": {}, "web": {}})
-    # Another target as far as the manifest knows, but the same engine here: its own network, as on a shared host.
-    remote = sshd.target_config(prefix="STAGING", network=f"{fleet.network}-staging")
+    # Another host secret, the same engine: as the README's staging beside production on one VPS. Nothing in
+    # the manifest keeps their networks apart; each environment still gets its own.
+    remote = sshd.target_config(prefix="STAGING")
     offset = with_environments(fleet, {"target": remote}, short_dir)
     env = sshd.target_env(prefix="STAGING")
     for branch in ("main", "develop"):
@@ -349,3 +364,7 @@ def test_one_environment_through_the_real_sshd(
     assert {name: item["commit"] for name, item in found.items()} == {
         name: repo.head for name, repo in fleet.repos.items()}  # fmt: skip
     assert all(item["container"].startswith(f"{docker_project}-staging-") for item in found.values())
+    for environment in ("production", "staging"):
+        attached = docker(docker_host, "inspect", "--format", "{{json .NetworkSettings.Networks}}",
+                          f"{docker_project}-{environment}-proxy", check=True).stdout  # fmt: skip
+        assert list(json.loads(attached)) == [f"{fleet.network}-{environment}"]

@@ -22,6 +22,10 @@ from tests.support.ports import free_port
 from tests.support.sshd import SshServer
 from tests.support.stepscripts import run_step
 
+# One worker runs these one after another: each keeps 4 threads sending requests as fast as they can and
+# counts a single timeout as a failure, so two at once on a small machine starve each other's proxy.
+pytestmark = pytest.mark.xdist_group("http-load")
+
 SERVICE = "web"
 HEALTH = {"interval_s": 0.2, "timeout_s": 2.0, "deadline_s": 8.0}
 

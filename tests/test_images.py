@@ -96,3 +96,15 @@ def test_kept_refs_are_the_tagged_images_of_each_commit_newest_first() -> None:
         row("sha256:x", "p/web:x", None),  # no commit label: no version to go to
     ]
     assert images.kept_refs(rows) == {"c": ["p/web:c"], "a": ["p/web:a", "r/p/web:a"]}
+
+
+@pytest.mark.parametrize(
+    ("stage", "expected"),
+    [(None, []), ("production", ["--target", "production"])],
+)
+def test_the_build_target_is_passed_to_docker_build(stage: str | None, expected: list[str]) -> None:
+    target = RecordingTarget()
+    images.build_dir(target, "p/web:abc", [], "/src", "Dockerfile", 60, stage)
+    assert target.calls == [
+        ["docker", "build", "--pull=false", "-t", "p/web:abc", *expected, "-f", "/src/Dockerfile", "/src"]
+    ]

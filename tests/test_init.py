@@ -76,6 +76,9 @@ SHOP_MANIFEST = """\
 # services.toml written by 'wfgen init --from-compose compose.yaml'.
 # Check it with 'wfgen validate'; 'wfgen schema' lists every key and its default.
 # top-level keys not mapped: volumes
+# vars: compose environment values copied as they are; never one from an env_file, one whose name or
+# shape says credential (PASSWORD, SECRET, TOKEN, KEY, AUTH, ..., a URL with a password, a long random
+# string) or one written ${VAR}: those are names in env, their values come from secrets
 
 [project]
 name = "shop"
@@ -92,18 +95,20 @@ known_hosts_env = "VPS_KNOWN_HOSTS"      # ssh-keyscan output, checked against t
 # db (image postgres:16): not deployed by wfgen; deploys check that 127.0.0.1:5432 answers
 # cache (image redis:7): not deployed by wfgen, publishes no port: not checked
 tcp = ["127.0.0.1:5432"]
-secrets = ["API_TOKEN", "DATABASE_URL", "LOG_LEVEL", "QUEUE_URL", "SESSION_KEY"]
+secrets = ["API_TOKEN", "DATABASE_URL", "SESSION_KEY"]
 
 [services.api]
 # from compose service api
 # build.args: not mapped
+# ports: the binding to 127.0.0.1 is not mapped; wfgen publishes port 8080
 # depends_on db: image only; deploys check 127.0.0.1:5432 instead
 # not mapped: volumes, command
 path = "api"
 dockerfile = "Dockerfile.prod"
 port = 8080
 container_port = 80
-env = ["LOG_LEVEL", "API_TOKEN", "DATABASE_URL", "SESSION_KEY"]
+env = ["API_TOKEN", "DATABASE_URL", "SESSION_KEY"]
+vars = { LOG_LEVEL = "debug" }
 depends_on = ["worker"]
 # compose checks every 10 s; a deploy probes every 2 s, so it switches as soon as the new version answers
 health = { path = "/healthz", interval_s = 2, timeout_s = 3, start_grace_s = 90, deadline_s = 155 }
@@ -114,7 +119,7 @@ health = { path = "/healthz", interval_s = 2, timeout_s = 3, start_grace_s = 90,
 path = "worker"
 port = 9001
 container_port = 9000
-env = ["QUEUE_URL"]
+vars = { QUEUE_URL = "redis://cache:6379" }
 health = { path = "/ready", interval_s = 0.5, deadline_s = 60 }
 """
 
@@ -140,15 +145,18 @@ def test_compose_file_becomes_a_commented_manifest(in_tmp: Path) -> None:
     assert (in_tmp / "shop" / "services.toml").read_text(encoding="utf-8") == SHOP_MANIFEST
     assert result.stderr.splitlines() == [
         "compose.yaml:3: services.api: build.args: not mapped",
+        "compose.yaml:3: services.api: ports: the binding to 127.0.0.1 is not mapped; wfgen publishes port 8080",
         "compose.yaml:3: services.api: depends_on db: image only; deploys check 127.0.0.1:5432 instead",
         "compose.yaml:3: services.api: not mapped: volumes, command",
         "compose.yaml:24: services.worker: profiles background: wfgen deploys every service",
+        "compose.yaml:34: services.db: not deployed by wfgen; deploys check that 127.0.0.1:5432 answers",
+        "compose.yaml:38: services.cache: not deployed by wfgen, publishes no port: not checked",
         "compose.yaml:40: not mapped: volumes",
     ]
     assert "wrote shop/services.toml: 2 service(s): api, worker" in result.stdout
     assert (
         "create these repository secrets on GitHub: VPS_HOST, VPS_USER, VPS_SSH_KEY, VPS_KNOWN_HOSTS, "
-        "API_TOKEN, DATABASE_URL, LOG_LEVEL, QUEUE_URL, SESSION_KEY" in result.stdout
+        "API_TOKEN, DATABASE_URL, SESSION_KEY" in result.stdout
     )
     assert "wfgen render" in result.stdout
     assert "Actions -> Deploy Services (Parallel) -> Run workflow" in result.stdout
@@ -159,7 +167,7 @@ def test_no_value_of_an_environment_variable_is_written_or_printed(in_tmp: Path)
     result = wfgen("init", "-m", "shop/services.toml", "--from-compose", "shop/compose.yaml")
     assert result.exit_code == 0, result.output
     written = (in_tmp / "shop" / "services.toml").read_text(encoding="utf-8")
-    for value in (SECRET_VALUE, "hunter2", "debug", "redis://cache"):
+    for value in (SECRET_VALUE, "hunter2"):
         assert value not in written
         assert value not in result.stdout + result.stderr
 

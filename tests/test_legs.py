@@ -104,12 +104,19 @@ def test_cancel_terms_running_legs_and_cancels_queued_ones(tmp_path: Path) -> No
     assert pool.legs[2].proc is None  # never started
 
 
+def phase(leg: Leg) -> str | None:
+    status = read_json(leg.status_path)
+    return None if status is None else status.get("phase")
+
+
 def test_kill_ends_a_leg_that_ignores_sigterm(tmp_path: Path) -> None:
     pool = make_pool(tmp_path, {"stubborn": (60, "ignore-term")}, 1)
     pool.step()
-    time.sleep(0.5)
+    deadline = time.monotonic() + 10
+    while phase(pool.legs[0]) != "build" and time.monotonic() < deadline:  # SIGTERM ignored by then
+        time.sleep(0.05)
     pool.cancel()
-    time.sleep(0.5)
+    time.sleep(0.5)  # time for a SIGTERM to end it, had it not been ignored
     pool.step()
     assert pool.legs[0].running  # SIGTERM ignored
     pool.kill()

@@ -226,3 +226,35 @@ def test_a_malformed_release_is_one_line(line: str, problem: str) -> None:
     with pytest.raises(ManifestError) as caught:
         parse_manifest(RELEASE_BASE + line + "\n")
     assert caught.value.problems == [f"services.toml:6: {problem}"]
+
+
+@pytest.mark.parametrize(
+    ("state_dir", "problem"),
+    [
+        ("/tmp/wfgen", "must not be in /tmp, which every user can write to (another user could create it "
+                       "first); use a folder in the target user's home such as '.wfgen'"),
+        ("/tmp", "must not be in /tmp, which every user can write to (another user could create it first); use "
+                 "a folder in the target user's home such as '.wfgen'"),
+        ("/var/tmp/wfgen/", "must not be in /var/tmp, which every user can write to (another user could create "
+                            "it first); use a folder in the target user's home such as '.wfgen'"),
+        ("/dev/shm/./w", "must not be in /dev/shm, which every user can write to (another user could create it "
+                         "first); use a folder in the target user's home such as '.wfgen'"),
+        ("../../tmp/x", "must not contain '..': a folder in the target user's home such as '.wfgen', or an "
+                        "absolute path"),
+        ("/srv/../tmp/x", "must not contain '..': a folder in the target user's home such as '.wfgen', or an "
+                          "absolute path"),
+        ("~deploy/.wfgen", "'~name' is another user's home: use a path relative to the target user's home"),
+        ("a\\\\b", "must be a folder path on one line (no line break, NUL or backslash)"),
+    ],
+)  # fmt: skip
+def test_a_state_dir_others_could_write_to_is_one_line(state_dir: str, problem: str) -> None:
+    text = f'[project]\nname = "p"\n[target]\nstate_dir = "{state_dir}"\n' + RELEASE_BASE.split("\n", 2)[2]
+    with pytest.raises(ManifestError) as caught:
+        parse_manifest(text)
+    assert caught.value.problems == [f"services.toml:4: target.state_dir: {problem}"]
+
+
+@pytest.mark.parametrize("state_dir", [".wfgen", "~/.wfgen", "deploy/state", "/srv/wfgen", "/home/u/.wfgen"])
+def test_a_state_dir_in_the_home_or_an_absolute_one_elsewhere_is_accepted(state_dir: str) -> None:
+    text = f'[project]\nname = "p"\n[target]\nstate_dir = "{state_dir}"\n' + RELEASE_BASE.split("\n", 2)[2]
+    assert parse_manifest(text).target.state_dir == state_dir

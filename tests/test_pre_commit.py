@@ -41,6 +41,7 @@ def test_the_hooks_file_declares_both_hooks_over_the_manifest_and_generated_file
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="pre-commit's python hooks need a POSIX venv here")
+@pytest.mark.slow  # pre-commit installs the package into a new venv
 def test_pre_commit_runs_the_hooks_against_a_real_repository(tmp_path: Path) -> None:
     repo, home = tmp_path / "fleet", tmp_path / "cache"
     repo.mkdir()

@@ -48,6 +48,7 @@ def test_all_selects_every_service_in_manifest_order(tmp_path: Path, manifest: P
         "branch": "main",
         "force_rebuild": "false",
         "github-environment": "",
+        "environment": "",
         "path_services": '["user-service"]',
     }
     lines = result.stdout.splitlines()
@@ -219,6 +220,7 @@ def test_github_output_heredocs(tmp_path: Path) -> None:
         "branch",
         "force_rebuild",
         "github-environment",
+        "environment",
         "path_services",
     ] * 2
     assert parsed[0].value == "kept"

@@ -126,26 +126,26 @@ def test_release_runs_once_with_the_service_env_and_network_before_the_candidate
     bench: DeployBench, web: ServiceRepo, docker_project: str, docker_host: str, secret: str
 ) -> None:
     """It reaches the running version by its container name on the project network, sees the secret (whose
-    value never leaves the step) and its output is in the log."""
+    value never leaves the step) and the plain values, and its output is in the log."""
     live = f"{docker_project}-{SERVICE}"
     script = (
-        'echo "migrating with $T_RELEASE_TOKEN"; '
+        'echo "migrating with $T_RELEASE_TOKEN in $MIGRATE_MODE mode"; '
         f"/bin/busybox wget -q -O - http://{live}:3000/version 2>/dev/null || echo 'nothing runs yet'; "
         "/bin/busybox sleep 0.3; echo 'migrated' >&2"  # the two streams are ordered by Docker's timestamps
     )
-    port = setup(bench, docker_project, web, [*SH, script])
+    port = setup(bench, docker_project, web, [*SH, script], vars={"MIGRATE_MODE": "safe"})
     cold = bench.deploy()
     assert cold.status["result"] == "deployed", cold.stdout + cold.stderr
     assert cold.phases == [
         "lock", "source", "build", "release", "candidate", "health", "switch", "verify", "cleanup", "done",
     ]  # fmt: skip
     assert f"running release command: {shlex.join([*SH, script])}" in cold.stdout
-    assert quoted(cold) == ["migrating with $T_RELEASE_TOKEN", "nothing runs yet", "migrated"]
+    assert quoted(cold) == ["migrating with $T_RELEASE_TOKEN in safe mode", "nothing runs yet", "migrated"]
     assert "release command done in" in cold.stdout
     web.write_marker("v2")
     second = bench.deploy()
     assert second.status["result"] == "deployed", second.stdout + second.stderr
-    assert quoted(second) == ["migrating with $T_RELEASE_TOKEN", "v1", "migrated"]
+    assert quoted(second) == ["migrating with $T_RELEASE_TOKEN in safe mode", "v1", "migrated"]
     assert version(port) == "v2"
     assert secret not in cold.stdout + cold.stderr + second.stdout + second.stderr
     assert secret not in json.dumps(second.status)

@@ -33,6 +33,8 @@ from generator.render.files import (
 )
 from generator.steps import JOBS
 from generator.steps.core.order import waves
+from tests.support import actions_expr
+from tests.support.actions_sim import Context
 from tests.support.files import build_file_tree
 from tests.support.requires import skip_or_fail
 
@@ -239,7 +241,10 @@ def test_no_depends_on_keeps_one_deploy_job_and_four_hops() -> None:
     jobs = parse_yaml(rendered("minimal")[DEPLOY_WORKFLOW])["jobs"]
     assert list(jobs) == ["prepare", "check-infrastructure", "deploy-service", "deployment-summary"]
     assert jobs["deploy-service"]["if"] == "needs.check-infrastructure.outputs.count-1 != '0'"
-    assert "WFGEN_PLAN" not in step(jobs["deploy-service"], "Deploy")["env"]
+    env = step(jobs["deploy-service"], "Deploy")["env"]
+    # No dependency check in one wave, but the leg still deploys the commit the plan showed.
+    assert "WFGEN_DEPENDENCY_DIR" not in env
+    assert env["WFGEN_PLAN"] == "${{ needs.check-infrastructure.outputs.plan }}"
 
 
 def test_later_waves_read_the_reports_of_the_earlier_ones() -> None:
@@ -302,7 +307,10 @@ def test_secrets_reach_the_jobs_that_need_them_through_env(name: str) -> None:
     plan_env = step(jobs["check-infrastructure"], "Plan").get("env", {})
     deploy_env = step(jobs[deploy_job_ids(jobs)[0]], "Deploy")["env"]
     for needed in {n for n in target if n}:
-        assert check_env[needed] == plan_env[needed] == deploy_env[needed] == f"${{{{ secrets.{needed} }}}}"
+        every = f"${{{{ secrets.{needed} }}}}"
+        own = data["project"]["environment"]  # a secret only some environments name: theirs only
+        gated = f"${{{{ contains(fromJSON('[\"{own}\"]'), needs.prepare.outputs.environment) && secrets.{needed} || '' }}}}"
+        assert check_env[needed] == plan_env[needed] == deploy_env[needed] in (every, gated)
     # The plan compares a service's secrets by name only: it never receives them.
     assert not set(service_env) - set(target) & set(plan_env)
     for checked in set(data["infrastructure"]["secrets"]) - set(
@@ -320,14 +328,22 @@ def test_secrets_reach_the_jobs_that_need_them_through_env(name: str) -> None:
             assert deploy_env[needed] == (
                 f"${{{{ contains(fromJSON('{names}'), matrix.service) && {_ref(needed)} || '' }}}}"
             )
-    assert {k: v for k, v in deploy_env.items() if k.startswith("WFGEN_")} == {
-        "WFGEN_SERVICE": "${{ matrix.service }}",
-        "WFGEN_BRANCH": "${{ needs.prepare.outputs.branch }}",
-        "WFGEN_FORCE_REBUILD": "${{ needs.prepare.outputs.force_rebuild }}",
-        "WFGEN_STATUS_FILE": "wfgen-status/${{ matrix.service }}.json",
-        "WFGEN_PLAN_ID": "${{ needs.check-infrastructure.outputs.plan-id }}",  # stamped on the leg's report
-        **({"WFGEN_REPO_ROOT": "wfgen-source"} if any(s["path"] for s in data["services"].values()) else {}),
-    }
+    assert (
+        {k: v for k, v in deploy_env.items() if k.startswith("WFGEN_")}
+        == {
+            "WFGEN_SERVICE": "${{ matrix.service }}",
+            "WFGEN_BRANCH": "${{ needs.prepare.outputs.branch }}",
+            "WFGEN_FORCE_REBUILD": "${{ needs.prepare.outputs.force_rebuild }}",
+            "WFGEN_STATUS_FILE": "wfgen-status/${{ matrix.service }}.json",
+            "WFGEN_PLAN_ID": "${{ needs.check-infrastructure.outputs.plan-id }}",  # stamped on the leg's report
+            "WFGEN_PLAN": "${{ needs.check-infrastructure.outputs.plan }}",  # its commit is the one the leg deploys
+            **(
+                {"WFGEN_REPO_ROOT": "wfgen-source"}
+                if any(s["path"] for s in data["services"].values())
+                else {}
+            ),
+        }
+    )
     for job in ("prepare", "deployment-summary"):
         assert "secrets." not in json.dumps(jobs[job])
     environment = data["target"]["environment"]
@@ -335,6 +351,39 @@ def test_secrets_reach_the_jobs_that_need_them_through_env(name: str) -> None:
         environment = "${{ needs.prepare.outputs.github-environment }}"
     deploys = [environment] * len(deploy_job_ids(jobs))
     assert [job.get("environment") for job in jobs.values()] == [None, environment, *deploys, None]
+
+
+SECRETS = {"VPS_HOST": "host", "VPS_USER": "production-user", "STAGING_USER": "staging-user",
+           "VPS_SSH_KEY": "key", "VPS_KNOWN_HOSTS": "known", "DATABASE_URL": "db"}  # fmt: skip
+
+
+def evaluated(env: dict[str, str], environment: str) -> dict[str, str]:
+    """The secrets of a job's env: as the Actions simulator evaluates them in a run that deploys to
+    `environment`."""
+    outputs = {"environment": environment, "branch": "main", "force_rebuild": "false", "services": '["web"]'}
+    needs = {"prepare": {"result": "success", "outputs": outputs},
+             "check-infrastructure": {"result": "success", "outputs": {"plan": "", "plan-id": ""}}}  # fmt: skip
+    ctx = Context(
+        {}, {"environment": environment, "service": "web"}, SECRETS, needs, matrix={"service": "web"}
+    )
+    return {name: actions_expr.text(ctx.text(value)) for name, value in env.items() if "secrets." in value}
+
+
+@pytest.mark.parametrize(("environment", "own", "other"), [("staging", "STAGING_USER", "VPS_USER"),
+                                                           ("production", "VPS_USER", "STAGING_USER")])  # fmt: skip
+def test_a_job_gets_only_the_target_secrets_of_the_environment_it_deploys_to(
+    environment: str, own: str, other: str
+) -> None:
+    out = rendered("environments")
+    jobs = parse_yaml(out[DEPLOY_WORKFLOW])["jobs"]
+    rollback = parse_yaml(out[ROLLBACK_WORKFLOW])["jobs"]["rollback"]
+    steps = [step(jobs["check-infrastructure"], "Plan"), step(jobs["check-infrastructure"], "Check the target"),
+             *(step(jobs[job], "Deploy") for job in deploy_job_ids(jobs)), step(rollback, "Roll back")]  # fmt: skip
+    for each in steps:
+        env = evaluated(each["env"], environment)
+        assert (env[own], env[other]) == (SECRETS[own], ""), each["name"]
+        assert env["VPS_HOST"] == "host"  # named by both environments: both get it
+    assert jobs["prepare"]["outputs"]["environment"] == "${{ steps.plan.outputs.environment }}"
 
 
 def test_job_token_reaches_only_the_legs_of_services_that_name_it() -> None:
@@ -541,6 +590,7 @@ def run_render(argv: list[str], cwd: Path) -> None:
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.slow  # builds the wheel and installs it into a new venv
 def test_installed_wheel_renders_byte_identically(tmp_path: Path) -> None:
     """Slow (~15 s): build a wheel from the tree, install it into a plain venv, run `wfgen render` there.
 

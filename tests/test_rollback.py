@@ -97,8 +97,10 @@ def test_rollback_goes_back_toggles_and_takes_a_named_commit(
     assert running.stderr == f"web: {first[:7]} is already running\n"
     unknown = fleet.wfgen("rollback", "web", "--to", "0000000", timeout=120)
     assert (unknown.returncode, unknown.stdout) == (2, "")
-    kept = ", ".join(c[:7] + (" (running)" if c == first else "") for c in (third, second, first))
-    assert unknown.stderr == f"web: 0000000 was pruned or never built; kept: {kept}\n"
+    assert (
+        unknown.stderr
+        == f"web: 0000000 was pruned or never built; can roll back to: {third[:7]}, {second[:7]}\n"
+    )
     assert audit_lines(fleet) == before and served(fleet) == "v1"
 
 
@@ -125,6 +127,33 @@ def test_rollback_when_the_previous_image_was_pruned_touches_nothing(
     assert not (fleet.state_dir / "locks" / "web").exists()
     web = status_of(fleet)
     assert web["commit"] == second and not any(v["rollback"] for v in web["versions"])
+
+
+def test_a_kept_image_whose_deploy_failed_is_no_rollback_target(
+    tmp_path: Path, docker_host: str, docker_project: str
+) -> None:
+    """Its release command never ran (a rollback skips it), so `--to` refuses it and says what it can go to."""
+    fleet = make_fleet(tmp_path / "f", docker_project, docker_host, {"web": {}})
+    repo = fleet.repos["web"]
+    first = repo.write_marker("v1")
+    deploy(fleet)
+    broken = repo.commit_variant("broken_health")
+    failed = fleet.wfgen("deploy", "web", "main", "--quiet", timeout=600)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert f"{fleet.project}/web:{broken[:12]}" in docker(docker_host, "images", "--format",
+                                                          "{{.Repository}}:{{.Tag}}").stdout  # fmt: skip
+    at = parse_audit_line(audit_lines(fleet)[-1])
+    assert at is not None and (at.commit, at.result) == (broken, "failed")
+    before, container = audit_lines(fleet), live_id(fleet)
+
+    refused = fleet.wfgen("rollback", "web", "--to", broken[:7], timeout=120)
+    assert (refused.returncode, refused.stdout) == (2, "")
+    assert refused.stderr == (
+        f"web: {broken[:7]} never deployed (its deploy failed at {at.at}); can roll back to: none\n"
+    )
+    assert (audit_lines(fleet), live_id(fleet), served(fleet)) == (before, container, "v1")
+    assert not (fleet.state_dir / "locks" / "web").exists()
+    assert first == status_of(fleet)["commit"]
 
 
 def test_a_rollback_target_that_fails_its_health_check_leaves_the_running_one(
@@ -275,7 +304,8 @@ REFS = {C: ["p/web:c"], B: ["p/web:b"], A: ["p/web:a"]}  # newest first
         (C, {C: REFS[C], A: REFS[A]}, [C, B, A], None, A),  # b pruned: the newest kept one before it
         (A, REFS, [A, C, B, A], None, C),  # after a rollback to a, the next goes back to c
         (C, REFS, [C, B, A], "aaaa", A),
-        (C, REFS, [C], "bbbbbbb", B),  # named: any kept image, deployed before or not
+        (C, REFS, [C, B], "bbbbbbb", B),  # named: a kept image of a version once deployed
+        (C, REFS, [C, A, B], "bbbbbbb", B),  # deployed once, and kept: older than the newest before
     ],
 )
 def test_the_version_chosen(
@@ -294,15 +324,18 @@ def test_the_version_chosen(
          "versions deployed before ccccccc (bbbbbbb, aaaaaaa) were pruned; kept: ccccccc (running)"),
         (C, REFS, [entry(C), entry(B, "failed")], None,
          "nothing to roll back to: the audit log has no deploy before ccccccc"),
-        (C, REFS, [entry(C)], "dddd", "dddd was pruned or never built; kept: ccccccc (running), bbbbbbb, aaaaaaa"),
+        (C, REFS, [entry(C), entry(A)], "dddd", "dddd was pruned or never built; can roll back to: aaaaaaa"),
+        (C, REFS, [entry(C), entry(B, "failed"), entry(A)], "bbbb", "bbbbbbb never deployed (its deploy failed at "
+         "2026-11-29T14:00:00Z); can roll back to: aaaaaaa"),
+        (C, REFS, [entry(C)], "bbbb", "bbbbbbb never deployed; can roll back to: none"),
         (C, REFS, [entry(C)], "cccc", "ccccccc is already running"),
         (C, {C: REFS[C], "ab1" + "0" * 37: ["p/web:ab1"], "ab2" + "0" * 37: ["p/web:ab2"]}, [entry(C)], "ab00",
-         "ab00 was pruned or never built; kept: ccccccc (running), ab10000, ab20000"),
+         "ab00 was pruned or never built; can roll back to: none"),
         (C, {C: REFS[C], "abcd1" + "0" * 35: ["p/web:1"], "abcd2" + "0" * 35: ["p/web:2"]}, [entry(C)], "abcd",
          "--to abcd is ambiguous: abcd10000000, abcd20000000"),
     ],
-    ids=["nothing-runs", "no-earlier-deploy", "pruned", "only-failed-before", "unknown", "running", "no-match",
-         "ambiguous"],
+    ids=["nothing-runs", "no-earlier-deploy", "pruned", "only-failed-before", "unknown", "failed-only",
+         "only-built", "running", "no-match", "ambiguous"],
 )  # fmt: skip
 def test_why_there_is_nothing_to_roll_back_to(
     running: str | None, refs: dict[str, list[str]], deploys: list[AuditEntry], to: str | None, message: str

@@ -224,6 +224,28 @@ def read_pty(fd: int, proc: subprocess.Popen[bytes], timeout: float) -> bytes:
     return b"".join(chunks)
 
 
+def test_every_leg_deploys_the_commit_the_plan_showed_though_the_branch_moves_meanwhile(
+    fleet_factory,
+) -> None:
+    fleet = fleet_factory({"slow": {"build_s": 6}, "late": {}}, max_parallel=1)  # late starts after slow
+    planned = fleet.repos["late"].head
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "generator", "deploy", "all", "main", "--quiet"], cwd=fleet.root,
+        env=fleet.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        slow = fleet.root / ".wfgen" / "runs" / "latest" / "slow.json"
+        assert wait_until(lambda: (read_json(slow) or {}).get("phase") == "build", timeout=120), "no build"
+        pushed = fleet.repos["late"].write_marker("pushed after the plan")
+        output, _ = runner.communicate(timeout=300)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    assert runner.returncode == 0, output
+    late = fleet.last_run()["services"]["late"]
+    assert late["result"] == "deployed" and late["commit"] == planned != pushed
+
+
 def test_terminal_output_is_a_live_table(fleet_factory) -> None:
     fleet = fleet_factory({"tty-a": {"delay_s": 1}, "tty-b": {}}, max_parallel=2)
     master, slave = os.openpty()

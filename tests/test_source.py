@@ -34,11 +34,12 @@ def token_url(origin: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     return URL
 
 
-def test_clone_keeps_no_credentials(tmp_path: Path, origin: Path, token_url: str) -> None:
+def test_a_fetched_commit_keeps_no_credentials(tmp_path: Path, origin: Path, token_url: str) -> None:
     dest = tmp_path / "clone"
+    commit = git(origin, "rev-parse", "HEAD")
     with targets.LocalTarget() as local:
-        commit = source.clone(local, token_url, "main", str(dest), timeout=60)
-    assert commit == git(origin, "rev-parse", "HEAD")
+        source.fetch_commit(local, token_url, commit, str(dest), timeout=60)
+    assert git(dest, "rev-parse", "HEAD") == commit
     assert (dest / "Dockerfile").exists()
     assert git(dest, "remote") == ""
     leaks = [
@@ -47,10 +48,22 @@ def test_clone_keeps_no_credentials(tmp_path: Path, origin: Path, token_url: str
     assert leaks == []
 
 
-def test_clone_errors_mask_the_token(tmp_path: Path, token_url: str) -> None:
-    with targets.LocalTarget() as local, pytest.raises(source.SourceError) as caught:
-        source.clone(local, token_url, "no-such-branch", str(tmp_path / "clone"), timeout=60)
-    assert "https://***@git.example.invalid/letzgo/web.git (no-such-branch)" in str(caught.value)
+def test_a_commit_the_repository_no_longer_has_is_commit_gone_with_the_token_masked(
+    tmp_path: Path, origin: Path, token_url: str
+) -> None:
+    first = git(origin, "rev-parse", "HEAD")
+    (origin / "second").write_text("2\n")
+    git(origin, "add", "-A")
+    git(origin, "commit", "-q", "-m", "second")
+    gone = git(origin, "rev-parse", "HEAD")
+    git(origin, "reset", "-q", "--hard", first)
+    git(origin, "reflog", "expire", "--expire=now", "--all")
+    git(origin, "gc", "-q", "--prune=now")
+    with targets.LocalTarget() as local, pytest.raises(source.CommitGone) as caught:
+        source.fetch_commit(local, token_url, gone, str(tmp_path / "clone"), timeout=60)
+    assert str(caught.value).startswith(
+        f"cannot fetch {gone[:7]} from https://***@git.example.invalid/letzgo/web.git: "
+    )
     assert TOKEN not in str(caught.value)
 
 

@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from generator.cli import cli
+from generator.commands import status as status_report
 from generator.steps import status
 from tests.support.docker import docker
 from tests.support.fleet import Fleet, make_fleet
@@ -184,3 +185,14 @@ def test_the_vendored_status_step_needs_only_the_standard_library() -> None:
         cwd=".github/wfgen", env={"PATH": os.defpath}, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
+
+
+def test_the_table_shows_the_plain_values_one_a_line_and_quotes_a_control_character() -> None:
+    item = {"service": "web", "container": "p-web", "problem": None, "deploys": [], "versions": [],
+            "vars": {"LOG_LEVEL": "info", "BANNER": "a\tb"}}  # fmt: skip
+    assert status_report.details(item)[:4] == [
+        "web (p-web)",
+        "  vars (plain values from the manifest; secrets are never shown):",
+        "    LOG_LEVEL=info",
+        '    BANNER="a\\tb"',
+    ]

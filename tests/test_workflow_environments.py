@@ -28,7 +28,7 @@ HEALTH = {"interval_s": 0.25, "timeout_s": 2.0, "deadline_s": 8.0}
 def short_dir() -> Iterator[Path]:
     """The target's state folder: the proxy's admin socket lives in it, and a socket path holds 107 bytes."""
     path = Path(tempfile.mkdtemp(prefix="wfgs-"))
-    yield path
+    yield path / "s"  # in a folder of its own (0700): a state folder directly in /tmp is refused
     shutil.rmtree(path, ignore_errors=True)
 
 

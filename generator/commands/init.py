@@ -51,7 +51,11 @@ def _draft(options: InitOptions, manifest_dir: Path, project: str, err: TextIO) 
     if options.from_compose is not None and options.scan is not None:
         raise InitError("pass --from-compose or --scan, not both")
     if options.scan is not None:
-        return draft_from_scan(options.scan, manifest_dir, project, str(options.scan))
+        scanned = draft_from_scan(options.scan, manifest_dir, project, str(options.scan))
+        for service in scanned.services:
+            for note in service.notes:
+                err.write(f"{service.path}/Dockerfile: services.{service.name}: {note}\n")
+        return scanned
     compose = options.from_compose or _compose_here(manifest_dir)
     draft = draft_from_compose(compose, manifest_dir, project, _display(compose, manifest_dir))
     for line in draft.warnings:

@@ -125,6 +125,9 @@ def health(item: Mapping[str, Any]) -> str:
 def details(item: Mapping[str, Any]) -> list[str]:
     """The service's last deploys and its kept images, under its name (and why it does not serve)."""
     lines = [f"{item['service']} ({item['container']})" + (f": {item['problem']}" if item["problem"] else "")]
+    if item["vars"]:
+        lines.append("  vars (plain values from the manifest; secrets are never shown):")
+        lines += [f"    {name}={shown(value)}" for name, value in item["vars"].items()]
     deploys = [
         (clock(entry["at"]), what(entry), format_duration(entry["duration_s"]), short(entry["commit"]),
          entry["who"], f"run {entry['run']}" if entry["run"] else "")
@@ -142,6 +145,11 @@ def details(item: Mapping[str, Any]) -> list[str]:
     ]
     lines += indented("images on the target, newest first", versions, "none")
     return lines
+
+
+def shown(value: str) -> str:
+    """A value as it is, or JSON-quoted when it holds a character a terminal would act on."""
+    return value if value.isprintable() else json.dumps(value)
 
 
 def what(entry: Mapping[str, Any]) -> str:

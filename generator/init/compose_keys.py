@@ -10,11 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from generator.init.draft import HealthDraft, env_names_in_file, is_env_name, probe_of
+from generator.init.draft import HealthDraft, is_env_name, probe_of
+from generator.init.env_file import env_names_in_file, is_plain_value
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|ms|us|µs|ns|m|s)")
 _UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
 _NUMBER = re.compile(r"^\d{1,5}$")
+_STAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
 @dataclass(frozen=True)
@@ -78,17 +80,39 @@ def _long_port(entry: Mapping[str, Any]) -> Published | str:
     return Published(container, host, str(host_ip) if host_ip else None)
 
 
-def environment_names(value: Any) -> list[str]:
-    """Names from `environment` as a list ("KEY=VALUE", "KEY") or a mapping; the values stay behind."""
+def read_environment(value: Any) -> tuple[list[str], dict[str, str], list[str]]:
+    """`environment` as a list ("KEY=VALUE", "KEY") or a mapping: (secret names, plain values, notes).
+
+    A value goes into the plain values only when init_env.is_plain_value says it is configuration;
+    every other one stays behind and its name becomes a secret name."""
     if isinstance(value, Mapping):
-        return [str(key) for key in value]
-    if isinstance(value, list):
-        return [str(item).split("=", 1)[0].strip() for item in value]
-    return []
+        items = [(str(key), None if item is None else _text(item)) for key, item in value.items()]
+    elif isinstance(value, list):
+        items = [_item(str(entry)) for entry in value]
+    else:
+        items = []
+    secret: list[str] = []
+    plain: dict[str, str] = {}
+    for name, text in items:
+        if text is not None and is_env_name(name) and is_plain_value(name, text):
+            plain[name] = text
+        elif name not in secret:
+            secret.append(name)
+    return secret, plain, []
 
 
-def env_file_names(value: Any, folder: Path) -> tuple[list[str], list[str]]:
-    """Names from the files `env_file` lists (a path, a list, or {path, required}); (names, notes)."""
+def _item(entry: str) -> tuple[str, str | None]:
+    name, equals, text = entry.partition("=")
+    return name.strip(), text if equals else None
+
+
+def _text(value: Any) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+def env_file_names(value: Any, paths: Mapping[str, Path]) -> tuple[list[str], list[str]]:
+    """Names from the files `env_file` lists (a path, a list, or {path, required}); (names, notes).
+    Only the names of `NAME=...` entries are read; values and other lines are skipped, never echoed."""
     entries = value if isinstance(value, list) else [value]
     names: list[str] = []
     notes: list[str] = []
@@ -96,7 +120,7 @@ def env_file_names(value: Any, folder: Path) -> tuple[list[str], list[str]]:
         relative = str(entry.get("path", "")) if isinstance(entry, Mapping) else str(entry)
         required = not isinstance(entry, Mapping) or entry.get("required", True) is not False
         try:
-            text = (folder / relative).read_text(encoding="utf-8-sig")
+            text = paths[relative].read_text(encoding="utf-8-sig")
         except (OSError, UnicodeDecodeError):
             if required:
                 notes.append(f"env_file {relative}: cannot read it; add its variable names to env by hand")
@@ -149,15 +173,29 @@ def _seconds(value: Any) -> float | None:
     return duration_s(value) if value is not None else None
 
 
-def read_build(value: Any) -> tuple[str, str | None, list[str]]:
-    """(context, dockerfile, notes) of `build` as a path or a mapping."""
+@dataclass(frozen=True)
+class Build:
+    context: str
+    dockerfile: str | None
+    target: str | None
+    notes: list[str]
+
+
+def read_build(value: Any) -> Build:
+    """Context, dockerfile and target (stage) of `build` as a path or a mapping, and notes."""
     if not isinstance(value, Mapping):
-        return str(value), None, []
-    notes = [f"build.{key}: not mapped" for key in value if key not in {"context", "dockerfile"}]
+        return Build(str(value), None, None, [])
+    mapped = {"context", "dockerfile", "target"}
+    notes = [f"build.{key}: not mapped" for key in value if key not in mapped]
     dockerfile = value.get("dockerfile")
     if dockerfile is not None:
         path = PurePosixPath(str(dockerfile))
         if path.is_absolute() or ".." in path.parts:
             notes.append("build.dockerfile: outside the build context; the manifest uses Dockerfile")
             dockerfile = None
-    return str(value.get("context", ".")), None if dockerfile is None else str(dockerfile), notes
+    target = str(value["target"]) if value.get("target") is not None else None
+    if target is not None and not _STAGE.match(target):
+        notes.append("build.target: not a stage name wfgen can pass (variables are not expanded)")
+        target = None
+    context = str(value.get("context", "."))
+    return Build(context, None if dockerfile is None else str(dockerfile), target, notes)

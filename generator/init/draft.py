@@ -10,9 +10,11 @@ from generator.manifest.model import check_env_name, check_health_path
 FIRST_FREE_PORT = 3000
 MAX_NAME = 63
 _NOT_NAME = re.compile(r"[^a-z0-9-]+")
-# An HTTP URL on the container itself, as curl and wget probes in healthchecks name it.
+# An HTTP URL on the container itself, as curl and wget probes in healthchecks name it, with or without a
+# scheme (`curl --fail localhost:80/health-check`); a port given as a variable is left to the manifest's port.
 _LOCAL_URL = re.compile(
-    r"https?://(?:localhost|127\.0\.0\.1|0\.0\.0\.0|\[::1\])(?::(?P<port>\d{1,5}))?(?P<path>/[^\s'\"|;&)]*)?"
+    r"(?:(?<=\s)|(?<=^)|(?<=['\"=]))(?:https?://)?(?:localhost|127\.0\.0\.1|0\.0\.0\.0|\[::1\])"
+    r"(?::(?:(?P<port>\d{1,5})|\$\{?\w+\}?))?(?P<path>/[^\s'\"|;&)]*)?(?=[\s'\"|;&)]|$)"
 )
 _HTTP_CLIENT = re.compile(r"\b(curl|wget)\b")
 RESERVED_NAMES = {"proxy": "the project proxy is <project>-proxy"}
@@ -35,8 +37,10 @@ class ServiceDraft:
     path: str
     port: int
     dockerfile: str = "Dockerfile"
+    build_target: str | None = None
     container_port: int | None = None
     env: list[str] = field(default_factory=list)
+    vars: dict[str, str] = field(default_factory=dict)  # plain configuration values, never a secret's
     health: HealthDraft = field(default_factory=HealthDraft)
     depends_on: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -82,20 +86,6 @@ def is_env_name(name: str) -> bool:
     return True
 
 
-def env_names_in_file(text: str) -> list[str]:
-    """The variable names of a .env file, in order; values are never kept."""
-    names: list[str] = []
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        line = line.removeprefix("export ").lstrip()
-        name = line.split("=", 1)[0].strip()
-        if name and name not in names:
-            names.append(name)
-    return names
-
-
 def probe_of(command: str) -> tuple[str, int | None] | None:
     """(path, port) of the local URL a curl or wget command probes; None for any other check."""
     if not _HTTP_CLIENT.search(command):
@@ -113,20 +103,23 @@ def probe_of(command: str) -> tuple[str, int | None] | None:
 
 
 class PortPool:
-    """Host ports handed out so far; a taken or missing port gets the next free one from 3000 upward."""
+    """Host ports handed out so far; a taken or missing port gets the next free one from 3000 upward.
+    Reserved ports (the ones the compose file publishes explicitly) go to their owner only."""
 
-    def __init__(self) -> None:
+    def __init__(self, reserved: dict[int, str] | None = None) -> None:
         self.owner: dict[int, str] = {}
+        self.reserved = dict(reserved or {})
 
     def claim(self, port: int | None, name: str) -> tuple[int, str | None]:
         """The port to use for `name`, and a note when it is not the one asked for."""
-        if port is not None and port not in self.owner:
+        if port is not None and port not in self.owner and self.reserved.get(port, name) == name:
             self.owner[port] = name
             return port, None
         free = FIRST_FREE_PORT
-        while free in self.owner:
+        while free in self.owner or free in self.reserved:
             free += 1
         self.owner[free] = name
         if port is None:
             return free, f"no published port found: port {free} is the next free one from {FIRST_FREE_PORT}"
-        return free, f"host port {port} is already used by {self.owner[port]}: moved to {free}"
+        owner = self.owner.get(port) or self.reserved[port]
+        return free, f"host port {port} is already used by {owner}: moved to {free}"

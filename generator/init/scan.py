@@ -8,7 +8,10 @@ from pathlib import Path, PurePosixPath
 from generator.errors import InitError
 from generator.init.draft import HealthDraft, PortPool, ProjectDraft, ServiceDraft, probe_of, unique_name
 
-_INSTRUCTION = re.compile(r"^\s*(EXPOSE|HEALTHCHECK)\s+(.*)$", re.IGNORECASE)
+ANSWER_HEALTH = "make the service answer GET /health, or change the path"
+_INSTRUCTION = re.compile(r"^\s*(EXPOSE|HEALTHCHECK|ARG|ENV)\s+(.*)$", re.IGNORECASE)
+_VARIABLE = re.compile(r"\$(?:\{(\w+)(?::?-([^}]*))?\}|(\w+))")
+_DEFAULT = re.compile(r"^(\w+)=(\S*)")
 
 
 def draft_from_scan(folder: Path, manifest_dir: Path, project: str, display: str) -> ProjectDraft:
@@ -37,8 +40,10 @@ def _service(folder: Path, path: PurePosixPath, taken: set[str], pool: PortPool)
     if moved and exposed is None:
         moved = f"no EXPOSE in the Dockerfile: port {port} is the next free one; check the container's port"
     notes += [moved] if moved else []
+    if name != folder.name:
+        notes.append(f"named {name} in services.toml")
     if health.path is None:
-        notes.append("no HEALTHCHECK probing an HTTP URL in the Dockerfile")
+        notes.append(f"no HEALTHCHECK probing an HTTP URL in the Dockerfile: {ANSWER_HEALTH}")
     return ServiceDraft(
         name=name,
         origin=f"folder {path.as_posix()}",
@@ -55,12 +60,17 @@ def _read_dockerfile(path: Path) -> tuple[int | None, HealthDraft]:
     text = path.read_text(encoding="utf-8", errors="replace").replace("\\\n", " ")
     exposed: int | None = None
     health = HealthDraft()
+    defaults: dict[str, str] = {}  # ARG and ENV defaults, so `EXPOSE $PORT` reads as the port it names
     for line in text.splitlines():
         found = _INSTRUCTION.match(line)
         if found is None:
             continue
-        word, rest = found.group(1).upper(), found.group(2)
-        if word == "EXPOSE" and exposed is None:
+        word, rest = found.group(1).upper(), _expand(found.group(2), defaults)
+        if word in {"ARG", "ENV"}:
+            default = _DEFAULT.match(found.group(2).strip())
+            if default is not None:
+                defaults[default.group(1)] = _expand(default.group(2).strip("\"'"), defaults)
+        elif word == "EXPOSE" and exposed is None:
             first = rest.split()[0].split("/")[0] if rest.split() else ""
             exposed = int(first) if first.isdigit() and 1 <= int(first) <= 65535 else None
         elif word == "HEALTHCHECK":
@@ -68,3 +78,13 @@ def _read_dockerfile(path: Path) -> tuple[int | None, HealthDraft]:
             if probe is not None:
                 health.path, health.container_port = probe
     return exposed, health
+
+
+def _expand(text: str, defaults: dict[str, str]) -> str:
+    """$NAME, ${NAME} and ${NAME:-default} from the ARG and ENV lines above."""
+
+    def value(found: re.Match[str]) -> str:
+        name = found.group(1) or found.group(3)
+        return defaults.get(name, found.group(2) or found.group(0))
+
+    return _VARIABLE.sub(value, text)

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
 
 from generator.init.draft import HealthDraft, ProjectDraft, ServiceDraft
 
 DEFAULT_DEADLINE_S = 60.0
 DEFAULT_RETRIES = 3  # Docker's default number of failed probes before a container is unhealthy
 MAX_SECONDS = 86400.0
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+VARS_RULE = (
+    "# vars: compose environment values copied as they are; never one from an env_file, one whose name or\n"
+    "# shape says credential (PASSWORD, SECRET, TOKEN, KEY, AUTH, ..., a URL with a password, a long random\n"
+    "# string) or one written ${VAR}: those are names in env, their values come from secrets"
+)
 
 
 def manifest_text(draft: ProjectDraft) -> str:
@@ -16,6 +23,7 @@ def manifest_text(draft: ProjectDraft) -> str:
         f"# services.toml written by 'wfgen init {draft.source}'.",
         "# Check it with 'wfgen validate'; 'wfgen schema' lists every key and its default.",
         *_comments(draft.notes),
+        *([VARS_RULE] if any(service.vars for service in draft.services) else []),
         "",
         "[project]",
         f"name = {_string(draft.name)}",
@@ -43,15 +51,17 @@ def _service(service: ServiceDraft) -> list[str]:
     lines.append(f"path = {_string(service.path)}")
     if service.dockerfile != "Dockerfile":
         lines.append(f"dockerfile = {_string(service.dockerfile)}")
+    if service.build_target is not None:
+        lines.append(f"build_target = {_string(service.build_target)}")
     lines.append(f"port = {service.port}")
     if service.container_port is not None:
         lines.append(f"container_port = {service.container_port}")
     if service.env:
         lines.append(f"env = {_array(service.env)}")
+    if service.vars:
+        lines.append(f"vars = {_table(service.vars)}")
     if service.depends_on:
         lines.append(f"depends_on = {_array(service.depends_on)}")
-    if service.health.path is None:
-        lines.append("# no HTTP health check found: make the service answer GET /health, or change the path")
     every = service.health.interval_s or 0.0
     if every > PROBE_EVERY_MAX_S:
         probe = _number(PROBE_EVERY_MAX_S)
@@ -103,6 +113,14 @@ def _string(text: str) -> str:
 
 def _array(items: list[str]) -> str:
     return "[" + ", ".join(_string(item) for item in items) + "]"
+
+
+def _table(values: dict[str, str]) -> str:
+    return "{ " + ", ".join(f"{_key(name)} = {_string(value)}" for name, value in values.items()) + " }"
+
+
+def _key(name: str) -> str:
+    return name if _BARE_KEY.match(name) else _string(name)
 
 
 def _comments(notes: list[str]) -> list[str]:

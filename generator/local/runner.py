@@ -33,9 +33,14 @@ from generator.manifest.loading import load
 from generator.steps import deployment_summary, plan, prepare
 from generator.steps.check_infrastructure import secret_flags
 from generator.steps.core import config, handoff
-from generator.steps.core.steplib import RESULTS_OK, UsageError, now_iso, write_json_atomic
+from generator.steps.core.steplib import (
+    JOB_MARGIN_MINUTES,
+    RESULTS_OK,
+    UsageError,
+    now_iso,
+    write_json_atomic,
+)
 from generator.steps.core.target import CommandFailed, TargetError
-from generator.steps.engine.deployment import JOB_MARGIN_MINUTES
 
 POLL_S = 0.2
 CANCEL_GRACE_S = 60.0
@@ -154,9 +159,11 @@ def child_env(environ: Mapping[str, str], options: DeployOptions) -> dict[str, s
     return env
 
 
-def deploy_argv(leg: Leg, manifest: Path, repo_root: Path) -> list[str]:
-    """The deploy job's step for one leg, with the resolved manifest this run wrote."""
+def deploy_argv(leg: Leg, manifest: Path, repo_root: Path, plan_text: str) -> list[str]:
+    """The deploy job's step for one leg, with the resolved manifest this run wrote and the plan (the leg
+    deploys the commit it showed, not what the branch points to once the leg starts)."""
     args = ["--service", leg.service, "--branch", leg.branch, "--status-file", str(leg.status_path)]
+    args += ["--plan", plan_text]
     return step_argv("deploy_service", *args, "--manifest", str(manifest), "--repo-root", str(repo_root))
 
 
@@ -309,7 +316,8 @@ class Run:
                 leg.result, leg.message = "cancelled", "did not exit after SIGKILL"
 
     def leg_argv(self, leg: Leg) -> list[str]:
-        return deploy_argv(leg, self.dir / "manifest.json", self.root)
+        assert self.document is not None  # plan_against_target: no legs without a plan
+        return deploy_argv(leg, self.dir / "manifest.json", self.root, handoff.encode(self.document))
 
     def finish(self) -> int:
         interrupted = self.interrupts.requested

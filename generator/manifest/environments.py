@@ -2,7 +2,8 @@
 
 Each environment deploys from its own branches, with its own GitHub environment, optionally its own target
 keys and a port offset. On the target every name it owns carries its name: `<project>-<env>-<service>`,
-images `<project>-<env>/<service>`, the proxy, the network and `<state_dir>/<env>` (locks, audit log).
+images `<project>-<env>/<service>`, the proxy, the network (unless its own [target] names one) and
+`<state_dir>/<env>` (locks, audit log).
 """
 
 from __future__ import annotations
@@ -92,7 +93,12 @@ def check(manifest: Manifest) -> list[Problem]:
                 same = "" if seen == branch else f" as {seen} (GitHub compares branch names ignoring case)"
                 problems.append(((*where, "branches", index), f"{branch} already deploys to {other}{same}"))
             owner.setdefault(branch.lower(), (branch, name))
-    return problems + _check_container_names(manifest) + _check_shared_targets(manifest)
+    return (
+        problems
+        + _check_container_names(manifest)
+        + _check_networks(manifest)
+        + _check_shared_targets(manifest)
+    )
 
 
 def _check_container_names(manifest: Manifest) -> list[Problem]:
@@ -146,16 +152,35 @@ def ports(manifest: Manifest, environment: Environment) -> dict[str, int]:
 
 
 def network(manifest: Manifest, name: str) -> str:
-    """The environment's Docker network. Services answer there by their name, so environments that share a
-    target each get their own (`<network>-<environment>`); one alone on its target keeps [target]'s."""
+    """The environment's Docker network: its own (`<network>-<environment>`) unless its own [target] table
+    names one. Services answer there by their name, and whether two host secrets hold one host cannot be
+    known: two environments never share a network by inference (`check` refuses two naming the same one)."""
     environment = manifest.environments[name]
-    if environment.target is not None and "network" in environment.target.model_fields_set:
-        assert environment.target.network is not None  # DockerName: the key cannot be set to nothing
+    if own_network(environment):
+        assert environment.target is not None and environment.target.network is not None
         return environment.target.network
-    shared = any(name in names for names in _same_target(manifest))
     if manifest.target.network:
-        return f"{manifest.target.network}-{name}" if shared else manifest.target.network
+        return f"{manifest.target.network}-{name}"
     return f"{manifest.project.name}-{name}-network"
+
+
+def own_network(environment: Environment) -> bool:
+    """The environment's [target] table sets `network` itself."""
+    return environment.target is not None and "network" in environment.target.model_fields_set
+
+
+def _check_networks(manifest: Manifest) -> list[Problem]:
+    problems: list[Problem] = []
+    owner: dict[str, str] = {}
+    for name in manifest.environments:
+        own = network(manifest, name)
+        other = owner.setdefault(own, name)
+        if other != name:
+            why = "on one host their services would answer each other's names"
+            problems.append(
+                (("environments", name, "target", "network"), f"{own} is also {other}'s network: {why}")
+            )
+    return problems
 
 
 def _same_target(manifest: Manifest) -> list[list[str]]:
@@ -175,10 +200,9 @@ def _check_shared_targets(manifest: Manifest) -> list[Problem]:
 
 
 def _clashes(manifest: Manifest, names: Sequence[str]) -> list[Problem]:
-    """Two environments on one host: ports, networks and the domains' proxy ports must not meet."""
+    """Two environments on one host: ports and the domains' proxy ports must not meet (networks never do)."""
     problems: list[Problem] = []
     taken: dict[int, str] = {}
-    networks: dict[str, str] = {}
     domains = any(service.domain for service in manifest.services.values())
     for name in names:
         where = ("environments", name)
@@ -190,11 +214,6 @@ def _clashes(manifest: Manifest, names: Sequence[str]) -> list[Problem]:
                              "the same target; set a port_offset that keeps them apart"))  # fmt: skip
         for port in mine.values():
             taken.setdefault(port, name)
-        own = network(manifest, name)
-        if own in networks:
-            problems.append(((*where, "target", "network"), f"{own} is {networks[own]}'s network on the same "
-                             "target: its services would answer each other's names"))  # fmt: skip
-        networks.setdefault(own, name)
         if domains and name != names[0]:
             both = f"{manifest.proxy.http_port} and {manifest.proxy.https_port}"
             problems.append(

@@ -138,6 +138,34 @@ def check_constraint(value: str) -> str:
     return value.strip()
 
 
+def check_var_value(value: str) -> str:
+    if any(char in value for char in "\n\r\0"):
+        raise ValueError("must be one line: no line break or NUL character")
+    return value
+
+
+# Folders every user of the host can write to: another user could create the state folder there first.
+SHARED_FOLDERS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/var/lock")
+
+
+def check_state_dir(value: str) -> str:
+    path = PurePosixPath(value)
+    if any(char in value for char in "\n\r\0\\"):
+        raise ValueError("must be a folder path on one line (no line break, NUL or backslash)")
+    if ".." in path.parts:
+        raise ValueError("must not contain '..': a folder in the target user's home such as '.wfgen', or an "
+                         "absolute path")  # fmt: skip
+    if value.startswith("~") and not (value == "~" or value.startswith("~/")):
+        raise ValueError("'~name' is another user's home: use a path relative to the target user's home")
+    for shared in map(PurePosixPath, SHARED_FOLDERS):
+        if path == shared or path.parent == shared:
+            raise ValueError(
+                f"must not be in {shared}, which every user can write to (another user could create it "
+                "first); use a folder in the target user's home such as '.wfgen'"
+            )
+    return value
+
+
 def check_tcp(value: str) -> str:
     host, sep, port = value.rpartition(":")
     host = host.removeprefix("[").removesuffix("]")
@@ -151,6 +179,7 @@ EnvName = Annotated[str, AfterValidator(check_env_name)]
 DockerName = Annotated[str, AfterValidator(check_docker_name)]
 GitRef = Annotated[str, AfterValidator(check_git_ref)]
 Port = Annotated[int, AfterValidator(check_port)]
+VarValue = Annotated[str, AfterValidator(check_var_value)]
 Seconds = Annotated[float, Field(gt=0, le=86400)]
 
 
@@ -223,8 +252,11 @@ class Target(StrictModel):
     )
     port: Port = Field(default=22, description="SSH port.")
     network: DockerName | None = Field(default=None, description="Docker network services join.")
-    state_dir: str = Field(
-        default=".wfgen", min_length=1, description="Locks, audit log, clones on the target."
+    state_dir: Annotated[str, AfterValidator(check_state_dir)] = Field(
+        default=".wfgen",
+        min_length=1,
+        description="Locks, audit log, env-files on the target: relative to the target user's home, or "
+        "absolute; created 0700, refused when another user owns it or can write to it.",
     )
     environment: str | None = Field(
         default=None, min_length=1, description="GitHub environment of deploy jobs."
@@ -299,6 +331,9 @@ class Service(StrictModel):
     path: Annotated[str, AfterValidator(check_relative_path)] | None = Field(default=None)
     ref: GitRef | None = Field(default=None, description="Branch to deploy instead of the dispatched one.")
     dockerfile: Annotated[str, AfterValidator(check_relative_path)] = Field(default="Dockerfile")
+    build_target: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")] | None = Field(
+        default=None, description="Build stage of a multi-stage Dockerfile (docker build --target)."
+    )
     context: str = Field(default=".", description="Build context inside the source.")
     port: Port = Field(description="Host port the service answers on.")
     container_port: Port | None = Field(
@@ -306,6 +341,11 @@ class Service(StrictModel):
     )
     env: list[EnvName] = Field(
         default=[], description="Env vars passed into the container (values from secrets)."
+    )
+    vars: dict[EnvName, VarValue] = Field(
+        default={},
+        description="Plain, non-secret env vars passed into the container: NAME = 'value' "
+        "(shown by status; secrets belong in env).",
     )
     health: Health = Field(default_factory=Health)
     proxy: bool = Field(
@@ -369,6 +409,11 @@ class Environment(StrictModel):
     )
     port_offset: int = Field(
         default=0, ge=0, le=64511, description="Added to every service port: two copies on one host."
+    )
+    vars: dict[Name, dict[EnvName, VarValue]] = Field(
+        default={},
+        description="Per service, plain env vars this environment sets differently or adds: "
+        "[environments.<env>.vars.<service>] NAME = 'value'.",
     )
 
 

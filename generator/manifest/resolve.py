@@ -6,7 +6,7 @@ from typing import Any
 
 from generator.distribution import installed
 from generator.errors import WfgenError
-from generator.manifest import environments
+from generator.manifest import environments, plain_vars
 from generator.manifest.model import Manifest, Service
 from generator.pins import proxy_image
 
@@ -61,6 +61,12 @@ def resolve_manifest(
     if chosen.kind == "local" or target["manager"] == "local":
         target.update({key: None for key in _SSH_KEYS}, insecure_ignore_host_key=False, port=None)
     infrastructure = manifest.infrastructure.model_dump()
+    if environment is not None and manifest.target.network:
+        # [target]'s network listed among those that must exist stands for the environment's own.
+        infrastructure["networks"] = [
+            target["network"] if listed == manifest.target.network else listed
+            for listed in infrastructure["networks"]
+        ]
     infrastructure["tcp"] = [split_tcp(endpoint) for endpoint in manifest.infrastructure.tcp]
     return {
         "_generated": GENERATED_NOTE.format(source=source),
@@ -72,7 +78,9 @@ def resolve_manifest(
         "infrastructure": infrastructure,
         "proxy": resolve_proxy(manifest, project["name"]),
         "services": {
-            name: resolve_service(name, service, offset, swarm=swarm)
+            name: resolve_service(
+                name, service, offset, plain_vars.of_service(manifest, name, environment), swarm=swarm
+            )
             for name, service in manifest.services.items()
         },
     }
@@ -95,7 +103,12 @@ def resolve_proxy(manifest: Manifest, project: str) -> dict[str, Any]:
 
 
 def resolve_service(
-    name: str, service: Service, port_offset: int = 0, *, swarm: bool = False
+    name: str,
+    service: Service,
+    port_offset: int = 0,
+    values: dict[str, str] | None = None,
+    *,
+    swarm: bool = False,
 ) -> dict[str, Any]:
     return {
         "name": name,
@@ -104,10 +117,12 @@ def resolve_service(
         "path": service.path,
         "ref": service.ref,
         "dockerfile": service.dockerfile,
+        "build_target": service.build_target,
         "context": service.context,
         "port": service.port + port_offset,  # inside the container the port stays what the app listens on
         "container_port": service.container_port or service.port,
         "env": list(service.env),
+        "vars": dict(sorted(service.vars.items())) if values is None else values,
         "health": service.health.model_dump(exclude={"command"}),
         "proxy": service.proxy,
         "domain": service.domain,

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from generator.errors import ManifestError
-from generator.manifest import environments
+from generator.manifest import environments, plain_vars
 from generator.manifest.locate import KeyLocator, format_loc
 from generator.manifest.model import MAX_SERVICES, SSH_ONLY, Manifest
 from generator.manifest.suggest import allowed_keys
@@ -176,6 +176,7 @@ def cross_check(manifest: Manifest) -> list[tuple[tuple[str | int, ...], str]]:
         + _check_swarm(manifest)
         + _check_proxy(manifest)
         + environments.check(manifest)
+        + plain_vars.check(manifest)
     )
 
 

@@ -17,9 +17,8 @@ from generator.manifest.model import Manifest
 from generator.manifest.resolve import GENERATED_NOTE, resolve_manifest
 from generator.pins import action_pins, templates_root
 from generator.steps import JOBS
-from generator.steps.check_infrastructure import secret_flag
 from generator.steps.core.order import waves
-from generator.steps.engine.deployment import JOB_MARGIN_MINUTES
+from generator.steps.core.steplib import JOB_MARGIN_MINUTES, secret_flag
 
 DEPLOY_WORKFLOW = ".github/workflows/deploy-services-parallel.yml"
 CHECK_WORKFLOW = ".github/workflows/wfgen-check.yml"
@@ -96,21 +95,21 @@ def workflow_context(
 
     With environments, secrets are those of every environment's target (a job reads the ones its
     environment's manifest names), and the branch picks the environment."""
-    copies = list(environments.values()) or [resolved]
-    target_names = [copy["target"][key] for copy in copies
-                    for key in ("host_env", "user_env", "ssh_key_env", "known_hosts_env")]  # fmt: skip
     build = resolved["build"]
     registry_names = [build["registry_user_env"], build["registry_password_env"]]
     registry = build["registry"] or ""
+    # The environment a job deploys to: prepare's output (the branch picked it), or the rollback's input.
+    target = target_env(resolved, environments, "needs.prepare.outputs.environment", registry_names)
+    rollback_target = target_env(resolved, environments, "inputs.environment", registry_names)
     return {
         **resolved,
         "header": header,
         "pins": action_pins(),
-        "check_env": check_env(target_names, resolved["infrastructure"]["secrets"]),
-        "deploy_env": deploy_env(resolved, [*target_names, *registry_names]),
+        "check_env": check_env(target, resolved["infrastructure"]["secrets"]),
+        "deploy_env": deploy_env(resolved, target, registry_names),
         # A rollback pulls nothing: the image is on the target. It needs the target and the service's secrets.
-        "rollback_env": deploy_env(resolved, target_names, subject="inputs.service"),
-        "plan_env": secret_env(target_names),
+        "rollback_env": deploy_env(resolved, rollback_target, [], subject="inputs.service"),
+        "plan_env": target,
         "deploy_jobs": deploy_jobs(resolved),
         "summary_needs": ["prepare", "check-infrastructure", *(job["id"] for job in deploy_jobs(resolved))],
         "push_paths": push_paths(resolved, list(environments)),
@@ -229,9 +228,35 @@ def secret_env(names: Iterable[str | None]) -> dict[str, str]:
     return env
 
 
-def check_env(target_names: list[str | None], checked: list[str]) -> dict[str, str]:
+TARGET_SECRETS = ("host_env", "user_env", "ssh_key_env", "known_hosts_env")
+
+
+def target_env(
+    resolved: dict[str, Any], environments: dict[str, dict[str, Any]], subject: str, shared: list[str | None]
+) -> dict[str, str]:
+    """The target's secrets. With environments, a secret only some of them name reaches a job only when
+    `subject` (an expression) is one of those: staging's jobs never receive production's SSH key. A name a
+    service or the registry also uses is not gated: they need it in every environment."""
+    copies = environments or {"": resolved}
+    users: dict[str, list[str]] = {}
+    for name, copy in copies.items():
+        for key in TARGET_SECRETS:
+            secret = copy["target"][key]
+            if secret and name not in users.setdefault(secret, []):
+                users[secret].append(name)
+    also_used = {*shared, *(secret for service in resolved["services"].values() for secret in service["env"])}
+    env = secret_env(users)
+    for secret, names in users.items():
+        if secret in env and len(names) < len(copies) and secret not in also_used:
+            quoted = json.dumps(names, separators=(",", ":"))  # environment names are [a-z0-9-]
+            ref = env[secret].removeprefix("${{ ").removesuffix(" }}")
+            env[secret] = f"${{{{ contains(fromJSON('{quoted}'), {subject}) && {ref} || '' }}}}"
+    return env
+
+
+def check_env(target: dict[str, str], checked: list[str]) -> dict[str, str]:
     """The target's secrets, which the check uses; for the ones it only checks, whether they are set."""
-    env = secret_env(target_names)
+    env = dict(target)
     for name in checked:
         ref = secret_ref(name)
         if ref is not None:
@@ -240,11 +265,14 @@ def check_env(target_names: list[str | None], checked: list[str]) -> dict[str, s
 
 
 def deploy_env(
-    resolved: dict[str, Any], every_leg: list[str | None], subject: str = "matrix.service"
+    resolved: dict[str, Any],
+    target: dict[str, str],
+    every_leg: list[str | None],
+    subject: str = "matrix.service",
 ) -> dict[str, str]:
-    """Secrets of a deploy leg: target and registry ones for all, a service's own only for its own leg (the
-    service `subject` names)."""
-    env = secret_env(every_leg)
+    """Secrets of a deploy leg: the target's (see target_env) and registry ones for all, a service's own only
+    for its own leg (the service `subject` names)."""
+    env = {**target, **{name: ref for name, ref in secret_env(every_leg).items() if name not in target}}
     users: dict[str, list[str]] = {}
     for name, service in resolved["services"].items():
         for secret in service["env"]:

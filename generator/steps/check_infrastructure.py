@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from .core import config, steplib
 from .core.lock import LockTimeout
+from .core.steplib import secret_flag
 from .core.target import CommandFailed, Target, TargetError, open_target
 from .engine.probe import tcp_probe
 from .engine.proxy import Proxy, ProxyError, proxied, proxy_lock
@@ -32,7 +33,6 @@ DOCKER_INFO = (
     "{{else}}{{.ServerVersion}}|{{.DockerRootDir}}{{end}}"
 )
 NOT_SET = "not set in the environment"
-SECRET_SET_PREFIX = "WFGEN_SECRET_SET_"
 
 
 @dataclass(frozen=True)
@@ -205,11 +205,6 @@ class Checker:
 
 def _hostport(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def secret_flag(name: str) -> str:
-    """The variable that tells the check whether secret `name` is set, so the check never holds its value."""
-    return SECRET_SET_PREFIX + name
 
 
 def secret_flags(names: Iterable[str], environ: Mapping[str, str]) -> dict[str, str]:

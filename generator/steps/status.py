@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .core import config, steplib
+from .core import config, runconfig, steplib
 from .core.audit import AuditEntry, audit_path, read_audit, rollback_commit, service_deploys
 from .core.target import CommandFailed, Target, TargetError, open_target
 from .engine import changes, images
@@ -70,6 +70,7 @@ class ServiceStatus:
     started_at: str | None
     finished_at: str | None
     exit_code: int | None
+    vars: dict[str, str]  # the plain values (services.<name>.vars) the live container was given
     health: Health | None  # None when not probed: nothing runs
     deploys: tuple[AuditEntry, ...]  # newest first
     versions: tuple[Version, ...]  # newest first
@@ -157,6 +158,7 @@ def service_status(
         started_at=utc(now.started_at) if now else None,
         finished_at=utc(now.finished_at) if now and not now.running else None,
         exit_code=now.exit_code if now and not now.running else None,
+        vars=runconfig.vars_of(now.labels) if now else {},
         health=health,
         deploys=tuple(deploys),
         versions=versions(kept, now, deploys),
@@ -205,5 +207,7 @@ def _redacted(value: Any, target: Target) -> Any:
     if isinstance(value, list):
         return [_redacted(item, target) for item in value]
     if isinstance(value, dict):
-        return {key: _redacted(item, target) for key, item in value.items()}
+        # Plain values are written in the committed manifest: shown as they are, even one that happens to
+        # equal the target's user or home (redacting it would pass a plain value off as a secret).
+        return {key: item if key == "vars" else _redacted(item, target) for key, item in value.items()}
     return value

@@ -45,7 +45,7 @@ class Fleet:
 
     @property
     def state_dir(self) -> Path:
-        return self.root / "target-state"
+        return self.root / "state"  # short: the proxy's admin socket lives in it
 
     def env(self, **extra: str) -> dict[str, str]:
         """Environment for `wfgen deploy`: this checkout importable, the test engine as DOCKER_HOST."""

@@ -78,7 +78,7 @@ def make_monorepo(
     root.mkdir(parents=True, exist_ok=True)
     init_repo(root)
     repo = Monorepo(root=root, project=project, docker_host=docker_host)
-    (root / ".gitignore").write_text(".wfgen/\ntarget-state/\n", encoding="utf-8")
+    (root / ".gitignore").write_text(".wfgen/\nstate/\n", encoding="utf-8")
     (root / "lib").mkdir()
     (root / "lib" / "shared.txt").write_text("shared v1\n", encoding="utf-8")
     sections = [

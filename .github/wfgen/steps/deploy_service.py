@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import math
 import os
 import signal
@@ -22,6 +23,7 @@ from .core.target import Target, open_target
 from .engine import source
 from .engine.deployment import Deployment, Settings, hold_signals
 
+EMPTY_PLAN = "WFGEN_PLAN is empty: the plan job's output did not reach this leg"
 RESULT_EXIT = {"deployed": steplib.Exit.OK, "unchanged": steplib.Exit.OK}
 
 
@@ -79,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--plan", default=env("WFGEN_PLAN"), help="the run's plan, from plan.py (env WFGEN_PLAN)"
     )
     parser.add_argument(
+        "--commit",
+        default=env("WFGEN_COMMIT"),
+        help="the commit to deploy, as the plan showed it; default: the plan's, else the branch's head "
+        "(env WFGEN_COMMIT)",
+    )
+    parser.add_argument(
         "--dependency-dir",
         default=env("WFGEN_DEPENDENCY_DIR"),
         help="status reports of the earlier waves; with --plan, skip when a dependency did not deploy "
@@ -101,6 +109,26 @@ def settings_from(args: argparse.Namespace, manifest: config.Manifest) -> Settin
     )
 
 
+def planned_commit(args: argparse.Namespace, service: str) -> str | None:
+    """The commit this leg deploys: --commit, else the one the run's plan showed for `service`. None only for
+    a deploy run by hand (no plan): it deploys the head of the branch."""
+    if args.commit:
+        if not steplib.is_commit(args.commit):
+            raise steplib.UsageError(f"--commit: expected a full 40-character commit id, got {args.commit!r}")
+        return str(args.commit)
+    if not args.plan:
+        # A workflow's leg: without its plan it would deploy whatever the branch points to by now.
+        if args.plan_id:
+            raise steplib.UsageError(f"{EMPTY_PLAN}, so the commit it showed is unknown; nothing deployed")
+        return None
+    for item in handoff.decode(args.plan)["services"]:
+        if item["service"] == service:
+            if not item["desired"]:
+                raise steplib.UsageError("the plan has no commit for it (its branch could not be read then)")
+            return str(item["desired"])
+    raise steplib.UsageError(f"WFGEN_PLAN: {service!r} is not in the plan of this run")
+
+
 def lock_wait_seconds(value: str | None, manifest: config.Manifest) -> float:
     """--lock-wait, or project.lock_wait_s when unset; UsageError unless a finite, non-negative number."""
     lock_wait = value if value is not None else manifest.project.lock_wait_s
@@ -121,8 +149,8 @@ def unmet_dependencies(args: argparse.Namespace, service: str) -> str | None:
         return None
     if not args.plan:
         raise steplib.UsageError(
-            "WFGEN_PLAN is empty: the plan job's output did not reach this leg, so its dependencies "
-            "cannot be checked (GitHub drops an output that holds a secret's value)"
+            f"{EMPTY_PLAN}, so its dependencies cannot be checked "
+            "(GitHub drops an output that holds a secret's value)"
         )
     results = order.dependency_results(handoff.decode(args.plan), service, Path(args.dependency_dir))
     problems = order.unmet(list(results), results)
@@ -157,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         steplib.error(name, f"--status-file {status_path}: cannot write ({exc.strerror}: {exc.filename})")
         return steplib.Exit.USAGE
     try:
+        settings = dataclasses.replace(settings, commit=planned_commit(args, name))
         unmet = unmet_dependencies(args, name)
     except steplib.UsageError as exc:
         status.finish("failed", str(exc))

@@ -128,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
             "force_rebuild": "true" if plan.force_rebuild else "false",
             # With [environments]: where this run's jobs run; the branch picked the manifest.
             "github-environment": manifest.target.environment or "",
+            # With [environments]: its name; a job gets only the target secrets of this environment.
+            "environment": manifest.project.environment or "",
             # Whether a job must check out this repository: only folder services build from it.
             "path_services": json.dumps(
                 [name for name in plan.services if manifest.services[name].path], separators=(",", ":")

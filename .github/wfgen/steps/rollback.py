@@ -27,6 +27,7 @@ from .engine.deployment import Deployment, Settings
 from .engine.proxy import live_name
 
 COMMIT_PREFIX = re.compile(r"[0-9a-f]{4,40}")
+ENDED = {"failed": "failed", "cancelled": "was cancelled", "skipped": "was skipped"}  # an audit line's result
 SIGNALS = frozenset({"SIGINT", "SIGTERM"})  # a cancel by one of these exits 130; by the deadline, 1
 
 
@@ -81,7 +82,7 @@ def choose(
     commit; `refs`: images.kept_refs; `deploys`: the service's audit entries, newest first."""
     if running is None:
         raise steplib.UsageError("nothing to roll back: no container of it runs on the target")
-    return back_to(running, deploys, refs) if to is None else named(running, refs, to)
+    return back_to(running, deploys, refs) if to is None else named(running, refs, deploys, to)
 
 
 def back_to(running: str, deploys: Sequence[AuditEntry], refs: dict[str, list[str]]) -> str:
@@ -100,15 +101,35 @@ def back_to(running: str, deploys: Sequence[AuditEntry], refs: dict[str, list[st
     )
 
 
-def named(running: str, refs: dict[str, list[str]], to: str) -> str:
+def named(running: str, refs: dict[str, list[str]], deploys: Sequence[AuditEntry], to: str) -> str:
+    """`--to`: a kept image of a commit the audit log says was deployed. One that never was (its deploy
+    failed, or it was only built) never ran its release command, which a rollback skips."""
     matches = sorted(commit for commit in {*refs, running} if commit.startswith(to))
     if not matches:
-        raise steplib.UsageError(f"{to} was pruned or never built; kept: {kept_list(running, refs)}")
+        raise steplib.UsageError(
+            f"{to} was pruned or never built; can roll back to: {eligible(running, refs, deploys)}"
+        )
     if len(matches) > 1:
         raise steplib.UsageError(f"--to {to} is ambiguous: {', '.join(c[:12] for c in matches)}")
-    if matches[0] == running:
+    commit = matches[0]
+    if commit == running:
         raise steplib.UsageError(f"{short(running)} is already running")
-    return matches[0]
+    if not any(entry.commit == commit and entry.result == "deployed" for entry in deploys):
+        failed = next(
+            (entry for entry in deploys if entry.commit == commit and entry.result != "unchanged"), None
+        )
+        ended = ENDED.get(failed.result, f"ended {failed.result}") if failed else ""
+        why = f" (its {failed.action} {ended} at {failed.at})" if failed else ""
+        raise steplib.UsageError(
+            f"{short(commit)} never deployed{why}; can roll back to: {eligible(running, refs, deploys)}"
+        )
+    return commit
+
+
+def eligible(running: str, refs: dict[str, list[str]], deploys: Sequence[AuditEntry]) -> str:
+    """The kept versions a rollback may go to (deployed once, not running), newest first."""
+    deployed = {entry.commit for entry in deploys if entry.result == "deployed"}
+    return ", ".join(short(c) for c in refs if c != running and c in deployed) or "none"
 
 
 def kept_list(running: str, refs: dict[str, list[str]]) -> str:
@@ -124,7 +145,7 @@ def choose_on(target: Target, manifest: config.Manifest, service: config.Service
         kept = pool.submit(images.project_images, target, manifest.project.name, service.name)
         audit = pool.submit(read_audit, target, log_path)
         running, rows, (entries, note) = live.result().get(service.name), kept.result(), audit.result()
-    if note and to is None:
+    if note:  # --to too: only the audit log tells a version that was deployed from one merely built
         raise steplib.UsageError(f"nothing to roll back to: {note}")
     if running is not None and running.commit is None:
         name = live_name(manifest, service)

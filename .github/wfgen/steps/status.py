@@ -16,13 +16,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .core import config, steplib
+from .core import config, runconfig, steplib
 from .core.audit import AuditEntry, audit_path, read_audit, rollback_commit, service_deploys
 from .core.target import CommandFailed, Target, TargetError, open_target
 from .engine import changes, images
 from .engine.cutover import is_ok
 from .engine.probe import http_probes
 from .engine.proxy import live_name
+from .engine.running import Running
 
 DEPLOYS_SHOWN = 3
 _DOCKER_TIME = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?Z$")
@@ -70,10 +71,13 @@ class ServiceStatus:
     started_at: str | None
     finished_at: str | None
     exit_code: int | None
+    vars: dict[str, str]  # the plain values (services.<name>.vars) the live container was given
     health: Health | None  # None when not probed: nothing runs
     deploys: tuple[AuditEntry, ...]  # newest first
     versions: tuple[Version, ...]  # newest first
     problem: str | None  # why it does not serve; None when it runs and answers
+    replicas: tuple[int, int] | None = None  # on a swarm: tasks running, desired
+    nodes: tuple[str, ...] = ()  # on a swarm: the nodes its running tasks are on
 
     def as_json(self) -> dict[str, Any]:
         health = self.health and {**asdict(self.health), "ok": self.health.ok}
@@ -104,7 +108,7 @@ def probe(target: Target, services: Sequence[config.Service]) -> dict[str, Healt
 
 
 def versions(
-    kept: Sequence[images.KeptImage], now: changes.Running | None, deploys: Sequence[AuditEntry]
+    kept: Sequence[images.KeptImage], now: Running | None, deploys: Sequence[AuditEntry]
 ) -> tuple[Version, ...]:
     """The service's kept images, newest first, marked: the one the live container runs, the rollback one."""
     previous = rollback_commit(now.commit if now else None, deploys, images.kept_refs(kept))
@@ -120,7 +124,7 @@ def versions(
     return tuple(found)
 
 
-def problem(now: changes.Running | None, health: Health | None, deploys: Sequence[AuditEntry]) -> str | None:
+def problem(now: Running | None, health: Health | None, deploys: Sequence[AuditEntry]) -> str | None:
     """Why the service does not serve, in a few words; None when it runs and answers its health check."""
     if now is None:
         return "no container (removed?)" if deploys else "never deployed"
@@ -140,7 +144,7 @@ def problem(now: changes.Running | None, health: Health | None, deploys: Sequenc
 def service_status(
     manifest: config.Manifest,
     service: config.Service,
-    now: changes.Running | None,
+    now: Running | None,
     health: Health | None,
     kept: Sequence[images.KeptImage],
     deploys: Sequence[AuditEntry],
@@ -148,17 +152,20 @@ def service_status(
     """One service's facts, put together; deploys newest first."""
     return ServiceStatus(
         service=service.name,
-        container=live_name(manifest, service),
+        container=(now.name if now and now.name else live_name(manifest, service)),
         state=(now.state or "unknown") if now else "absent",
         commit=now.commit if now else None,
         image=now.image if now else None,
         started_at=utc(now.started_at) if now else None,
         finished_at=utc(now.finished_at) if now and not now.running else None,
         exit_code=now.exit_code if now and not now.running else None,
+        vars=runconfig.vars_of(now.labels) if now else {},
         health=health,
         deploys=tuple(deploys),
         versions=versions(kept, now, deploys),
         problem=problem(now, health, deploys),
+        replicas=now.replicas if now else None,
+        nodes=now.nodes if now else (),
     )
 
 
@@ -201,5 +208,7 @@ def _redacted(value: Any, target: Target) -> Any:
     if isinstance(value, list):
         return [_redacted(item, target) for item in value]
     if isinstance(value, dict):
-        return {key: _redacted(item, target) for key, item in value.items()}
+        # Plain values are written in the committed manifest: shown as they are, even one that happens to
+        # equal the target's user or home (redacting it would pass a plain value off as a secret).
+        return {key: item if key == "vars" else _redacted(item, target) for key, item in value.items()}
     return value

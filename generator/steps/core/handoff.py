@@ -16,8 +16,9 @@ from typing import Any
 
 from . import steplib
 
-# What the later jobs read of each service: the gate its `needs`, the summary its `running` commit.
-FIELDS = ("service", "running", "needs")
+# What the later jobs read of each service: the gate its `needs`, the summary its `running` commit, the leg
+# its `desired` one (it deploys exactly what the plan showed, not what the branch points to by then).
+FIELDS = ("service", "running", "desired", "needs")
 WHAT = "WFGEN_PLAN: not the plan of this run (hex-encoded JSON written by plan.py)"
 
 
@@ -39,7 +40,10 @@ def decode(text: str) -> dict[str, Any]:
         ok = isinstance(document, dict) and isinstance(document["id"], str)
         ok = ok and isinstance(document["legs"], list) and isinstance(document["branch"], str)
         ok = ok and all(
-            isinstance(item, dict) and isinstance(item["service"], str) and isinstance(item["needs"], list)
+            isinstance(item, dict)
+            and isinstance(item["service"], str)
+            and isinstance(item["needs"], list)
+            and (item["desired"] is None or steplib.is_commit(item["desired"]))
             for item in document["services"]
         )
     except (ValueError, KeyError, TypeError):

@@ -20,10 +20,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import steplib
-from .target import Target
+
+if TYPE_CHECKING:  # only annotations: `wfgen validate` reads this module's constants without the target code
+    from .target import Target
 
 POLL_S = 1.0
 HEARTBEAT_S = 5.0  # how often a held lock's mtime is refreshed

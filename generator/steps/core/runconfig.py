@@ -24,6 +24,9 @@ from .target import Target
 RUN_OPTIONS = ("--init", "--restart", "unless-stopped")
 LABEL = "wfgen.config"
 PARTS_LABEL = "wfgen.config.parts"
+# The plain values (services.<name>.vars) the container was given, as JSON: what `wfgen status` shows. Only
+# values written in the manifest; never a secret's.
+VARS_LABEL = "wfgen.vars"
 SALT_FILE = "config-salt"
 PART_HEX = 16
 
@@ -46,7 +49,8 @@ class Fingerprint:
 
 
 def run_config(service: Service, network: str, env: Mapping[str, str]) -> dict[str, Any]:
-    """Every setting `docker run` gets from the manifest and the secrets, by the name a log may print."""
+    """Every setting `docker run` gets from the manifest and the secrets, by the name a log may print:
+    `env NAME` for a secret, `var NAME` for a plain value."""
     config: dict[str, Any] = {
         "docker run options": list(RUN_OPTIONS),
         "network": network,
@@ -61,7 +65,26 @@ def run_config(service: Service, network: str, env: Mapping[str, str]) -> dict[s
             **{"health command": service.swarm.health_command},
         )
     config.update({f"env {name}": value for name, value in env.items()})
+    config.update({f"var {name}": value for name, value in service.vars.items()})
     return config
+
+
+def vars_label_args(service: Service) -> list[str]:
+    if not service.vars:
+        return []
+    shown = json.dumps(dict(service.vars), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return ["--label", f"{VARS_LABEL}={shown}"]
+
+
+def vars_of(labels: Mapping[str, str]) -> dict[str, str]:
+    """The plain values a container's labels say it was given; {} when none (or a label not wfgen's)."""
+    try:
+        found = json.loads(labels.get(VARS_LABEL) or "{}")
+    except json.JSONDecodeError:
+        return {}
+    if not isinstance(found, dict):
+        return {}
+    return {str(name): value for name, value in sorted(found.items()) if isinstance(value, str)}
 
 
 def _hash(salt: bytes, value: Any) -> str:

@@ -169,6 +169,7 @@ class Cutover:
         ]
         if self.config:
             args += self.config.label_args()
+        args += runconfig.vars_label_args(self.service)
         return [*args, "-p", publish, self.image]
 
     def name_candidate(self) -> str:

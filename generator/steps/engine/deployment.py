@@ -15,9 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from ..core import config, runconfig, steplib
+from ..core import config, runconfig, statedir, steplib
 from ..core.audit import append_audit, audit_line, audit_path, read_audit, rollback_commit, service_deploys
 from ..core.lock import LockTimeout, ServiceLock
+from ..core.steplib import JOB_MARGIN_MINUTES
 from ..core.target import CommandFailed, LocalTarget, Target, TargetError
 from . import images, leftovers, release, source
 from .cutover import HealthFailed
@@ -25,10 +26,6 @@ from .delivery import Container, Delivery, Engine, Outcome
 from .engines import for_target
 from .provide import provide_image
 from .proxy import ProxyError
-
-# The job's timeout-minutes is this much above deploy_timeout_minutes, the deploy's own deadline: time for the
-# checkout before the step and for the step's cleanup after its deadline. Nothing of a live deploy is older.
-JOB_MARGIN_MINUTES = 5
 
 EXPECTED = (
     TargetError,
@@ -59,6 +56,8 @@ class Settings:
     force_rebuild: bool
     lock_wait_s: float
     repo_root: str
+    # The commit the plan showed: the deploy builds exactly it, never what the branch points to later.
+    commit: str | None = None
 
 
 class Deployment:
@@ -77,6 +76,7 @@ class Deployment:
         self.name = self.service.name
         self.ref = source.check_ref(self.service.ref or settings.branch)
         self.state_dir = manifest.target.state_dir
+        self.state_dir_safe: bool | None = None  # None: not checked yet (the audit line is written as before)
         self.started = time.monotonic()
         self.deadline = self.started + manifest.project.deploy_timeout_minutes * 60
         self.engine = engine or for_target(manifest)
@@ -125,6 +125,7 @@ class Deployment:
     def locked(self) -> tuple[str, str]:
         self.log(self.opening())
         env = self.env_values()
+        self.check_state_dir()
         stale = self.manifest.project.lock_stale_s
         self.lock = ServiceLock(self.target, self.state_dir, self.name)  # reaches the target: inside the try
         self.lock.acquire(
@@ -152,6 +153,15 @@ class Deployment:
     def on_lock_wait(self, holder: str) -> None:
         self.status.update(message=f"waiting for the lock held by {holder}")
         self.log(f"waiting for the lock held by {holder} (up to {self.settings.lock_wait_s:g} s)")
+
+    def check_state_dir(self) -> None:
+        """Before the lock, the env-file or the audit line: the state folder is the deploying user's alone."""
+        try:
+            statedir.ensure(self.target, self.state_dir)
+        except statedir.UnsafeStateDir as exc:
+            self.state_dir_safe = False  # not even the audit line goes there
+            raise Outcome("failed", str(exc)) from None
+        self.state_dir_safe = True
 
     def env_values(self) -> dict[str, str]:
         values: dict[str, str] = {}
@@ -198,7 +208,14 @@ class Deployment:
     def provide(self, image: str) -> str:
         """The image on the target, built when it is not there yet; the commit moves on if the branch did."""
         self.status.update(phase="build", message=f"preparing image {image}")
-        self.commit, image = provide_image(self, image)
+        try:
+            self.commit, image = provide_image(self, image)
+        except source.CommitGone as exc:
+            if self.settings.commit is None:
+                raise
+            raise Outcome(
+                "failed", self.gone(f"cannot be fetched (force-pushed off {self.ref}?): {exc}")
+            ) from None
         self.status.update(commit=self.commit, image=image)
         return image
 
@@ -206,9 +223,19 @@ class Deployment:
         return f"deployed {self.commit and self.commit[:7]} in {self.elapsed():.0f} s"
 
     def resolve_commit(self) -> str:
-        return source.head_commit(
-            self.service, self.ref, self.settings.repo_root, self.builder(), timeout=min(120, self.left())
-        )
+        planned = self.settings.commit
+        if planned is None:
+            return source.head_commit(
+                self.service, self.ref, self.settings.repo_root, self.builder(), timeout=min(120, self.left())
+            )
+        # A repository's commit is checked when it is fetched (only what a build needs crosses the network).
+        if self.service.path and not source.on_branch(self.settings.repo_root, self.ref, planned):
+            raise Outcome("failed", self.gone(f"is no longer on branch {self.ref} (force-pushed?)"))
+        return planned
+
+    def gone(self, what: str) -> str:
+        assert self.settings.commit is not None
+        return f"commit {self.settings.commit[:7]} from the plan {what}; nothing deployed"
 
     def builder(self) -> Target:
         """Where images are built: the target, or this machine (the runner) when build.where = 'runner'."""
@@ -268,9 +295,12 @@ class Deployment:
         self.deployed = True
 
     def put_env_file(self, env: dict[str, str]) -> str | None:
-        if not env:
+        """The container's environment, secrets and plain values, in one file only the user can read,
+        removed when the leg ends: values never meet argv or a shell."""
+        values = {**self.service.vars, **env}  # disjoint: the manifest refuses a name in both
+        if not values:
             return None
-        data = "".join(f"{name}={value}\n" for name, value in env.items()).encode()
+        data = "".join(f"{name}={value}\n" for name, value in values.items()).encode()
         relative = f"{self.state_dir.rstrip('/')}/env/{steplib.scratch_name(self.name)}.env"
         path = self.target.home_path(relative)
         self.cleanups.append(("target", ["rm", "-f", "--", path]))
@@ -323,7 +353,8 @@ class Deployment:
         elif result == "cancelled":
             message += "; running container untouched"
         self.report(result, message)
-        self.attempt_quietly("audit", lambda: self.audit(result))
+        if self.state_dir_safe is not False:
+            self.attempt_quietly("audit", lambda: self.audit(result))
         self.attempt_quietly("unlock", lambda: self.lock.release() if self.lock else None)
 
     def attempt_quietly(self, what: str, step: Callable[[], T]) -> T | None:

@@ -6,6 +6,7 @@ Stdlib only: vendored into `.github/wfgen/` next to the step scripts.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import IO
@@ -32,18 +33,49 @@ def image_name(manifest: config.Manifest, service: str, commit: str) -> str:
     return name
 
 
-def label_args(project: str, service: str, commit: str, branch: str) -> list[str]:
-    labels = {
+def image_labels(project: str, service: str, commit: str, branch: str) -> dict[str, str]:
+    """The labels of every image wfgen builds: status, plan, rollback and prune read them."""
+    return {
         "wfgen.project": project,
         "wfgen.service": service,
         "wfgen.commit": commit,
         "wfgen.branch": branch,
         "wfgen.built-at": steplib.now_iso(),
     }
-    args: list[str] = []
-    for key, value in labels.items():
-        args += ["--label", f"{key}={value}"]
-    return args
+
+
+def _quoted(text: str) -> str:
+    """A double-quoted Dockerfile word: no variable expansion, no escape left unescaped."""
+    if "\n" in text or "\r" in text:
+        raise ImageError(f"a label cannot hold a line break: {text!r}")
+    return '"' + "".join("\\" + char if char in '\\"$' else char for char in text) + '"'
+
+
+def label_dockerfile(image: str, labels: Mapping[str, str]) -> str:
+    """A Dockerfile that puts all `labels` on `image` in one metadata step.
+
+    `docker build --label` would do it, but the classic builder (Docker 20.10 as Debian and Ubuntu package
+    it, and any engine without buildx) turns each --label into its own LABEL step, each one an intermediate
+    container of about a second; one LABEL line costs one. BuildKit would take --label for free, but it is
+    not there on those engines; this works the same on both."""
+    pairs = " ".join(f"{_quoted(key)}={_quoted(value)}" for key, value in labels.items())
+    return f"FROM {image}\nLABEL {pairs}\n"
+
+
+def unlabelled(image: str) -> str:
+    """The tag of a build before its labels: `image` itself only ever names a labelled, finished build."""
+    return f"{image}-unlabelled"
+
+
+def _label(host: Target, image: str, labels: Mapping[str, str], timeout: float) -> None:
+    """Tag the unlabelled build as `image` plus `labels`: a build with no context, its Dockerfile on stdin.
+    The unlabelled tag goes either way; when the label step fails, `image` was never tagged, so no later
+    deploy can take an unlabelled image for a finished build."""
+    argv = ["docker", "build", "--pull=false", "-t", image, "-"]
+    result = host.run(argv, input=label_dockerfile(unlabelled(image), labels).encode(), timeout=timeout)
+    host.run(["docker", "rmi", unlabelled(image)], timeout=120)
+    if result.returncode != 0:
+        raise ImageError(f"docker build (labels) failed (exit {result.returncode})", tail(result))
 
 
 def image_id(host: Target, ref: str) -> str | None:
@@ -56,24 +88,51 @@ def tail(result: CommandResult, lines: int = TAIL_LINES) -> list[str]:
     return [line for line in text if line.strip()][-lines:]
 
 
+def stage_args(stage: str | None) -> list[str]:
+    return ["--target", stage] if stage else []
+
+
 def build_dir(
-    host: Target, image: str, labels: list[str], context: str, dockerfile: str, timeout: float
+    host: Target,
+    image: str,
+    labels: Mapping[str, str],
+    context: str,
+    dockerfile: str,
+    timeout: float,
+    stage: str | None = None,
 ) -> None:
     """docker build of a directory on `host`; the Dockerfile path is relative to the context."""
-    argv = ["docker", "build", "--pull=false", "-t", image, *labels, "-f", f"{context}/{dockerfile}", context]
+    deadline = time.monotonic() + timeout
+    argv = ["docker", "build", "--pull=false", "-t", unlabelled(image), *stage_args(stage),
+            "-f", f"{context}/{dockerfile}", context]  # fmt: skip
     result = host.run(argv, timeout=timeout)
     if result.returncode != 0:
         raise ImageError(f"docker build failed (exit {result.returncode})", tail(result))
+    _label(host, image, labels, _left(deadline))
 
 
 def build_stream(
-    host: Target, image: str, labels: list[str], tar: IO[bytes], dockerfile: str, timeout: float
+    host: Target,
+    image: str,
+    labels: Mapping[str, str],
+    tar: IO[bytes],
+    dockerfile: str,
+    timeout: float,
+    stage: str | None = None,
 ) -> None:
     """docker build with the context streamed as a tar on stdin (no copy of the source on `host`)."""
-    argv = ["docker", "build", "--pull=false", "-t", image, *labels, "-f", dockerfile, "-"]
+    deadline = time.monotonic() + timeout
+    argv = ["docker", "build", "--pull=false", "-t", unlabelled(image), *stage_args(stage),
+            "-f", dockerfile, "-"]  # fmt: skip
     result = host.run_stream(argv, stdin_file=tar, timeout=timeout)
     if result.returncode != 0:
         raise ImageError(f"docker build failed (exit {result.returncode})", tail(result))
+    _label(host, image, labels, _left(deadline))
+
+
+def _left(deadline: float) -> float:
+    """The build's time that remains for its label step; some, even when the build took all of it."""
+    return max(deadline - time.monotonic(), 30.0)
 
 
 def registry_host(registry: str) -> str:

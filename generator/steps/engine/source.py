@@ -6,7 +6,6 @@ Stdlib only: vendored into `.github/wfgen/` next to the step scripts.
 from __future__ import annotations
 
 import posixpath
-import re
 import subprocess
 from urllib.parse import urlsplit, urlunsplit
 
@@ -14,16 +13,14 @@ from ..core import config, steplib
 from ..core.target import Target
 
 GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "GIT_SSH_COMMAND": "ssh -o BatchMode=yes"}
-_SHA = re.compile(r"^[0-9a-f]{40}$")
 
 
 class SourceError(Exception):
     """The source cannot be fetched; the message is one line without credentials."""
 
 
-def is_commit(text: str) -> bool:
-    """A full commit id, as a container's wfgen.commit label should hold (labels are not trusted input)."""
-    return bool(_SHA.match(text))
+class CommitGone(SourceError):
+    """The repository no longer has the commit asked for (or cannot hand it out)."""
 
 
 def check_ref(ref: str) -> str:
@@ -64,7 +61,7 @@ def remote_commit(host: Target, url: str, ref: str, timeout: float) -> str:
         raise SourceError(f"cannot read {redact(url, url)}: {_detail(result.stderr, url)}")
     refs = {name: sha for sha, _, name in (line.partition("\t") for line in result.stdout.splitlines())}
     for name in (f"refs/heads/{ref}", f"refs/tags/{ref}^{{}}", f"refs/tags/{ref}"):
-        if _SHA.match(refs.get(name, "")):
+        if steplib.is_commit(refs.get(name, "")):
             return refs[name]
     raise SourceError(f"branch {ref!r} not found in {redact(url, url)}")
 
@@ -79,25 +76,32 @@ def head_commit(service: config.Service, ref: str, repo_root: str, host: Target,
     return remote_commit(host, service.clone_url, ref, timeout=timeout)
 
 
-def clone(host: Target, url: str, ref: str, dest: str, timeout: float) -> str:
-    """Shallow-clone `ref` into `dest` on `host`; returns the cloned commit."""
-    argv = ["git", "clone", "--quiet", "--depth", "1", "--branch", ref, "--", url, dest]
+def fetch_commit(host: Target, url: str, commit: str, dest: str, timeout: float) -> None:
+    """Shallow-fetch exactly `commit` from `url` into a new repository at `dest` on `host` and check it out.
+
+    By commit, not by branch: the branch may have moved since the plan showed `commit`. CommitGone when the
+    repository does not hand it out (a force-push, then a garbage collection; or it cannot be reached)."""
+    if not steplib.is_commit(commit):
+        raise SourceError(f"{commit!r} is not a full commit id")
+    init = host.run(["git", "init", "--quiet", "--", dest], timeout=60, env=GIT_ENV)
+    if init.returncode != 0:
+        raise SourceError(f"git init {dest} failed: {_detail(init.stderr, url)}")
+    argv = ["git", "-C", dest, "fetch", "--quiet", "--no-tags", "--depth", "1", "--", url, commit]
     result = host.run(argv, timeout=timeout, env=GIT_ENV)
+    # FETCH_HEAD names the URL, which may hold a token, and `.git` may be in the build context.
+    host.run(["rm", "-f", "--", posixpath.join(dest, ".git", "FETCH_HEAD")], timeout=60)
     if result.returncode != 0:
-        raise SourceError(f"git clone of {redact(url, url)} ({ref}) failed: {_detail(result.stderr, url)}")
-    head = host.run(["git", "-C", dest, "rev-parse", "HEAD"], timeout=60)
-    commit = head.stdout.strip()
-    if head.returncode != 0 or not _SHA.match(commit):
-        raise SourceError(f"cannot read the cloned commit: {_detail(head.stderr, url)}")
-    forget_origin(host, dest, url)
-    return commit
+        raise CommitGone(f"cannot fetch {commit[:7]} from {redact(url, url)}: {_detail(result.stderr, url)}")
+    checkout = host.run(["git", "-C", dest, "checkout", "--quiet", "--detach", commit], timeout=120)
+    if checkout.returncode != 0:
+        raise SourceError(f"cannot check out {commit[:7]}: {_detail(checkout.stderr, url)}")
 
 
-def forget_origin(host: Target, dest: str, url: str) -> None:
-    """Drop the clone's origin remote: its URL may hold a token, and `.git` may be in the build context."""
-    result = host.run(["git", "-C", dest, "remote", "remove", "origin"], timeout=60)
-    if result.returncode != 0:
-        raise SourceError(f"cannot remove the origin URL from the clone: {_detail(result.stderr, url)}")
+def on_branch(repo_root: str, ref: str, commit: str) -> bool:
+    """Whether `commit` is in the checkout and in the history of branch `ref` (local, else origin's)."""
+    tip = branch_tip(repo_root, ref)
+    found = run_git(repo_root, "merge-base", "--is-ancestor", commit, tip)
+    return found.returncode == 0
 
 
 def run_git(repo_root: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -111,20 +115,22 @@ def run_git(repo_root: str, *args: str, timeout: float = 60) -> subprocess.Compl
         raise SourceError(f"cannot run git in {repo_root}: {exc.strerror or exc}") from None
 
 
+def branch_tip(repo_root: str, ref: str) -> str:
+    """The commit of branch `ref` in the checkout: refs/heads/B, else refs/remotes/origin/B."""
+    for name in (f"refs/heads/{ref}", f"refs/remotes/origin/{ref}"):
+        found = run_git(repo_root, "rev-parse", "--verify", "--quiet", f"{name}^{{commit}}")
+        if found.returncode == 0 and steplib.is_commit(found.stdout.strip()):
+            return found.stdout.strip()
+    raise SourceError(f"branch {ref!r} not found in the checkout at {repo_root} (local or origin)")
+
+
 def local_commit(repo_root: str, ref: str, paths: tuple[str, ...]) -> tuple[str, str]:
     """(branch tip, last commit touching any of `paths`) in the checkout; refs/heads/B, else
     refs/remotes/origin/B. The content of the first path is the same at both commits."""
-    tip = ""
-    for name in (f"refs/heads/{ref}", f"refs/remotes/origin/{ref}"):
-        found = run_git(repo_root, "rev-parse", "--verify", "--quiet", f"{name}^{{commit}}")
-        if found.returncode == 0 and _SHA.match(found.stdout.strip()):
-            tip = found.stdout.strip()
-            break
-    if not tip:
-        raise SourceError(f"branch {ref!r} not found in the checkout at {repo_root} (local or origin)")
+    tip = branch_tip(repo_root, ref)
     touched = run_git(repo_root, "rev-list", "-1", tip, "--", *paths)
     commit = touched.stdout.strip()
-    if touched.returncode != 0 or not _SHA.match(commit):
+    if touched.returncode != 0 or not steplib.is_commit(commit):
         raise SourceError(f"{paths[0]!r} has no commits on {ref!r} in {repo_root}")
     return tip, commit
 

@@ -111,10 +111,12 @@ class Service:
     path: str | None
     ref: str | None
     dockerfile: str
+    build_target: str | None  # the stage of a multi-stage Dockerfile; None: the last one
     context: str
     port: int
     container_port: int
-    env: tuple[str, ...]
+    env: tuple[str, ...]  # names whose values come from secrets
+    vars: Mapping[str, str]  # plain values, written in the manifest: NAME -> value
     health: Health
     proxy: bool
     domain: str | None
@@ -290,6 +292,18 @@ def _scalar(value: object, kind: type, key: str) -> object:
     return value
 
 
+def _check_vars(service: Service, key: str) -> None:
+    """A plain value is one line of the env-file `docker run --env-file` reads: anything else is refused."""
+    for name, value in service.vars.items():
+        where = _join(_join(key, "vars"), name)
+        if not steplib.is_env_name(name):
+            raise _Invalid(where, "must be an environment variable name")
+        if any(char in value for char in "\n\r\0"):
+            raise _Invalid(where, "must be one line: no line break or NUL character")
+        if name in service.env:
+            raise _Invalid(where, "is also in env: a plain value or a secret, not both")
+
+
 def _check(made: object, key: str) -> None:
     """What one key's type cannot say: the settings another key's value makes required."""
     if isinstance(made, Target) and (made.kind == "ssh" or made.manager == "ssh"):
@@ -301,6 +315,8 @@ def _check(made: object, key: str) -> None:
         if not made.release or not all(made.release):
             # An empty command would run the image's own CMD, the service itself, as the release.
             raise _Invalid(_join(key, "release"), "must be null or a command with no empty part")
+    if isinstance(made, Service):
+        _check_vars(made, key)
     if isinstance(made, Service) and not 0 < made.release_timeout_s <= 86400:
         raise _Invalid(_join(key, "release_timeout_s"), "must be more than 0 and at most 86400 seconds")
     if isinstance(made, Build) and made.where == "runner" and made.registry is None:

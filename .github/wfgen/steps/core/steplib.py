@@ -34,6 +34,19 @@ class UsageError(Exception):
     """Bad input to a step: reported as one line on stderr, exit 2."""
 
 
+# The deploy job's timeout-minutes is this much above deploy_timeout_minutes, the deploy's own deadline: time
+# for the checkout before the step and for the step's cleanup after its deadline. Nothing of a live deploy is
+# older. (Here, not in deployment.py, so that `wfgen render` reads it without the deploy code.)
+JOB_MARGIN_MINUTES = 5
+# WFGEN_SECRET_SET_<NAME> tells check_infrastructure whether secret NAME is set; it never sees the value.
+SECRET_SET_PREFIX = "WFGEN_SECRET_SET_"
+
+
+def secret_flag(name: str) -> str:
+    """The variable that tells the check whether secret `name` is set, so the check never holds its value."""
+    return SECRET_SET_PREFIX + name
+
+
 RESULTS_OK = frozenset({"deployed", "unchanged"})
 RESULTS_FINAL = frozenset({"deployed", "unchanged", "failed", "rolled_back", "cancelled", "skipped"})
 RESULT_ICONS = {
@@ -323,6 +336,14 @@ def is_safe_git_ref(ref: str) -> bool:
     )
 
 
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def is_env_name(name: str) -> bool:
+    """An environment variable name an env-file line `NAME=value` can carry."""
+    return _ENV_NAME.fullmatch(name) is not None
+
+
 def safe_stdio() -> None:
     """Never crash on a non-UTF-8 console (LANG=C under `python -I`): unprintable characters become '?'."""
     for stream in (sys.stdout, sys.stderr):
@@ -342,3 +363,11 @@ def scratch_name(service: str) -> str:
 def runner_prefix(kind: str) -> str:
     """Prefix of a temporary dir on the runner (`ssh`, `docker`), naming this process so a sweep can tell."""
     return f"wfgen-{kind}-{os.getpid()}-"
+
+
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+
+
+def is_commit(text: str) -> bool:
+    """A full commit id, as a wfgen.commit label or a plan should hold (neither is trusted input)."""
+    return bool(_SHA.match(text))

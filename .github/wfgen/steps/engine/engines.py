@@ -9,8 +9,12 @@ from __future__ import annotations
 from ..core import config
 from .delivery import Engine
 from .host import HostDelivery
+from .swarm.delivery import SwarmDelivery
 
 
 def for_target(manifest: config.Manifest) -> Engine:
-    """The engine that delivers to `manifest.target`: one Docker host (kind 'local' or 'ssh')."""
+    """The engine that delivers to `manifest.target`: a Docker Swarm through its manager (kind 'swarm'), or
+    one Docker host (kind 'local' or 'ssh')."""
+    if manifest.target.kind == "swarm":
+        return SwarmDelivery
     return HostDelivery

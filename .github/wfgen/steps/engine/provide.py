@@ -50,7 +50,7 @@ class Deployment(Protocol):
 
 
 def provide_image(deploy: Deployment, image: str) -> tuple[str, str]:
-    """(commit, image) now present on the target; the commit moves on if the branch moved while we cloned."""
+    """(commit, image) now present on the target: always the commit the deploy resolved (or was given)."""
     assert deploy.commit is not None
     build = deploy.manifest.build
     force = deploy.settings.force_rebuild
@@ -127,8 +127,8 @@ def build_on(deploy: Deployment, host: Target, image: str) -> tuple[str, str]:
         raise
 
 
-def _labels(deploy: Deployment, commit: str) -> list[str]:
-    return images.label_args(deploy.manifest.project.name, deploy.name, commit, deploy.ref)
+def _labels(deploy: Deployment, commit: str) -> dict[str, str]:
+    return images.image_labels(deploy.manifest.project.name, deploy.name, commit, deploy.ref)
 
 
 def build_path(deploy: Deployment, host: Target, image: str) -> tuple[str, str]:
@@ -142,7 +142,9 @@ def build_path(deploy: Deployment, host: Target, image: str) -> tuple[str, str]:
     try:
         assert archive.stdout is not None
         labels = _labels(deploy, deploy.commit)
-        images.build_stream(host, image, labels, archive.stdout, service.dockerfile, timeout=deploy.left())
+        images.build_stream(
+            host, image, labels, archive.stdout, service.dockerfile, deploy.left(), service.build_target
+        )
     finally:
         problem = source.finish_archive(archive)
     if problem:
@@ -151,7 +153,8 @@ def build_path(deploy: Deployment, host: Target, image: str) -> tuple[str, str]:
 
 
 def build_clone(deploy: Deployment, host: Target, image: str) -> tuple[str, str]:
-    """Shallow clone on `host` into a fresh directory (removed afterwards), then docker build there."""
+    """Shallow fetch of exactly the deploy's commit on `host` into a fresh directory (removed afterwards),
+    then docker build there."""
     service = deploy.service
     here = host.kind == "local" and host is not deploy.target
     if here:
@@ -159,17 +162,15 @@ def build_clone(deploy: Deployment, host: Target, image: str) -> tuple[str, str]
     else:
         dest = host.home_path(f"{deploy.state_dir.rstrip('/')}/src/{steplib.scratch_name(deploy.name)}")
     try:
-        deploy.status.update(message=f"cloning {deploy.ref}")
-        assert service.clone_url is not None  # resolve.py: set for every repository service
-        commit = source.clone(host, service.clone_url, deploy.ref, dest, timeout=min(600, deploy.left()))
-        if commit != deploy.commit:
-            deploy.log(f"{deploy.ref} moved to {commit[:7]} while cloning; deploying that")
-            image = images.image_name(deploy.manifest, deploy.name, commit)
-            deploy.commit = commit
+        assert deploy.commit is not None and service.clone_url is not None  # resolve.py: set for repositories
+        deploy.status.update(message=f"fetching {deploy.commit[:7]} ({deploy.ref})")
+        source.fetch_commit(host, service.clone_url, deploy.commit, dest, timeout=min(600, deploy.left()))
+        commit = deploy.commit
         deploy.phase("build", f"building image {image}")
         context = posixpath.normpath(posixpath.join(dest, service.context))
+        labels = _labels(deploy, commit)
         images.build_dir(
-            host, image, _labels(deploy, commit), context, service.dockerfile, timeout=deploy.left()
+            host, image, labels, context, service.dockerfile, deploy.left(), service.build_target
         )
         return commit, image
     finally:

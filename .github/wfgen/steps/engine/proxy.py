@@ -217,8 +217,7 @@ class Proxy:
         result = self.target.run(args, timeout=300)
         if result.returncode != 0:
             self.target.run(["docker", "rm", "-f", self.name], timeout=60)
-            detail = (result.stderr.strip().splitlines() or ["no output"])[-1]
-            raise ProxyError(f"cannot start {self.name}: {detail[:300]}")
+            raise ProxyError(f"cannot start {self.name}: {docker_error(result.stderr)[:300]}")
 
     # --- the admin API ---
 
@@ -258,3 +257,11 @@ class Proxy:
             return False
         self.admin("POST", "/config/apps", wanted)
         return True
+
+
+def docker_error(stderr: str) -> str:
+    """The line of a failed `docker run` that says what went wrong: newer clients end with a hint to run
+    `docker run --help`, which names neither the port nor the container."""
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    said = [line for line in lines if not line.startswith("Run 'docker")]
+    return (said or lines or ["no output"])[-1]

@@ -91,12 +91,14 @@ def labels(
     manifest: config.Manifest, service: config.Service, commit: str, fingerprint: runconfig.Fingerprint
 ) -> dict[str, str]:
     parts = json.dumps(fingerprint.parts, sort_keys=True, separators=(",", ":"))
+    plain = runconfig.vars_label_args(service)  # ["--label", "wfgen.vars=..."]: its plain values, shown
     return {
         "wfgen.project": manifest.project.name,
         "wfgen.service": service.name,
         "wfgen.commit": commit,
         runconfig.LABEL: fingerprint.digest,
         runconfig.PARTS_LABEL: parts,
+        **dict(arg.split("=", 1) for arg in plain[1::2]),
     }
 
 

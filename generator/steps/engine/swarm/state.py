@@ -44,16 +44,22 @@ class Task:
     message: str = ""  # Status.Message: "started", "unhealthy container", ...
 
     def describe(self) -> str:
-        said = [part for part in (self.error, self.message) if part and part not in {"started", "running"}]
+        quiet = {"started", "running", "starting", "shutdown"}
+        said = [part for part in (self.error, self.message) if part and part not in quiet]
         error = f": {'; '.join(dict.fromkeys(said))}" if said else ""
         slot = f".{self.slot}" if self.slot is not None else ""
         return f"task{slot} on {self.node or 'no node'} {self.state}{error}"
 
 
 def docker_json(target: Target, *args: str) -> Any:
+    """`docker <args>`'s JSON. Objects gone meanwhile (a task Swarm pruned from its history since it was
+    listed) are left out: `docker inspect` prints the others and names those on stderr."""
     argv = ["docker", *args]
     result = target.run(argv, timeout=60)
-    if result.returncode != 0:
+    others = [
+        line for line in result.stderr.splitlines() if line.strip() and "no such object" not in line.lower()
+    ]
+    if result.returncode != 0 and (others or not result.stdout.strip()):
         raise CommandFailed(argv, result)
     try:
         return json.loads(result.stdout)
