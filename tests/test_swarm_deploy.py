@@ -25,6 +25,8 @@ from tests.support.swarm_services import PROXY_PORT, LoadInNetns, tasks, wait_fo
 SERVICE = "web"
 STACK = "shop"
 TOKEN = "swarm-secret-7f3a9c"
+# One worker forms the lab once per run; the lab's own tests and these share it (and its port 8080).
+pytestmark = pytest.mark.xdist_group("swarm")
 HEALTH_COMMAND = ["/bin/busybox", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{WEB_PORT}/health"]
 
 

@@ -35,6 +35,9 @@ from tests.support.swarm_services import (
     wait_for,
 )
 
+# One worker forms the lab once per run, shared with the swarm engine's tests.
+pytestmark = pytest.mark.xdist_group("swarm")
+
 
 @pytest.fixture(scope="module")
 def lab(swarm: Swarm) -> Iterator[Swarm]:
