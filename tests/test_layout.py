@@ -101,3 +101,25 @@ def test_step_layers_import_only_downwards() -> None:
         if layer(target) not in below[layer(module)]
     ]
     assert wrong == []
+
+
+ENGINE = "generator.steps.engine"
+# The single-host engine's own modules; engine/swarm/ is the other engine. The rest of engine/ is shared.
+HOST_ENGINE = {f"{ENGINE}.{name}" for name in ("host", "cutover", "handover", "probe", "proxy_config")}
+SWARM_ENGINE = f"{ENGINE}.swarm"
+
+
+def test_the_two_engines_meet_only_at_the_seam() -> None:
+    """Neither engine imports the other's modules, and the shared deploy names an engine only through
+    engines.for_target (docs/design.md, "The seams")."""
+    graph = import_graph()
+    swarm = {module for module in graph if module.startswith(SWARM_ENGINE)}
+    wrong = [f"{module} imports {target}" for module in swarm for target in graph[module] & HOST_ENGINE]
+    wrong += [f"{module} imports {target}" for module in HOST_ENGINE for target in graph[module] & swarm]
+    shared = {f"{ENGINE}.{name}" for name in ("deployment", "phases", "delivery", "provide", "release")}
+    wrong += [
+        f"{module} imports {target}"
+        for module in shared
+        for target in graph[module] & (swarm | HOST_ENGINE - {f"{ENGINE}.cutover"})  # cutover: HealthFailed
+    ]
+    assert swarm and wrong == []
