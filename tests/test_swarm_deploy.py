@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from generator.steps import plan, status
+from generator.steps.core import config
 from tests.support.deploys import DeployBench, DeployRun
 from tests.support.fixture_service import ServiceRepo, make_service_repo
 from tests.support.stepscripts import step_argv
@@ -113,6 +115,25 @@ def test_a_good_update_under_load_fails_no_request(lab: Lab) -> None:
     assert load["failed"] == 0, load["failures"]
     assert set(load["bodies"]) == {"v1", "v2"}  # type: ignore[arg-type]
     assert lab.answers() == ["v2"] * 3
+
+
+def test_status_and_plan_read_the_swarm(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", lab.swarm.manager_host)  # a local manager: this process's docker
+    manifest = config.load(lab.bench.manifest)
+    started = time.monotonic()
+    document = status.gather(manifest, lab.bench.env)
+    status_s = time.monotonic() - started
+    (web,) = document["services"]
+    found = (web["container"], web["state"], tuple(web["replicas"]), list(web["nodes"]))
+    assert found == (lab.name, "running", (2, 2), ["n2", "n3"])
+    # Its health probe asks 127.0.0.1:8080 of the manager, which this process is not inside in the lab.
+    started = time.monotonic()
+    planned = plan.assess(manifest, SERVICE, "main", False, event="workflow_dispatch",
+                          repo_root=str(lab.bench.workdir), environ=lab.bench.env)  # fmt: skip
+    plan_s = time.monotonic() - started
+    print(f"status: {status_s:.2f} s, plan: {plan_s:.2f} s")
+    (verdict,) = planned["services"]
+    assert verdict["verdict"] == "unchanged", verdict
 
 
 def test_a_version_that_never_gets_healthy_is_rolled_back_by_swarm(lab: Lab) -> None:
