@@ -28,9 +28,10 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from generator.local.deploy_options import DeployOptions, child_env
 from generator.local.legs import Leg, LegPool
+from generator.local.run import POLL_S, deploy_argv
 from generator.local.runlog import timing
-from generator.local.runner import POLL_S, DeployOptions, child_env, deploy_argv
 from generator.manifest.resolve import resolve_manifest
 from generator.manifest.validate import load_manifest
 from generator.steps.core.order import waves

@@ -5,12 +5,19 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
+from generator.deploy_commands import (
+    deploy_command,
+    plan_command,
+    rollback_command,
+    status_command,
+    unlock_command,
+)
 from generator.errors import ExitCode, WfgenError
-from generator.options import environment_option, manifest_option
+from generator.options import exit_with, manifest_option
 
 # Each command imports what it needs in its body: `wfgen --version` or `wfgen check` must not pay for
 # pydantic, jinja, jsonschema, rich or ruamel when it does not use them (benchmarks/cli_startup.py).
@@ -29,11 +36,6 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.secho("interrupted", fg="red", err=True)
             ctx.exit(int(ExitCode.INTERRUPTED))
-
-
-def _exit(code: int) -> NoReturn:
-    click.get_current_context().exit(int(code))
-    raise AssertionError("unreachable")
 
 
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -86,7 +88,7 @@ def init_command(
     from generator.commands.init import InitOptions, init
 
     options = InitOptions(manifest_path, from_compose, scan, force, to_stdout)
-    _exit(init(options, sys.stdout, sys.stderr))
+    exit_with(init(options, sys.stdout, sys.stderr))
 
 
 @cli.command("validate")
@@ -130,7 +132,7 @@ def check_command(manifest_path: Path) -> None:
         click.secho(f"{item.reason}: {item.path}", fg="yellow", err=True)
     if stale:
         click.secho(f"{len(stale)} generated file(s) out of date; run 'wfgen render'", fg="red", err=True)
-        _exit(ExitCode.FAILED)
+        exit_with(ExitCode.FAILED)
     click.echo(f"up to date: {len(files)} generated files")
 
 
@@ -167,127 +169,8 @@ def schema_command() -> None:
     click.echo(json.dumps(schema, indent=2, sort_keys=True))
 
 
-@cli.command("deploy")
-@click.argument("services", required=False)
-@click.argument("branch", required=False)
-@manifest_option
-@environment_option
-@click.option("--force-rebuild", is_flag=True, help="Rebuild even if the commit is deployed.")
-@click.option("--retry-failed", is_flag=True, help="Redeploy what failed in the last run.")
-@click.option("--max-parallel", type=click.IntRange(min=1), help="Deploys at once [project.max_parallel].")
-@click.option("--fail-fast", is_flag=True, help="Start no more deploys after the first failure.")
-@click.option(
-    "--only-changed",
-    is_flag=True,
-    help="As a push does: deploy only what differs from what runs on the target (see 'wfgen plan').",
-)
-@click.option("--dry-run", is_flag=True, help="Print the plan; touch nothing.")
-@click.option("--quiet", "-q", is_flag=True, help="Print only the summary.")
-@click.option("--json", "as_json", is_flag=True, help="Print only a machine-readable result.")
-def deploy_command(
-    services: str | None,
-    branch: str | None,
-    manifest_path: Path,
-    environment: str | None,
-    force_rebuild: bool,
-    retry_failed: bool,
-    max_parallel: int | None,
-    fail_fast: bool,
-    only_changed: bool,
-    dry_run: bool,
-    quiet: bool,
-    as_json: bool,
-) -> None:
-    """Deploy SERVICES ('all' or a comma list) from BRANCH, in parallel, with the workflow's step scripts."""
-    from generator.local.runner import DeployOptions, deploy
-
-    if services is None and not retry_failed:
-        raise click.UsageError("give SERVICES ('all' or a comma list) and BRANCH, or --retry-failed")
-    if quiet and as_json:
-        raise click.UsageError("--quiet and --json exclude each other")
-    options = DeployOptions(
-        manifest=manifest_path,
-        services=services,
-        branch=branch,
-        environment=environment,
-        force_rebuild=force_rebuild,
-        retry_failed=retry_failed,
-        max_parallel=max_parallel,
-        fail_fast=fail_fast,
-        only_changed=only_changed,
-        dry_run=dry_run,
-        output="json" if as_json else "quiet" if quiet else "auto",
-    )
-    _exit(deploy(options))
-
-
-@cli.command("plan")
-@click.argument("services")
-@click.argument("branch", required=False)
-@manifest_option
-@environment_option
-@click.option("--force-rebuild", is_flag=True, help="Plan every selected service as a deploy.")
-@click.option(
-    "--only-changed", "push", is_flag=True, help="Plan as a push does: only what differs gets a deploy leg."
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
-def plan_command(
-    services: str,
-    branch: str | None,
-    manifest_path: Path,
-    environment: str | None,
-    force_rebuild: bool,
-    push: bool,
-    as_json: bool,
-) -> None:
-    """What deploying SERVICES from BRANCH would do, against what runs on the target; touches nothing."""
-    from generator.commands.plan import PlanOptions, show_plan
-
-    options = PlanOptions(manifest_path, services, branch, force_rebuild, push, as_json, environment)
-    _exit(show_plan(options, sys.stdout, sys.stderr))
-
-
-@cli.command("status")
-@manifest_option
-@environment_option
-@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
-def status_command(manifest_path: Path, environment: str | None, as_json: bool) -> None:
-    """What runs on the target now, per service: commit, since when, health, last deploys, rollback images.
-
-    Touches nothing. Exit 1 when a service does not run and answer its health check."""
-    from generator.commands.status import StatusOptions, show_status
-
-    _exit(show_status(StatusOptions(manifest_path, as_json, environment), sys.stdout, sys.stderr))
-
-
-@cli.command("rollback")
-@click.argument("service")
-@manifest_option
-@environment_option
-@click.option("--to", metavar="COMMIT", help="A kept version (a unique prefix of 4+ hex digits will do).")
-def rollback_command(service: str, manifest_path: Path, environment: str | None, to: str | None) -> None:
-    """Put SERVICE back on the version deployed before the running one (or --to another image kept on the
-    target), through the deploy's health-gated cutover; no build.
-
-    Exit 1 when it failed (the running version still serves), 2 when there is nothing to roll back to."""
-    from generator.commands.rollback import RollbackOptions, roll_back
-
-    _exit(roll_back(RollbackOptions(manifest_path, service, to, environment)))
-
-
-@cli.command("unlock")
-@click.argument("service")
-@manifest_option
-@environment_option
-def unlock_command(service: str, manifest_path: Path, environment: str | None) -> None:
-    """Release SERVICE's deploy lock on the target by hand, after saying whose it was.
-
-    For a lock whose holder died elsewhere (a deploy killed on another machine or runner), which would
-    otherwise hold the service until project.lock_stale_s. Exit 1 when the target cannot be reached,
-    2 when no lock is held."""
-    from generator.commands.unlock import UnlockOptions, unlock
-
-    _exit(unlock(UnlockOptions(manifest_path, service, environment), sys.stdout, sys.stderr))
+for _command in (deploy_command, plan_command, status_command, rollback_command, unlock_command):
+    cli.add_command(_command)
 
 
 def _rendered(manifest_path: Path) -> tuple[Path, dict[str, str]]:

@@ -1,10 +1,10 @@
-"""Options shared by several commands, declared once."""
+"""Options shared by several commands, declared once, and how a command ends with its exit code."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -30,3 +30,8 @@ def environment_option(func: F) -> F:
         metavar="NAME",
         help="The environment of [environments] to act on [default: the branch's, else the first one].",
     )(func)
+
+
+def exit_with(code: int) -> NoReturn:
+    click.get_current_context().exit(int(code))
+    raise AssertionError("unreachable")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from generator.steps.core import holder as holders
 from generator.steps.core import lock
 from generator.steps.core import target as targets
 from tests.support.manifests import target_view
@@ -277,13 +278,13 @@ def test_the_lock_of_a_killed_holder_on_this_host_is_broken_at_once(tmp_path: Pa
     state = tmp_path / "state"
     holder = start_holder(state)
     owner = json.loads((state / "locks" / SERVICE / "owner").read_text())
-    assert owner["pid"] == holder.pid and owner["host_id"] == lock.host_identity()
+    assert owner["pid"] == holder.pid and owner["host_id"] == holders.host_identity()
     holder.kill()
     holder.wait()
     proc = run_driver(state, wait_s=10, stale_s=300)
     assert result_line(proc) == "result: acquired", proc.stdout + proc.stderr
     assert elapsed(proc) < 3
-    since = lock._local_clock(owner["since"])
+    since = holders._local_clock(owner["since"])
     warning = f"svc: warning: breaking the lock of pid {holder.pid} on this host, which is no longer running "
     assert f"{warning}(held since {since})" in proc.stdout
     assert "waiting for" not in proc.stdout
@@ -313,9 +314,9 @@ def owned_lock(state: Path, **owner: object) -> Path:
     here = {
         "holder": "ghost",
         "host": socket.gethostname(),
-        "host_id": lock.host_identity(),
+        "host_id": holders.host_identity(),
         "pid": os.getpid(),
-        "pid_start": lock.process_start(os.getpid()),
+        "pid_start": holders.process_start(os.getpid()),
         "since": "2020-01-01T00:00:00.000Z",
         "token": "f" * 16,
     }

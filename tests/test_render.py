@@ -28,9 +28,9 @@ from generator.render.files import (
     ROLLBACK_WORKFLOW,
     render,
     render_resolved,
-    secret_env,
     yaml_value,
 )
+from generator.render.secrets import secret_env
 from generator.steps import JOBS
 from generator.steps.core.order import waves
 from tests.support import actions_expr

@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from generator.cli import cli
+from generator.steps.core import holder as holders
 from generator.steps.core import lock
 from generator.steps.core import target as targets
 from tests.support.manifests import manifest_toml
@@ -39,7 +40,7 @@ def test_unlock_says_whose_lock_it_was_and_releases_it(tmp_path: Path) -> None:
              "since": "2026-12-06T14:02:11.000Z", "token": "f" * 16}  # fmt: skip
     (lock_dir / "owner").write_text(json.dumps(owner) + "\n")
     code, out, err = unlock(manifest, "web")
-    since = lock._local_clock(owner["since"])
+    since = holders._local_clock(owner["since"])
     assert (code, err) == (0, "")
     assert out.startswith(
         f"web: locked by alice on laptop (pid 4242, run 20261206-140211-ab12) since {since}, refreshed "
@@ -57,7 +58,7 @@ def test_unlock_of_a_live_deploys_lock_and_a_second_unlock(tmp_path: Path) -> No
         held.release()
     assert code == 0
     assert out.startswith(
-        f"api: locked by {lock.holder_name()} on {socket.gethostname()} (pid {os.getpid()}) "
+        f"api: locked by {holders.holder_name()} on {socket.gethostname()} (pid {os.getpid()}) "
     )
     assert unlock(manifest, "api") == (2, "", "api: no lock is held; nothing to release\n")
 

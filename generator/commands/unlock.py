@@ -10,6 +10,7 @@ from typing import TextIO
 from generator.errors import ExitCode, WfgenError
 from generator.manifest.loading import load
 from generator.steps.core import lock
+from generator.steps.core.holder import Holder
 from generator.steps.core.steplib import UsageError
 from generator.steps.core.target import CommandFailed, TargetError, open_target
 
@@ -53,7 +54,7 @@ def unlock(options: UnlockOptions, stream: TextIO, errors: TextIO) -> int:
     return ExitCode.OK
 
 
-def whose(holder: lock.Holder) -> str:
+def whose(holder: Holder) -> str:
     """`alice on laptop (pid 4242, run 20261206-140211-ab12) since 14:02:11, refreshed 3 s ago`."""
     owner = holder.owner
     if not owner:

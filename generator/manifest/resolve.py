@@ -60,14 +60,7 @@ def resolve_manifest(
     target["manager"] = (chosen.manager or "ssh") if swarm else None
     if chosen.kind == "local" or target["manager"] == "local":
         target.update({key: None for key in _SSH_KEYS}, insecure_ignore_host_key=False, port=None)
-    infrastructure = manifest.infrastructure.model_dump()
-    if environment is not None and manifest.target.network:
-        # [target]'s network listed among those that must exist stands for the environment's own.
-        infrastructure["networks"] = [
-            target["network"] if listed == manifest.target.network else listed
-            for listed in infrastructure["networks"]
-        ]
-    infrastructure["tcp"] = [split_tcp(endpoint) for endpoint in manifest.infrastructure.tcp]
+    infrastructure = resolve_infrastructure(manifest, environment, target["network"])
     return {
         "_generated": GENERATED_NOTE.format(source=source),
         "format": FORMAT,
@@ -84,6 +77,18 @@ def resolve_manifest(
             for name, service in manifest.services.items()
         },
     }
+
+
+def resolve_infrastructure(manifest: Manifest, environment: str | None, network: str) -> dict[str, Any]:
+    """[infrastructure] with its TCP endpoints split, for the target whose network is `network`."""
+    infrastructure = manifest.infrastructure.model_dump()
+    if environment is not None and manifest.target.network:
+        # [target]'s network listed among those that must exist stands for the environment's own.
+        infrastructure["networks"] = [
+            network if listed == manifest.target.network else listed for listed in infrastructure["networks"]
+        ]
+    infrastructure["tcp"] = [split_tcp(endpoint) for endpoint in manifest.infrastructure.tcp]
+    return infrastructure
 
 
 def resolve_build(manifest: Manifest) -> dict[str, Any]:

@@ -151,16 +151,7 @@ def cross_check(manifest: Manifest) -> list[tuple[tuple[str | int, ...], str]]:
             )
         if service.domain:
             domains.setdefault(service.domain, name)
-        for index, dependency in enumerate(service.depends_on):
-            if dependency == name:
-                problems.append(
-                    (("services", name, "depends_on", index), "a service cannot depend on itself")
-                )
-            elif dependency not in manifest.services:
-                suggestion = did_you_mean(dependency, names)
-                problems.append(
-                    (("services", name, "depends_on", index), f"unknown service '{dependency}'{suggestion}")
-                )
+        problems += _check_depends_on(name, service.depends_on, names)
     graph = {
         name: [dep for dep in service.depends_on if dep != name]
         for name, service in manifest.services.items()
@@ -210,6 +201,22 @@ def _check_swarm(manifest: Manifest) -> list[tuple[tuple[str | int, ...], str]]:
                 (("services", name, "domain"), "not served on a swarm: terminate TLS in the load balancer "
                  "in front of the nodes")
             )  # fmt: skip
+    return problems
+
+
+def _check_depends_on(
+    name: str, depends_on: list[str], names: list[str]
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """One service's depends_on: no itself, no unknown service."""
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    for index, dependency in enumerate(depends_on):
+        if dependency == name:
+            problems.append((("services", name, "depends_on", index), "a service cannot depend on itself"))
+        elif dependency not in names:
+            suggestion = did_you_mean(dependency, names)
+            problems.append(
+                (("services", name, "depends_on", index), f"unknown service '{dependency}'{suggestion}")
+            )
     return problems
 
 

@@ -1,5 +1,6 @@
 """Helpers shared by the step scripts: manifest option, options from env, log lines, outputs, status files.
 
+Also names what names.py (well-formed names) and report_text.py (icons, tables, the job summary) hold.
 Stdlib only: these files are vendored into `.github/wfgen/` and run with a bare `python3`.
 """
 
@@ -8,18 +9,30 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import difflib
 import enum
 import json
 import math
 import os
-import re
 import secrets
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
+
+from .names import GIT_REF_HINT as GIT_REF_HINT
+from .names import SERVICE_NAME as SERVICE_NAME
+from .names import did_you_mean as did_you_mean
+from .names import is_commit as is_commit
+from .names import is_env_name as is_env_name
+from .names import is_safe_git_ref as is_safe_git_ref
+from .report_text import CELL_LIMIT as CELL_LIMIT
+from .report_text import RESULT_ICONS as RESULT_ICONS
+from .report_text import UNKNOWN_ICON as UNKNOWN_ICON
+from .report_text import append_step_summary as append_step_summary
+from .report_text import format_table as format_table
+from .report_text import markdown_cell as markdown_cell
+from .report_text import result_icon as result_icon
 
 
 class Exit(enum.IntEnum):
@@ -48,51 +61,6 @@ def secret_flag(name: str) -> str:
 
 RESULTS_OK = frozenset({"deployed", "unchanged"})
 RESULTS_FINAL = frozenset({"deployed", "unchanged", "failed", "rolled_back", "cancelled", "skipped"})
-RESULT_ICONS = {
-    "deployed": "✅",
-    "unchanged": "♻️",
-    "failed": "❌",
-    "rolled_back": "↩️",
-    "cancelled": "🛑",
-    "skipped": "⏭️",
-    "queued": "⏳",
-    "running": "🔄",
-}
-UNKNOWN_ICON = "❔"
-CELL_LIMIT = 300
-
-
-def result_icon(result: object) -> str:
-    return RESULT_ICONS.get(result, UNKNOWN_ICON) if isinstance(result, str) else UNKNOWN_ICON
-
-
-def markdown_cell(text: str, limit: int = CELL_LIMIT) -> str:
-    """Text for one Markdown table cell (or heading): no HTML, no column break, one line, at most `limit`."""
-    text = text if len(text) <= limit else text[: limit - 1] + "…"
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
-    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "<br>")
-
-
-def format_table(rows: Sequence[Sequence[str]], headers: Sequence[str] = ()) -> list[str]:
-    """Plain-text columns, left-aligned, two spaces apart, no trailing blanks: the plan and summary tables."""
-    table = [tuple(row) for row in ([headers] if headers else []) + list(rows)]
-    if not table:
-        return []
-    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    return [
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in table
-    ]
-
-
-def append_step_summary(text: str, environ: Mapping[str, str] = os.environ) -> bool:
-    """Append Markdown to the job summary ($GITHUB_STEP_SUMMARY); False when there is none (not in a job)."""
-    path = environ.get("GITHUB_STEP_SUMMARY")
-    if not path:
-        return False
-    with Path(path).open("a", encoding="utf-8") as handle:
-        handle.write(text)
-    return True
 
 
 def default_manifest_path() -> Path:
@@ -124,15 +92,6 @@ def parse_bool(text: str | bool | None, *, what: str) -> bool:
     if lowered in {"false", "0", "no", "off"}:
         return False
     raise UsageError(f"{what}: expected true or false, got {text!r}")
-
-
-def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """Return " (did you mean 'x'?)" for a close match, else ""."""
-    matches = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean '{matches[0]}'?)" if matches else ""
-
-
-SERVICE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")  # as services.toml allows (generator/model.py)
 
 
 def log_subject(service: str | None, default: str) -> str:
@@ -319,30 +278,6 @@ class StatusFile:
         write_json_atomic(self.path, self.data)
 
 
-_GIT_REF = re.compile(r"[A-Za-z0-9._/-]{1,200}")
-GIT_REF_HINT = "letters, digits, '.', '_', '-', '/'; no '..'"
-
-
-def is_safe_git_ref(ref: str) -> bool:
-    """The one branch/tag rule (manifest, prepare, deploy): git takes it, a shell never needs it quoted."""
-    return not (
-        not _GIT_REF.fullmatch(ref)
-        or ref == "HEAD"  # git refuses it as a branch name
-        or ref.startswith(("-", "/", "."))
-        or ref.endswith(("/", "."))
-        or ".." in ref
-        or any(part == "" or part.startswith(".") or part.endswith(".lock") for part in ref.split("/"))
-    )
-
-
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def is_env_name(name: str) -> bool:
-    """An environment variable name an env-file line `NAME=value` can carry."""
-    return _ENV_NAME.fullmatch(name) is not None
-
-
 def safe_stdio() -> None:
     """Never crash on a non-UTF-8 console (LANG=C under `python -I`): unprintable characters become '?'."""
     for stream in (sys.stdout, sys.stderr):
@@ -362,11 +297,3 @@ def scratch_name(service: str) -> str:
 def runner_prefix(kind: str) -> str:
     """Prefix of a temporary dir on the runner (`ssh`, `docker`), naming this process so a sweep can tell."""
     return f"wfgen-{kind}-{os.getpid()}-"
-
-
-_SHA = re.compile(r"^[0-9a-f]{40}$")
-
-
-def is_commit(text: str) -> bool:
-    """A full commit id, as a wfgen.commit label or a plan should hold (neither is trusted input)."""
-    return bool(_SHA.match(text))
