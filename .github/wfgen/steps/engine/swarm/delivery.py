@@ -209,7 +209,9 @@ class SwarmDelivery:
 
     def timed_out(self, took: float) -> None:
         found = state.tasks(self.target, self.name)
-        missing = "; ".join(task.describe() for task in state.not_converged(found, self.digest))
+        missing = "; ".join(
+            task.describe_for(self.digest) for task in state.not_converged(found, self.digest)
+        )
         what = self.restore()
         missing = missing or "no task runs the new image"
         raise Outcome("failed", f"the tasks did not converge within {took:.0f} s: {missing}; {what}")

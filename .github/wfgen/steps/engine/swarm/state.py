@@ -51,6 +51,10 @@ class Task:
         slot = f".{self.slot}" if self.slot is not None else ""
         return f"task{slot} on {self.node or 'no node'} {self.state}{error}"
 
+    def describe_for(self, image: str) -> str:
+        """As describe(), saying when the task still runs another image than `image`."""
+        return self.describe() + ("" if self.image == image else " (previous image)")
+
 
 def docker_json(target: Target, *args: str) -> Any:
     """`docker <args>`'s JSON. Objects gone meanwhile (a task Swarm pruned from its history since it was
@@ -127,8 +131,9 @@ def converged(found: list[Task], image: str, replicas: int) -> bool:
 
 
 def not_converged(found: list[Task], image: str) -> list[Task]:
-    """The tasks meant to run `image` that do not run it (yet), and the newest failed ones."""
-    wanted = [task for task in found if task.desired == "running" and task.state != "running"]
+    """The tasks meant to run that do not run `image` (yet: still on the old one, starting, or on a node
+    that is gone), and the newest failed ones."""
+    wanted = [t for t in found if t.desired == "running" and not (t.state == "running" and t.image == image)]
     failed = [task for task in found if task.image == image and task.state in {"failed", "rejected"}]
     return wanted + failed[:3]
 
