@@ -106,7 +106,17 @@ def test_the_build_target_is_passed_to_docker_build(stage: str | None, expected:
     target = RecordingTarget()
     images.build_dir(target, "p/web:abc", {}, "/src", "Dockerfile", 60, stage)
     assert target.calls == [
-        ["docker", "build", "--pull=false", "-t", "p/web:abc-unlabelled", *expected, "-f", "/src/Dockerfile", "/src"],
+        [
+            "docker",
+            "build",
+            "--pull=false",
+            "-t",
+            "p/web:abc-unlabelled",
+            *expected,
+            "-f",
+            "/src/Dockerfile",
+            "/src",
+        ],
         ["docker", "build", "--pull=false", "-t", "p/web:abc", "-"],  # the labels: FROM the unlabelled build
         ["docker", "rmi", "p/web:abc-unlabelled"],
     ]

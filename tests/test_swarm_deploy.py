@@ -22,7 +22,7 @@ from tests.support.deploys import DeployBench, DeployRun
 from tests.support.fixture_service import ServiceRepo, make_service_repo
 from tests.support.stepscripts import step_argv
 from tests.support.swarm import WEB_PORT, Swarm
-from tests.support.swarm_services import PROXY_PORT, LoadInNetns, tasks, wait_for
+from tests.support.swarm_services import PROXY_PORT, LoadInNetns, tasks, tasks_left, wait_for
 
 SERVICE = "web"
 STACK = "shop"
@@ -81,6 +81,11 @@ def lab(swarm: Swarm, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]
     )  # fmt: skip
     yield Lab(swarm, repo, bench)
     swarm.docker("stack", "rm", STACK)
+    # The lab's own tests come next on this worker: every node ready again, port 8080 free on each.
+    wait_for(
+        "every node ready", lambda: all(s[0] == "ready" for s in swarm.node_states().values()), timeout=90
+    )
+    wait_for("the stack's tasks to go", lambda: not tasks_left(swarm), timeout=90)
 
 
 def under_load(lab: Lab) -> tuple[DeployRun, dict[str, object]]:
