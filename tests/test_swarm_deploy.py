@@ -1,8 +1,8 @@
 """The swarm engine on the real 3-node lab (tests/support/swarm.py): deploy_service with `kind = "swarm"`.
 
-The tests run in file order on one service `web` (2 replicas, on the two workers) behind the project proxy,
-a global Caddy service publishing port 8080 on every node; steady load goes to every node's port from the
-lab's bridge namespace, and each test reports its failed requests out of the total.
+The scenarios run in order, as one test, on one service `web` (2 replicas, on the two workers) behind the
+project proxy, a global Caddy service publishing port 8080 on every node; steady load goes to every node's
+port from the lab's bridge namespace, and each scenario reports its failed requests out of the total.
 """
 
 from __future__ import annotations
@@ -37,6 +37,10 @@ class Lab:
     swarm: Swarm
     repo: ServiceRepo
     bench: DeployBench
+
+    @property
+    def bench_network(self) -> str:
+        return str(config.load(self.bench.manifest).target.network)
 
     @property
     def name(self) -> str:
@@ -96,7 +100,7 @@ def under_load(lab: Lab) -> tuple[DeployRun, dict[str, object]]:
     return run, load.stop()
 
 
-def test_a_first_deploy_creates_the_service_and_the_proxy_on_every_node(lab: Lab) -> None:
+def a_first_deploy_creates_the_service_and_the_proxy_on_every_node(lab: Lab) -> None:
     run = lab.deploy()
     assert run.returncode == 0, run.stderr
     assert run.status["result"] == "deployed"
@@ -106,12 +110,26 @@ def test_a_first_deploy_creates_the_service_and_the_proxy_on_every_node(lab: Lab
     assert wait_for("v1 through every node's proxy", lambda: lab.answers() == ["v1"] * 3, timeout=30)
 
 
-def test_deploying_the_same_commit_again_is_unchanged(lab: Lab) -> None:
+def check_infrastructure_on_a_swarm(lab: Lab) -> None:
+    argv = step_argv("check_infrastructure", "--manifest", str(lab.bench.manifest))
+    proc = subprocess.run(argv, env=lab.bench.env, capture_output=True, text=True, timeout=120, check=False)
+    print(proc.stdout)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = proc.stdout
+    assert "✓ swarm manager — manager of an active swarm (1 manager(s), 3 node(s))" in rows
+    assert "✓ swarm nodes — " in rows
+    assert all(node in rows for node in ("n1 ready/active (manager)", "n2 ready/active", "n3 ready/active"))
+    assert f"✓ network {lab.bench_network} — exists (attachable overlay)" in rows
+    assert "✓ registry login — " in rows and "no credentials set" in rows
+    assert "✓ proxy shop_proxy — " in rows and "ports 8080 in host mode; running on n" in rows
+
+
+def deploying_the_same_commit_again_is_unchanged(lab: Lab) -> None:
     run = lab.deploy()
     assert (run.returncode, run.status["result"]) == (0, "unchanged"), run.stderr
 
 
-def test_a_good_update_under_load_fails_no_request(lab: Lab) -> None:
+def a_good_update_under_load_fails_no_request(lab: Lab) -> None:
     lab.repo.write_marker("v2")
     run, load = under_load(lab)
     print(f"good update: {load['failed']} failed / {load['ok'] + load['failed']} requests")  # type: ignore[operator]
@@ -122,7 +140,7 @@ def test_a_good_update_under_load_fails_no_request(lab: Lab) -> None:
     assert lab.answers() == ["v2"] * 3
 
 
-def test_status_and_plan_read_the_swarm(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+def status_and_plan_read_the_swarm(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCKER_HOST", lab.swarm.manager_host)  # a local manager: this process's docker
     manifest = config.load(lab.bench.manifest)
     started = time.monotonic()
@@ -141,7 +159,7 @@ def test_status_and_plan_read_the_swarm(lab: Lab, monkeypatch: pytest.MonkeyPatc
     assert verdict["verdict"] == "unchanged", verdict
 
 
-def test_a_version_that_never_gets_healthy_is_rolled_back_by_swarm(lab: Lab) -> None:
+def a_version_that_never_gets_healthy_is_rolled_back_by_swarm(lab: Lab) -> None:
     lab.repo.commit_variant("broken_health")
     started = time.monotonic()
     run, load = under_load(lab)
@@ -159,7 +177,7 @@ def test_a_version_that_never_gets_healthy_is_rolled_back_by_swarm(lab: Lab) -> 
     assert lab.answers() == ["v2"] * 3
 
 
-def test_no_env_value_is_printed_or_left_on_the_manager(lab: Lab) -> None:
+def no_env_value_is_printed_or_left_on_the_manager(lab: Lab) -> None:
     """The env-file and the stack file are removed right after `docker stack deploy` read them."""
     run = lab.deploy()  # the rolled-back commit again: Swarm rolls it back again
     assert TOKEN not in run.stdout + run.stderr
@@ -167,7 +185,7 @@ def test_no_env_value_is_printed_or_left_on_the_manager(lab: Lab) -> None:
     assert leftovers == []
 
 
-def test_wfgen_rollback_goes_back_to_the_version_before_under_load(lab: Lab) -> None:
+def wfgen_rollback_goes_back_to_the_version_before_under_load(lab: Lab) -> None:
     load = LoadInNetns(lab.swarm, max_s=240)
     time.sleep(1)
     started = time.monotonic()
@@ -186,7 +204,7 @@ def test_wfgen_rollback_goes_back_to_the_version_before_under_load(lab: Lab) -> 
     assert lab.answers() == ["v1"] * 3
 
 
-def test_a_worker_lost_mid_update_ends_the_deploy_within_its_bound(lab: Lab) -> None:
+def a_worker_lost_mid_update_ends_the_deploy_within_its_bound(lab: Lab) -> None:
     """n3 dies while its task is being replaced: the deploy ends (deployed only when every desired task
     runs the new image, else failed naming the tasks and nodes) and the proxy on the other nodes answers."""
     lab.repo.commit_variant("ok")
@@ -213,3 +231,17 @@ def test_a_worker_lost_mid_update_ends_the_deploy_within_its_bound(lab: Lab) -> 
     else:
         assert run.status["result"] == "failed" and "did not converge" in run.status["message"]
         assert " on n" in run.status["message"]
+
+
+def test_the_swarm_engine_on_the_lab(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scenarios in order, as one test: each starts from what the one before left (a deploy, a rollback),
+    so no test runner may split them between processes."""
+    a_first_deploy_creates_the_service_and_the_proxy_on_every_node(lab)
+    check_infrastructure_on_a_swarm(lab)
+    deploying_the_same_commit_again_is_unchanged(lab)
+    a_good_update_under_load_fails_no_request(lab)
+    status_and_plan_read_the_swarm(lab, monkeypatch)
+    a_version_that_never_gets_healthy_is_rolled_back_by_swarm(lab)
+    no_env_value_is_printed_or_left_on_the_manager(lab)
+    wfgen_rollback_goes_back_to_the_version_before_under_load(lab)
+    a_worker_lost_mid_update_ends_the_deploy_within_its_bound(lab)
