@@ -19,7 +19,7 @@ from generator.steps.core import steplib
 from generator.steps.core.audit import AuditEntry, parse_audit_line
 from tests.support.deploys import fetch
 from tests.support.docker import docker
-from tests.support.fleet import Fleet, make_fleet, wait_until
+from tests.support.fleet import Fleet, make_fleet, wait_until, write_manifest
 from tests.support.manifests import manifest_toml, write_resolved_manifest
 from tests.support.stepscripts import run_step
 
@@ -159,10 +159,12 @@ def test_a_kept_image_whose_deploy_failed_is_no_rollback_target(
 def test_a_rollback_target_that_fails_its_health_check_leaves_the_running_one(
     tmp_path: Path, docker_host: str, docker_project: str
 ) -> None:
-    """Without the proxy (the restart cutover); the candidate of a kept but broken image never serves."""
-    spec = {"web": {"health": {"deadline_s": 2.0}}}
+    """Without the proxy (the restart cutover); the candidate of a deployed version that no longer answers in
+    time never serves. A version whose own deploy failed is no rollback target at all."""
+    spec = {"web": {"health": {"deadline_s": 6.0}}}
     fleet = make_fleet(tmp_path / "f", docker_project, docker_host, spec, proxied=False)
     repo = fleet.repos["web"]
+    repo.commit_variant("ok", delay_s=2.0)  # answers 2 s after it starts: within 6 s, not within 1 s
     first = repo.write_marker("v1")
     deploy(fleet)
     broken = repo.commit_variant("broken_health")
@@ -171,17 +173,25 @@ def test_a_rollback_target_that_fails_its_health_check_leaves_the_running_one(
     nothing = fleet.wfgen("rollback", "web", timeout=120)
     assert nothing.returncode == 2
     assert nothing.stderr == f"web: nothing to roll back to: the audit log has no deploy before {first[:7]}\n"
+    never = fleet.wfgen("rollback", "web", "--to", broken[:8], timeout=120)
+    assert never.returncode == 2
+    assert never.stderr.startswith(f"web: {broken[:7]} never deployed (its deploy failed at ")
 
+    repo.commit_variant("ok", delay_s=0.0)
+    second = repo.write_marker("v2")
+    deploy(fleet)
+    fleet.settings["web"]["health"] = {"deadline_s": 1.0}
+    write_manifest(fleet, max_parallel=6, proxied=False)
     container = live_id(fleet)
-    failed = fleet.wfgen("rollback", "web", "--to", broken[:8], timeout=300)
+    failed = fleet.wfgen("rollback", "web", timeout=300)
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert failed.stderr.startswith("web: candidate never became healthy: ")
     assert failed.stderr.endswith("; running container untouched\n")
-    assert (live_id(fleet), served(fleet)) == (container, "v1")
+    assert (live_id(fleet), served(fleet)) == (container, "v2")
     web = status_of(fleet)
-    assert web["commit"] == first and web["serving"]
+    assert web["commit"] == second and web["serving"]
     newest = web["deploys"][0]
-    assert (newest["commit"], newest["result"], newest["action"]) == (broken, "failed", "rollback")
+    assert (newest["commit"], newest["result"], newest["action"]) == (first, "failed", "rollback")
     assert not (fleet.state_dir / "locks" / "web").exists()
 
 
@@ -238,11 +248,11 @@ def test_the_vendored_step_waits_for_the_lock_like_a_deploy_and_writes_the_job_s
 def test_ctrl_c_during_the_health_check_puts_the_running_version_back(
     tmp_path: Path, docker_host: str, docker_project: str
 ) -> None:
-    fleet = make_fleet(tmp_path / "f", docker_project, docker_host, {"web": {"health": {"deadline_s": 4.0}}})
+    fleet = make_fleet(tmp_path / "f", docker_project, docker_host, {"web": {"health": {"deadline_s": 60.0}}})
     repo = fleet.repos["web"]
-    repo.commit_variant("ok", delay_s=30.0)  # its candidate answers only after 30 s
+    repo.commit_variant("ok", delay_s=8.0)  # its candidate answers only after 8 s: time to interrupt its health
     slow = repo.write_marker("slow")
-    assert fleet.wfgen("deploy", "web", "main", "--quiet", timeout=600).returncode == 1  # built, never served
+    deploy(fleet)  # a rollback goes back only to a version that was deployed
     repo.commit_variant("ok", delay_s=0.0)
     repo.write_marker("fast")
     deploy(fleet)

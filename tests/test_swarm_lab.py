@@ -35,7 +35,7 @@ from tests.support.swarm_services import (
     wait_for,
 )
 
-# One worker forms the lab once per run, shared with the swarm engine's tests.
+# One worker runs them all, in file order: they share the lab's services, and a worker forms its own lab.
 pytestmark = pytest.mark.xdist_group("swarm")
 
 
