@@ -250,7 +250,9 @@ def test_ctrl_c_during_the_health_check_puts_the_running_version_back(
 ) -> None:
     fleet = make_fleet(tmp_path / "f", docker_project, docker_host, {"web": {"health": {"deadline_s": 60.0}}})
     repo = fleet.repos["web"]
-    repo.commit_variant("ok", delay_s=8.0)  # its candidate answers only after 8 s: time to interrupt its health
+    repo.commit_variant(
+        "ok", delay_s=8.0
+    )  # its candidate answers only after 8 s: time to interrupt its health
     slow = repo.write_marker("slow")
     deploy(fleet)  # a rollback goes back only to a version that was deployed
     repo.commit_variant("ok", delay_s=0.0)
