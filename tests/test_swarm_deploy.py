@@ -121,7 +121,7 @@ def check_infrastructure_on_a_swarm(lab: Lab) -> None:
     assert all(node in rows for node in ("n1 ready/active (manager)", "n2 ready/active", "n3 ready/active"))
     assert f"✓ network {lab.bench_network} — exists (attachable overlay)" in rows
     assert "✓ registry login — " in rows and "no credentials set" in rows
-    assert "✓ proxy shop_proxy — " in rows and "ports 8080 in host mode; running on n" in rows
+    assert "✓ proxy service shop_proxy — current; ports 8080 in host mode; running on n1, n2, n3" in rows
 
 
 def deploying_the_same_commit_again_is_unchanged(lab: Lab) -> None:
