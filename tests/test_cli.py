@@ -172,7 +172,7 @@ MISTAKES = [
     pytest.param(
         'kind = "ssh"',
         'kind = "docker"',
-        "services.toml:6: target.kind: must be one of 'ssh' or 'local'",
+        "services.toml:6: target.kind: must be one of 'ssh', 'local' or 'swarm'",
         id="target-kind",
     ),
     pytest.param(

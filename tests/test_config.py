@@ -58,7 +58,7 @@ def _fields_against_keys(cls: type[Any], data: object, where: str) -> list[tuple
     found = [(where, {field.name for field in dataclasses.fields(cls)}, set(data))]
     for name, hint in typing.get_type_hints(cls).items():
         inner = [arg for arg in (hint, *typing.get_args(hint)) if dataclasses.is_dataclass(arg)]
-        if not inner or name not in data:
+        if not inner or data.get(name) is None:  # an unset section (a service's swarm settings on one host)
             continue
         items = data[name] if isinstance(data[name], list) else [data[name]]
         if typing.get_origin(hint) is Mapping:
@@ -190,12 +190,12 @@ MALFORMED: list[tuple[str, bytes | Mutate, str]] = [
     (
         "unknown kind",
         _set("target", "kind", value="docker"),
-        f"target.kind: expected 'ssh' or 'local', got 'docker'{AGAIN}",
+        f"target.kind: expected 'ssh' or 'local' or 'swarm', got 'docker'{AGAIN}",
     ),
     (
         "kind null",
         _set("target", "kind", value=None),
-        f"target.kind: expected 'ssh' or 'local', got null{AGAIN}",
+        f"target.kind: expected 'ssh' or 'local' or 'swarm', got null{AGAIN}",
     ),
     (
         "insecure as text",

@@ -94,12 +94,21 @@ def row(item: Mapping[str, Any], now: float) -> tuple[str, ...]:
     since = item["started_at"] if item["state"] == "running" else item["finished_at"]
     return (
         item["service"],
-        item["state"],
+        state(item),
         short(item["commit"]),
         item["image"] or "-",
         f"{clock(since)} ({ago(since, now)})" if since else "-",
         health(item),  # last: an icon is two columns wide but one character, and would shift what follows
     )
+
+
+def state(item: Mapping[str, Any]) -> str:
+    """`running`, or on a swarm `running 2/2 on n2, n3`: its tasks and where they run."""
+    if not item.get("replicas"):
+        return str(item["state"])
+    running, desired = item["replicas"]
+    where = f" on {', '.join(item['nodes'])}" if item["nodes"] else ""
+    return f"{item['state']} {running}/{desired}{where}"
 
 
 def health(item: Mapping[str, Any]) -> str:

@@ -22,10 +22,12 @@ def describe_target(manifest: config.Manifest, env: Mapping[str, str]) -> str:
     """`local Docker (unix:///...)` or `ssh $VPS_USER@$VPS_HOST:22`, then ` (staging)` with environments: the
     host and user are secrets, so their variables stand in for them, as in the step scripts' logs."""
     target = manifest.target
-    if target.kind == "local":
+    if target.kind == "local" or target.manager == "local":
         where = f"local Docker ({env.get('DOCKER_HOST') or 'default socket'})"
     else:
         where = f"ssh ${target.user_env}@${target.host_env}:{target.port}"
+    if target.kind == "swarm":
+        where = f"the swarm manager at {where}"
     environment = manifest.project.environment
     return f"{where} ({environment})" if environment else where
 

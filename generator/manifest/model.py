@@ -121,6 +121,23 @@ def check_release(value: list[str]) -> list[str]:
     return value
 
 
+# A Swarm placement constraint: `node.<attribute> == value` or `!=`; attributes as `docker service create
+# --constraint` takes them (https://docs.docker.com/reference/cli/docker/service/create/#constraint).
+_CONSTRAINT = re.compile(
+    r"(node\.(id|hostname|role|platform\.os|platform\.arch|labels\.[A-Za-z0-9][A-Za-z0-9._-]*)"
+    r"|engine\.labels\.[A-Za-z0-9][A-Za-z0-9._-]*)"
+    r" *(==|!=) *[A-Za-z0-9][A-Za-z0-9._:/-]*"
+)
+
+
+def check_constraint(value: str) -> str:
+    if not _CONSTRAINT.fullmatch(value.strip()):
+        raise ValueError(
+            "must be a Swarm constraint such as 'node.labels.tier == api' or 'node.role != manager'"
+        )
+    return value.strip()
+
+
 def check_var_value(value: str) -> str:
     if any(char in value for char in "\n\r\0"):
         raise ValueError("must be one line: no line break or NUL character")
@@ -219,7 +236,14 @@ SSH_ONLY = ("host_env", "user_env", "ssh_key_env", "known_hosts_env", "insecure_
 
 
 class Target(StrictModel):
-    kind: Literal["ssh", "local"] = Field(default="ssh", description="'ssh' to a VPS, or 'local' Docker.")
+    kind: Literal["ssh", "local", "swarm"] = Field(
+        default="ssh", description="'ssh' to a VPS, 'local' Docker, or 'swarm': a Docker Swarm's manager."
+    )
+    manager: Literal["ssh", "local"] | None = Field(
+        default=None,
+        description="With kind = 'swarm': reach the manager over SSH (the ssh keys below; default) or use "
+        "this machine's Docker engine, itself a manager ('local').",
+    )
     host_env: EnvName = Field(default="VPS_HOST", description="Env var / secret holding the SSH host.")
     user_env: EnvName = Field(default="VPS_USER", description="Env var / secret holding the SSH user.")
     ssh_key_env: EnvName = Field(
@@ -273,6 +297,13 @@ class Health(StrictModel):
     timeout_s: Seconds = Field(default=5.0, description="Per-request timeout.")
     deadline_s: Seconds = Field(default=60.0, description="Give up after this long.")
     start_grace_s: float = Field(default=0.0, ge=0, le=3600, description="Wait before the first probe.")
+    command: (
+        Annotated[list[str], Field(min_length=1), AfterValidator(check_release)] | Literal["image"] | None
+    ) = Field(
+        default=None,
+        description="On a swarm: the healthcheck command run inside each task (through /bin/sh); 'image' "
+        "keeps the image's HEALTHCHECK. Default: wget or curl of path.",
+    )
 
     @model_validator(mode="after")
     def _fits_deadline(self) -> Health:
@@ -345,6 +376,13 @@ class Service(StrictModel):
     )
     release_timeout_s: Seconds = Field(
         default=300.0, description="How long the release command may run before the deploy fails."
+    )
+    replicas: int | None = Field(
+        default=None, ge=1, le=100, description="On a swarm: how many tasks run the service (default 1)."
+    )
+    placement: list[Annotated[str, AfterValidator(check_constraint)]] = Field(
+        default=[],
+        description="On a swarm: placement constraints, e.g. 'node.labels.tier == api'.",
     )
 
     @model_validator(mode="after")

@@ -56,7 +56,9 @@ def resolve_manifest(
             # A GitHub environment of the same name by default: GitHub creates it on first use.
             environment=manifest.environments[environment].github_environment or environment,
         )
-    if chosen.kind == "local":
+    swarm = chosen.kind == "swarm"
+    target["manager"] = (chosen.manager or "ssh") if swarm else None
+    if chosen.kind == "local" or target["manager"] == "local":
         target.update({key: None for key in _SSH_KEYS}, insecure_ignore_host_key=False, port=None)
     infrastructure = resolve_infrastructure(manifest, environment, target["network"])
     return {
@@ -69,7 +71,9 @@ def resolve_manifest(
         "infrastructure": infrastructure,
         "proxy": resolve_proxy(manifest, project["name"]),
         "services": {
-            name: resolve_service(name, service, offset, plain_vars.of_service(manifest, name, environment))
+            name: resolve_service(
+                name, service, offset, plain_vars.of_service(manifest, name, environment), swarm=swarm
+            )
             for name, service in manifest.services.items()
         },
     }
@@ -104,7 +108,12 @@ def resolve_proxy(manifest: Manifest, project: str) -> dict[str, Any]:
 
 
 def resolve_service(
-    name: str, service: Service, port_offset: int = 0, values: dict[str, str] | None = None
+    name: str,
+    service: Service,
+    port_offset: int = 0,
+    values: dict[str, str] | None = None,
+    *,
+    swarm: bool = False,
 ) -> dict[str, Any]:
     return {
         "name": name,
@@ -119,11 +128,23 @@ def resolve_service(
         "container_port": service.container_port or service.port,
         "env": list(service.env),
         "vars": dict(sorted(service.vars.items())) if values is None else values,
-        "health": service.health.model_dump(),
+        "health": service.health.model_dump(exclude={"command"}),
         "proxy": service.proxy,
         "domain": service.domain,
         "depends_on": list(service.depends_on),
         "paths": list(service.paths),
         "release": list(service.release) if service.release is not None else None,
         "release_timeout_s": service.release_timeout_s,
+        "swarm": resolve_swarm(service) if swarm else None,
+    }
+
+
+def resolve_swarm(service: Service) -> dict[str, Any]:
+    """A service's settings on a swarm: `health_command` null (wget or curl of the health path), "image"
+    (the image's HEALTHCHECK) or a command."""
+    command = service.health.command
+    return {
+        "replicas": service.replicas or 1,
+        "placement": list(service.placement),
+        "health_command": list(command) if isinstance(command, list) else command,
     }

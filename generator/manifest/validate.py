@@ -164,10 +164,44 @@ def cross_check(manifest: Manifest) -> list[tuple[tuple[str | int, ...], str]]:
     return (
         problems
         + _check_target_and_build(manifest)
+        + _check_swarm(manifest)
         + _check_proxy(manifest)
         + environments.check(manifest)
         + plain_vars.check(manifest)
     )
+
+
+SWARM_ONLY = (("replicas",), ("placement",), ("health", "command"))
+
+
+def _check_swarm(manifest: Manifest) -> list[tuple[tuple[str | int, ...], str]]:
+    """Swarm-only keys elsewhere, and what a swarm cannot do: no registry build, a service off the proxy."""
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    target, build = manifest.target, manifest.build
+    swarm = target.kind == "swarm"
+    if target.manager is not None and not swarm:
+        problems.append((("target", "manager"), "only used with kind = 'swarm'"))
+    if swarm and build.where != "runner":
+        problems.append(
+            (("target", "kind"), "'swarm' needs images in a registry every node pulls from: set "
+             "build.where = 'runner' and build.registry")
+        )  # fmt: skip
+    for name, service in manifest.services.items():
+        for key in SWARM_ONLY:
+            owner = service.health if key[0] == "health" else service
+            if not swarm and key[-1] in owner.model_fields_set:
+                problems.append((("services", name, *key), "only used with target.kind = 'swarm'"))
+        if swarm and not service.proxy:
+            problems.append(
+                (("services", name, "proxy"), "a swarm has no routing mesh here: every service is reached "
+                 "through the proxy on each node; remove proxy = false")
+            )  # fmt: skip
+        if swarm and service.domain:
+            problems.append(
+                (("services", name, "domain"), "not served on a swarm: terminate TLS in the load balancer "
+                 "in front of the nodes")
+            )  # fmt: skip
+    return problems
 
 
 def _check_depends_on(
@@ -209,10 +243,11 @@ def _check_proxy(manifest: Manifest) -> list[tuple[tuple[str | int, ...], str]]:
 def _check_target_and_build(manifest: Manifest) -> list[tuple[tuple[str | int, ...], str]]:
     problems: list[tuple[tuple[str | int, ...], str]] = []
     target, build = manifest.target, manifest.build
-    if target.kind == "local":
+    if target.kind == "local" or target.manager == "local":
         for key in SSH_ONLY:
             if key in target.model_fields_set:
-                problems.append((("target", key), "only used with kind = 'ssh'"))
+                where = "kind = 'ssh'" if target.kind == "local" else "manager = 'ssh'"
+                problems.append((("target", key), f"only used with {where}"))
     if build.where == "runner" and build.registry is None:
         problems.append(
             (("build", "where"), "'runner' needs a registry to push to, e.g. registry = 'ghcr.io/owner'")

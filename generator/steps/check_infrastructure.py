@@ -19,6 +19,8 @@ from .core.steplib import secret_flag
 from .core.target import CommandFailed, Target, TargetError, open_target
 from .engine.probe import tcp_probe
 from .engine.proxy import Proxy, ProxyError, proxied, proxy_lock
+from .engine.swarm import checks as swarm_checks
+from .engine.swarm.stack import proxy_name
 
 SUBJECT = "infrastructure"
 TCP_TIMEOUT_S = 5.0
@@ -61,18 +63,46 @@ class Checker:
         if self.target.kind == "ssh":
             yield "target reachable", self.reachable
         yield "docker engine", self.docker
-        yield "http client", self.http_client
-        project_network = self.manifest.target.network
-        yield f"network {project_network}", functools.partial(self.ensure_network, project_network)
-        if proxied(self.manifest):
-            yield f"proxy {self.manifest.proxy.container}", self.proxy
+        if self.manifest.target.kind == "swarm":
+            yield from self.swarm()
+        else:
+            yield from self.host()
         for network in infra.networks:
-            if network != project_network:
+            if network != self.manifest.target.network:
                 yield f"network {network}", functools.partial(self.network, network)
         yield "free disk", functools.partial(self.disk, infra.min_free_disk_mb)
         for endpoint in infra.tcp:
             host, port = endpoint.host, endpoint.port
             yield f"tcp {_hostport(host, port)}", functools.partial(self.tcp, host, port)
+
+    def host(self) -> Iterator[tuple[str, Callable[[], Check]]]:
+        yield "http client", self.http_client
+        project_network = self.manifest.target.network
+        yield f"network {project_network}", functools.partial(self.ensure_network, project_network)
+        if proxied(self.manifest):
+            yield f"proxy {self.manifest.proxy.container}", self.proxy
+
+    def swarm(self) -> Iterator[tuple[str, Callable[[], Check]]]:
+        """On a swarm (engine/swarm/checks.py): manager, nodes, the overlay, the registry, the proxy."""
+        manifest, target = self.manifest, self.target
+        log = functools.partial(steplib.log, SUBJECT)
+        network = manifest.target.network
+        for name, check in (
+            ("swarm manager", lambda: swarm_checks.manager(target)),
+            ("swarm nodes", lambda: swarm_checks.nodes(target)),
+            (f"network {network}", lambda: swarm_checks.network(target, manifest)),
+            ("registry login", lambda: swarm_checks.registry(target, manifest)),
+            (
+                f"proxy service {proxy_name(manifest)}",
+                lambda: swarm_checks.proxy_service(target, manifest, log),
+            ),
+        ):
+            yield name, functools.partial(self.wrapped, name, check)
+
+    @staticmethod
+    def wrapped(name: str, check: Callable[[], tuple[bool, str]]) -> Check:
+        ok, reason = check()
+        return Check(name, ok, reason)
 
     def proxy(self) -> Check:
         """Start the proxy when missing, give it the ports and routes of the manifest, and see it answer."""

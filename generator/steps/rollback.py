@@ -21,7 +21,8 @@ from .core.target import CommandFailed, Target, TargetError, open_target
 from .deploy_service import Cancelled, cancel_on_signals, lock_wait_seconds, redactions
 from .engine import changes, images
 from .engine.changes import short
-from .engine.deployment import Deployment, Outcome, Settings
+from .engine.delivery import Outcome
+from .engine.deployment import Deployment, Settings
 from .engine.proxy import live_name
 
 COMMIT_PREFIX = re.compile(r"[0-9a-f]{4,40}")

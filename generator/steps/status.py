@@ -22,6 +22,7 @@ from .engine import changes, images
 from .engine.cutover import is_ok
 from .engine.probe import http_probes
 from .engine.proxy import live_name
+from .engine.running import Running
 
 DEPLOYS_SHOWN = 3
 _DOCKER_TIME = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?Z$")
@@ -74,6 +75,8 @@ class ServiceStatus:
     deploys: tuple[AuditEntry, ...]  # newest first
     versions: tuple[Version, ...]  # newest first
     problem: str | None  # why it does not serve; None when it runs and answers
+    replicas: tuple[int, int] | None = None  # on a swarm: tasks running, desired
+    nodes: tuple[str, ...] = ()  # on a swarm: the nodes its running tasks are on
 
     def as_json(self) -> dict[str, Any]:
         health = self.health and {**asdict(self.health), "ok": self.health.ok}
@@ -104,7 +107,7 @@ def probe(target: Target, services: Sequence[config.Service]) -> dict[str, Healt
 
 
 def versions(
-    kept: Sequence[images.KeptImage], now: changes.Running | None, deploys: Sequence[AuditEntry]
+    kept: Sequence[images.KeptImage], now: Running | None, deploys: Sequence[AuditEntry]
 ) -> tuple[Version, ...]:
     """The service's kept images, newest first, marked: the one the live container runs, the rollback one."""
     previous = rollback_commit(now.commit if now else None, deploys, images.kept_refs(kept))
@@ -120,7 +123,7 @@ def versions(
     return tuple(found)
 
 
-def problem(now: changes.Running | None, health: Health | None, deploys: Sequence[AuditEntry]) -> str | None:
+def problem(now: Running | None, health: Health | None, deploys: Sequence[AuditEntry]) -> str | None:
     """Why the service does not serve, in a few words; None when it runs and answers its health check."""
     if now is None:
         return "no container (removed?)" if deploys else "never deployed"
@@ -140,7 +143,7 @@ def problem(now: changes.Running | None, health: Health | None, deploys: Sequenc
 def service_status(
     manifest: config.Manifest,
     service: config.Service,
-    now: changes.Running | None,
+    now: Running | None,
     health: Health | None,
     kept: Sequence[images.KeptImage],
     deploys: Sequence[AuditEntry],
@@ -148,7 +151,7 @@ def service_status(
     """One service's facts, put together; deploys newest first."""
     return ServiceStatus(
         service=service.name,
-        container=live_name(manifest, service),
+        container=(now.name if now and now.name else live_name(manifest, service)),
         state=(now.state or "unknown") if now else "absent",
         commit=now.commit if now else None,
         image=now.image if now else None,
@@ -160,6 +163,8 @@ def service_status(
         deploys=tuple(deploys),
         versions=versions(kept, now, deploys),
         problem=problem(now, health, deploys),
+        replicas=now.replicas if now else None,
+        nodes=now.nodes if now else (),
     )
 
 

@@ -45,7 +45,8 @@ class Project:
 
 @dataclass(frozen=True)
 class Target:
-    kind: Literal["ssh", "local"]
+    kind: Literal["ssh", "local", "swarm"]
+    manager: Literal["ssh", "local"] | None  # with kind 'swarm': how the manager's docker CLI is reached
     host_env: str | None
     user_env: str | None
     ssh_key_env: str | None
@@ -94,6 +95,15 @@ class Health:
 
 
 @dataclass(frozen=True)
+class Swarm:
+    """A service's settings on a swarm (`Service.swarm`, None on one host)."""
+
+    replicas: int
+    placement: tuple[str, ...]
+    health_command: tuple[str, ...] | Literal["image"] | None
+
+
+@dataclass(frozen=True)
 class Service:
     name: str
     repository: str | None
@@ -114,6 +124,7 @@ class Service:
     paths: tuple[str, ...]
     release: tuple[str, ...] | None  # the release command, exec form; None: no release phase
     release_timeout_s: float
+    swarm: Swarm | None
 
     def health_url(self, port: int) -> str:
         """The health check URL on a host port, asked from the target itself."""
@@ -238,11 +249,16 @@ def _object(value: object, cls: type[Any], key: str) -> Any:
 
 def _value(value: object, hint: Any, key: str) -> Any:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin is types.UnionType:  # `X | None`: the only union in the view
+    if origin in (
+        types.UnionType,
+        typing.Union,
+    ):  # `X | None`, or `tuple[...] | Literal[...] | None`: chosen by JSON type
         if value is None:
             return None
-        (inner,) = (arg for arg in args if arg is not type(None))
-        return _value(value, inner, key)
+        inner = [arg for arg in args if arg is not type(None)]
+        if len(inner) > 1:
+            inner = [arg for arg in inner if (typing.get_origin(arg) is tuple) == isinstance(value, list)]
+        return _value(value, inner[0], key)
     if origin is Literal:
         if not isinstance(value, str) or value not in args:
             found = repr(value) if isinstance(value, str) else _json_type(value)
@@ -290,10 +306,11 @@ def _check_vars(service: Service, key: str) -> None:
 
 def _check(made: object, key: str) -> None:
     """What one key's type cannot say: the settings another key's value makes required."""
-    if isinstance(made, Target) and made.kind == "ssh":
+    if isinstance(made, Target) and (made.kind == "ssh" or made.manager == "ssh"):
         for name in ("host_env", "user_env", "ssh_key_env", "known_hosts_env", "port"):
             if getattr(made, name) is None:
-                raise _Invalid(_join(key, name), "must be set when target.kind is 'ssh'")
+                how = "target.kind is 'ssh'" if made.kind == "ssh" else "target.manager is 'ssh'"
+                raise _Invalid(_join(key, name), f"must be set when {how}")
     if isinstance(made, Service) and made.release is not None:
         if not made.release or not all(made.release):
             # An empty command would run the image's own CMD, the service itself, as the release.

@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
 from ..core import config, runconfig, steplib
 from ..core.target import CommandFailed, Target
+from .delivery import Container
 from .probe import http_probe
 from .proxy import live_name
 
@@ -26,14 +26,6 @@ RESTORE_STOP_TIMEOUT_S = 1
 
 class HealthFailed(Exception):
     """No healthy answer before the deadline, or the container died."""
-
-
-@dataclass(frozen=True)
-class Container:
-    image_id: str
-    image: str
-    running: bool
-    labels: Mapping[str, str]
 
 
 def inspect(target: Target, name: str) -> Container | None:

@@ -1,43 +1,33 @@
-"""One deploy of one service, phase by phase (docs/design.md): lock → source → build → release → candidate →
-health → switch → verify → cleanup → done. Every path ends with restore-if-needed, audit, unlock and a final
-status.
+"""One deploy of one service, phase by phase (docs/design.md): lock → source → build → release → delivery →
+done. The delivery (candidate, health, switch, verify, drain) is the engine's, behind the seam of delivery.py.
+Every path ends with restore-if-needed, audit, unlock and a final status.
 
 Stdlib only: vendored into `.github/wfgen/` next to the step scripts.
 """
 
 from __future__ import annotations
 
-import os
-import shlex
 import signal
-import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TypeVar
 
 from ..core import config, runconfig, statedir, steplib
-from ..core.audit import append_audit, audit_line, audit_path, read_audit, rollback_commit, service_deploys
+from ..core.audit import append_audit, audit_line
 from ..core.lock import LockTimeout, ServiceLock
 from ..core.steplib import JOB_MARGIN_MINUTES
 from ..core.target import CommandFailed, LocalTarget, Target, TargetError
-from . import images, leftovers, release, source
-from .cutover import Container, Cutover, HealthFailed, crash_reason, is_ok, wait_healthy
-from .handover import Handover
-from .probe import http_probe
+from . import images, phases, source
+from .cutover import HealthFailed
+from .delivery import Container, Delivery, Engine, Outcome
+from .engines import for_target
 from .provide import provide_image
 from .proxy import ProxyError
 
-EXPECTED = (
-    TargetError,
-    CommandFailed,
-    source.SourceError,
-    images.ImageError,
-    HealthFailed,
-    LockTimeout,
-    ProxyError,
-    OSError,
-)
+# What a deploy's commands raise when the target, the build or the cutover fails: the deploy ends `failed`.
+EXPECTED = (TargetError, CommandFailed, source.SourceError, images.ImageError, HealthFailed, LockTimeout,
+            ProxyError, OSError)  # fmt: skip
 
 
 def hold_signals() -> None:
@@ -61,19 +51,16 @@ class Settings:
     commit: str | None = None
 
 
-class Outcome(Exception):
-    """Ends the deploy with a result other than deployed (the phase stays where it happened)."""
-
-    def __init__(self, result: str, message: str):
-        super().__init__(message)
-        self.result = result
-
-
 class Deployment:
     action = "deploy"  # the audit line's `action=`
 
     def __init__(
-        self, manifest: config.Manifest, settings: Settings, target: Target, status: steplib.StatusFile
+        self,
+        manifest: config.Manifest,
+        settings: Settings,
+        target: Target,
+        status: steplib.StatusFile,
+        engine: Engine | None = None,
     ):
         self.manifest, self.settings, self.target, self.status = manifest, settings, target, status
         self.service = settings.service
@@ -83,7 +70,8 @@ class Deployment:
         self.state_dir_safe: bool | None = None  # None: not checked yet (the audit line is written as before)
         self.started = time.monotonic()
         self.deadline = self.started + manifest.project.deploy_timeout_minutes * 60
-        self.cut: Cutover | None = None
+        self.engine = engine or for_target(manifest)
+        self.cut: Delivery | None = None
         self.commit: str | None = None
         self.deployed = False
         self.lock: ServiceLock | None = None
@@ -141,17 +129,8 @@ class Deployment:
         return f"starting deployment on port {self.service.port} (branch {self.ref})"
 
     def sweep_leftovers(self) -> None:
-        """Remove what killed deploys of this service left behind (we hold its lock); a failure only warns."""
         minutes = self.manifest.project.deploy_timeout_minutes + JOB_MARGIN_MINUTES
-        try:
-            removed = leftovers.sweep_target(self.target, self.state_dir, self.name, minutes)
-            removed += release.remove_leftovers(self.target, self.manifest.project.name, self.name)
-            removed += leftovers.sweep_runner()
-        except EXPECTED as exc:
-            self.log(f"warning: removing leftovers of interrupted deploys failed: {exc}")
-            return
-        if removed:
-            self.log(f"removed {removed} leftover(s) of interrupted deploys")
+        phases.sweep_leftovers(self, minutes, EXPECTED)
 
     def on_lock_wait(self, holder: str) -> None:
         self.status.update(message=f"waiting for the lock held by {holder}")
@@ -167,23 +146,12 @@ class Deployment:
         self.state_dir_safe = True
 
     def env_values(self) -> dict[str, str]:
-        values: dict[str, str] = {}
-        for name in self.service.env:
-            value = os.environ.get(name, "")
-            if not value:
-                raise Outcome("failed", f"environment variable {name} is not set (services.{self.name}.env)")
-            if "\n" in value or "\r" in value:
-                raise Outcome(
-                    "failed", f"environment variable {name} contains a line break; --env-file cannot pass it"
-                )
-            values[name] = value
-        return values
+        return phases.env_values(self.service)
 
     def deploy(self, env: dict[str, str]) -> tuple[str, str]:
         image = self.source()
         assert self.commit is not None
-        cutover = Handover if self.service.proxy else Cutover
-        self.cut = cutover(self.target, self.manifest, self.service, image)
+        self.cut = self.engine(self.target, self.manifest, self.service, image, self)
         old = self.cut.survey()
         if old:
             self.status.update(previous_image=old.image)
@@ -193,7 +161,7 @@ class Deployment:
         self.cut.image = image = self.provide(image)
         env_file = self.put_env_file(env)
         self.release(image, env_file)
-        self.cutover(env_file)
+        self.cut.deliver(env_file)
         try:
             self.prune(image, old)
         except EXPECTED as exc:  # the new version serves: a failed prune is worth a warning, not a failure
@@ -248,155 +216,20 @@ class Deployment:
         return self.target
 
     def is_unchanged(self, image: str, old: Container | None) -> bool:
-        if self.settings.force_rebuild or old is None or not old.running:
-            return False
-        if images.image_id(self.target, image) != old.image_id:
-            return False
-        assert self.cut is not None and self.cut.config is not None
-        reason = self.cut.must_redeploy()
-        if reason:
-            self.log(f"{reason}; redeploying {image}")
-            return False
-        changed = runconfig.difference(old.labels, self.cut.config)
-        if changed:
-            self.log(f"configuration changed: {changed}; redeploying {image}")
-            return False
-        url = self.service.health_url(self.service.port)
-        if is_ok(http_probe(self.target, url, self.service.health.timeout_s)):
-            return True
-        self.log("the running container has this image but fails its health check; redeploying it")
-        return False
+        return not self.settings.force_rebuild and phases.is_unchanged(self, image, old)
 
     def release(self, image: str, env_file: str | None) -> None:
-        """The service's release command in a one-off container of the new image, before anything of the
-        cutover: a failure leaves the running version untouched. Under the service's lock, as all of this."""
-        command = self.service.release
-        if command is None:
-            return
-        assert self.cut is not None
-        self.cut.ensure_network()
-        project = self.manifest.project.name
-        one_off = release.Release(
-            project, self.name, self.manifest.target.network, image, command, env_file,
-            release.container_name(project, self.name),
-        )  # fmt: skip
-        cleanup = ("target", ["docker", "rm", "-f", one_off.name])
-        self.cleanups.append(cleanup)  # before it starts: a cancel removes it from finish()
-        self.phase("release", f"running release command: {shlex.join(command)}")
-        try:
-            took, tail = release.run(self.target, one_off, self.service.release_timeout_s)
-        except release.ReleaseFailed as exc:
-            for line in exc.tail:
-                steplib.quote(line)
-            last = f" (last output: {exc.tail[-1].strip()})" if exc.tail else ""
-            raise Outcome("failed", f"{exc}{last}; running container untouched") from None
-        self.cleanups.remove(cleanup)
-        for line in tail:
-            steplib.quote(line)
-        self.log(f"release command done in {took:.1f} s")
+        phases.run_release(self, image, env_file)
 
-    def cutover(self, env_file: str | None) -> None:
-        assert self.cut is not None
-        cut = self.cut
-        self.phase("candidate", f"starting candidate {cut.name_candidate()}")
-        cut.ensure_network()
-        try:
-            url = cut.start_candidate(env_file)
-            self.phase("health", f"waiting for the candidate to answer {url}")
-            took = wait_healthy(
-                self.target,
-                url,
-                self.service.health,
-                alive=lambda: crash_reason(self.target, cut.candidate),
-            )
-        except HealthFailed as exc:
-            for line in cut.candidate_logs():
-                steplib.quote(line)
-            cut.restore()
-            raise Outcome(
-                "failed", f"candidate never became healthy: {exc}; running container untouched"
-            ) from None
-        self.log(f"candidate healthy after {took:.1f} s")
-        self.test_hook()
-        self.switch(env_file)
-
-    def switch(self, env_file: str | None) -> None:
-        assert self.cut is not None
-        cut = self.cut
-        self.phase("switch", f"switching {cut.running} to the new image")
-        try:
-            dark_since = cut.switch(env_file)
-            self.log(cut.switch_note())
-            self.status.update(phase="verify", message=f"checking health on port {self.service.port}")
-            cut.verify()
-        except EXPECTED as exc:
-            self.fail_switch(str(exc))
-        self.deployed = True  # verified on the real port: from here on, nothing rolls it back
-        self.log(cut.served(dark_since))
-        draining = cut.draining()
-        try:
-            if draining:
-                self.phase("drain", draining)
-                cut.drain()
-            self.status.update(phase="cleanup", message="removing older versions")
-            cut.commit()
-        except EXPECTED as exc:  # the new version serves: a failed tidy-up is a warning, not a failure
-            self.log(f"warning: after the switch: {exc}")
-
-    def fail_switch(self, problem: str) -> None:
-        assert self.cut is not None
-        failed = f"new container failed after the switch: {problem}"
-        try:
-            what = self.cut.restore()
-        except EXPECTED as exc:
-            raise Outcome("failed", f"{failed}; restoring the previous container failed too: {exc}") from None
-        if self.cut.old is None:
-            raise Outcome("failed", f"{failed}; {what}")
-        if self.cut.old.running:
-            url = self.service.health_url(self.service.port)
-            health = replace(self.service.health, deadline_s=30.0)
-            try:
-                wait_healthy(self.target, url, health, poll_s=0.2, grace_s=0)
-            except HealthFailed as exc:
-                what += f", but it does not answer ({exc})"
-        raise Outcome("rolled_back", f"{failed}; {what}")
+    def on_deployed(self) -> None:
+        """The engine verified the new version on the live service: from here on, nothing rolls it back."""
+        self.deployed = True
 
     def put_env_file(self, env: dict[str, str]) -> str | None:
-        """The container's environment, secrets and plain values, in one file only the user can read,
-        removed when the leg ends: values never meet argv or a shell."""
-        values = {**self.service.vars, **env}  # disjoint: the manifest refuses a name in both
-        if not values:
-            return None
-        data = "".join(f"{name}={value}\n" for name, value in values.items()).encode()
-        relative = f"{self.state_dir.rstrip('/')}/env/{steplib.scratch_name(self.name)}.env"
-        path = self.target.home_path(relative)
-        self.cleanups.append(("target", ["rm", "-f", "--", path]))
-        self.target.put_file(relative, data, mode=0o600)
-        return path
-
-    def test_hook(self) -> None:
-        hook = os.environ.get("WFGEN_TEST_BEFORE_SWITCH")
-        if hook:
-            subprocess.run(["sh", "-c", hook], timeout=120, check=False, stdout=subprocess.DEVNULL)
+        return phases.put_env_file(self, env)
 
     def prune(self, image: str, old: Container | None) -> None:
-        """Keep the newest keep_images images, the new one, the old container's, and the one a rollback
-        from the new version would go to (however old: it is what `wfgen rollback` takes)."""
-        assert self.commit is not None
-        rows = images.project_images(self.target, self.manifest.project.name, self.name)
-        entries, note = read_audit(self.target, audit_path(self.target, self.state_dir))
-        if note:
-            self.log(f"warning: {note}; pruning cannot tell which version a rollback would go to")
-        back_to = rollback_commit(self.commit, service_deploys(entries, self.name), images.kept_refs(rows))
-        protect = {row.ident for row in rows if row.ref == image}
-        protect |= {row.ident for row in rows if back_to and row.tagged and row.commit == back_to}
-        if old:
-            protect.add(old.image_id)
-        keep = self.manifest.project.keep_images
-        removed = images.prune(self.target, rows, keep, protect)
-        if removed:
-            kept_too = f" and {back_to[:7]}, the rollback version" if back_to else ""
-            self.log(f"pruned {len(removed)} old image(s), keeping the last {keep}{kept_too}")
+        phases.prune(self, image, old)
 
     def on_cancel(self, signal_name: str) -> tuple[str, str]:
         if self.deployed:

@@ -19,12 +19,12 @@ from ..core.target import CommandFailed, Target
 from .cutover import (
     RESTORE_STOP_TIMEOUT_S,
     STOP_TIMEOUT_S,
-    Container,
     Cutover,
     HealthFailed,
     crash_reason,
     inspect,
 )
+from .delivery import Container
 from .proxy import Proxy, proxy_lock
 from .release import is_release_container
 

@@ -59,6 +59,12 @@ def run_config(service: Service, network: str, env: Mapping[str, str]) -> dict[s
         "container_port": service.container_port,
         "health": asdict(service.health),
     }
+    if service.swarm is not None:  # on a swarm: a change of any of these redeploys too
+        config.update(
+            replicas=service.swarm.replicas,
+            placement=list(service.swarm.placement),
+            **{"health command": service.swarm.health_command},
+        )
     config.update({f"env {name}": value for name, value in env.items()})
     config.update({f"var {name}": value for name, value in service.vars.items()})
     return config

@@ -18,6 +18,8 @@ from ..core import config, order, runconfig, steplib
 from ..core.target import CommandFailed, Target
 from . import source
 from .proxy import live_name
+from .running import Running
+from .swarm import state as swarm_state
 
 LOOKUPS_AT_ONCE = 8
 LOG_LINES = 5
@@ -29,22 +31,6 @@ INSPECT_FIELDS = (
     "{{.State.FinishedAt}}", "{{.Image}}", "{{.Config.Image}}", "{{json .HostConfig.PortBindings}}",
     "{{json .Config.Labels}}",
 )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Running:
-    """The container that serves a service now."""
-
-    commit: str | None
-    running: bool
-    labels: Mapping[str, str]
-    published: frozenset[int]  # host ports the container publishes itself (not through the proxy)
-    state: str = ""  # docker's word: running, exited, restarting, created, paused, dead
-    exit_code: int = 0
-    started_at: str = ""  # as docker says it, UTC; "0001-01-01T00:00:00Z" when it never started
-    finished_at: str = ""
-    image: str = ""  # the reference it was started from
-    image_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -70,7 +56,9 @@ def short(commit: str | None) -> str:
 
 def running_versions(target: Target, manifest: config.Manifest, names: Iterable[str]) -> dict[str, Running]:
     """What serves each named service now (or is stopped under its live name), in one `docker inspect`; a
-    service with no container is absent."""
+    service with no container is absent. On a swarm: its Swarm services."""
+    if manifest.target.kind == "swarm":
+        return swarm_state.running_versions(target, manifest, names)
     containers = {live_name(manifest, manifest.services[name]): name for name in names}
     if not containers:
         return {}
