@@ -332,6 +332,9 @@ def test_retry_failed_without_a_previous_run_is_a_usage_error(tmp_path: Path) ->
          "inputs.branch is not a string"),
         ('{"services": ' + "[" * 100_000 + "]" * 100_000 + "}", "not valid JSON"),
     ],
+    # Named, not the text itself: pytest 8 puts a parameter's text in the test id, and so in the child's
+    # PYTEST_CURRENT_TEST, where 200,000 brackets are more than one environment variable may hold.
+    ids=["empty", "list", "service-not-object", "inputs-not-object", "branch-not-string", "deep-nesting"],
 )  # fmt: skip
 def test_retry_failed_with_a_broken_run_record_is_a_usage_error(
     tmp_path: Path, text: str, problem: str
