@@ -71,7 +71,9 @@ def cleanup_project(docker_host: str, project: str) -> None:
     rows = _lines(docker_host, "images", "--format", "{{.Repository}}:{{.Tag}}")
     images = [ref for ref in rows if _owned(ref, project)]
     if images:
-        docker(docker_host, "rmi", "-f", *images, timeout=120)
+        # --no-prune: the untagged parents are build-cache layers other tests share (the fixture's `COPY
+        # busybox`); deleting one while a parallel build reuses it fails that build with "unknown parent image".
+        docker(docker_host, "rmi", "-f", "--no-prune", *images, timeout=120)
     for kind in ("network", "volume"):
         names = [n for n in _lines(docker_host, kind, "ls", "--format", "{{.Name}}") if _owned(n, project)]
         if names:
