@@ -2,8 +2,9 @@
 
 Standalone (stdlib only, no imports from the test tree) so it runs under `ip netns exec`. Sends GET requests
 round-robin over the URLs from `--threads` threads until SIGTERM/SIGINT or `--max-s`, then prints one JSON
-object: {"ok", "failed", "failures" (the first 20), "bodies" (answer -> count)}. Every request counts once, no
-retries; half the threads open a connection per request, half keep one alive (reconnecting after a failure).
+object: {"ok", "failed", "failures" (the first 20), "failed_sent_at" (when each failed request was sent, Unix
+time), "bodies" (answer -> count)}. Every request counts once, no retries; half the threads open a connection
+per request, half keep one alive (reconnecting after a failure).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class Load:
         self.lock = threading.Lock()
         self.ok = 0
         self.failures: list[str] = []
+        self.failed_sent_at: list[float] = []
         self.bodies: Counter[str] = Counter()
 
     def run(self) -> dict[str, object]:
@@ -42,6 +44,7 @@ class Load:
             "ok": self.ok,
             "failed": len(self.failures),
             "failures": self.failures[:20],
+            "failed_sent_at": self.failed_sent_at,
             "bodies": dict(self.bodies),
         }
 
@@ -54,6 +57,7 @@ class Load:
                 break
             slot = (count + index) % len(self.targets)
             target = self.targets[slot]
+            sent_at = time.time()
             try:
                 conn = conns.get(slot) or http.client.HTTPConnection(
                     target.hostname or "", target.port or 80, timeout=self.timeout_s
@@ -67,6 +71,7 @@ class Load:
             except (OSError, http.client.HTTPException, RuntimeError) as exc:
                 with self.lock:
                     self.failures.append(f"{target.netloc} {'keep-alive' if keep_alive else 'new'}: {exc!r}")
+                    self.failed_sent_at.append(sent_at)
                 conns.pop(slot).close() if slot in conns else None
                 self.stop.wait(0.01)
                 continue

@@ -197,13 +197,16 @@ class Swarm:
         return (int(status) if status.strip().isdigit() else 0), body
 
     def stop_node(self, node: Node | str) -> None:
-        """A node dies: its dockerd, containerd and containers are killed at once (SIGKILL)."""
+        """A node dies as when it loses power: its link goes down, then its dockerd, containerd and containers
+        are killed (SIGKILL). The link first: killing takes a moment, and a dying node must not answer."""
         target = node if isinstance(node, Node) else self.node(node)
+        self._link(target, "down")
         self._kill_node(target, grace_s=0)
 
     def start_node(self, node: Node | str) -> None:
         """Bring a stopped node back; it rejoins the swarm from its data root."""
         target = node if isinstance(node, Node) else self.node(node)
+        self._link(target, "up")
         self._start_dockerd(target)
         self._wait_engine(target)
 
