@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import IO
 
 from ..core import config, steplib
-from ..core.target import CommandResult, Target
+from ..core.transport import CommandResult, Target
 
 TAIL_LINES = 20
 
