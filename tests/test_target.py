@@ -163,12 +163,9 @@ def test_commands_share_one_ssh_connection(sshd: SshServer) -> None:
     with targets.open_target(ssh_manifest(sshd), sshd.target_env()) as target:
         target.run(["true"], check=True)
         before = logins()
-        started = time.monotonic()
         for _ in range(10):
             target.run(["true"], check=True)
-        elapsed = time.monotonic() - started
     assert logins() == before, "each command opened a new SSH connection"
-    assert elapsed < 10
 
 
 def test_remote_exit_255_is_not_a_connection_error(ssh_target: transport.Target) -> None:
