@@ -17,8 +17,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 
-from .core import config, github_deployments, handoff, order, steplib
-from .core.target import Target, open_target
+from .core import config, config_load, github_deployments, handoff, order, steplib
+from .core.names import is_commit
+from .core.target import open_target
+from .core.transport import Target
 from .engine import source
 from .engine.deployment import Deployment, Settings, hold_signals
 
@@ -112,7 +114,7 @@ def planned_commit(args: argparse.Namespace, service: str) -> str | None:
     """The commit this leg deploys: --commit, else the one the run's plan showed for `service`. None only for
     a deploy run by hand (no plan): it deploys the head of the branch."""
     if args.commit:
-        if not steplib.is_commit(args.commit):
+        if not is_commit(args.commit):
             raise steplib.UsageError(f"--commit: expected a full 40-character commit id, got {args.commit!r}")
         return str(args.commit)
     if not args.plan:
@@ -171,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     subject = steplib.log_subject(args.service, "deploy")
     try:
-        manifest = config.load(args.manifest)
+        manifest = config_load.load(args.manifest)
         settings = settings_from(args, manifest)
     except steplib.UsageError as exc:
         steplib.error(subject, str(exc))

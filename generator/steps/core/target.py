@@ -1,6 +1,5 @@
 """Where deploy commands run: this machine, or a host reached over SSH. One API, two transports:
-open_target picks the manifest's; the API and the local transport are in transport.py, named here too so
-that a step imports one module.
+open_target picks the manifest's; the API and the local transport are in transport.py.
 
 Stdlib only: vendored into `.github/wfgen/` next to the step scripts.
 """
@@ -21,8 +20,6 @@ from pathlib import Path
 
 from . import config, steplib
 from .transport import (
-    TIMED_OUT,
-    CommandFailed,
     CommandResult,
     LocalTarget,
     Target,
@@ -30,19 +27,6 @@ from .transport import (
     decode,
     last_line,
 )
-
-__all__ = [
-    "TIMED_OUT",
-    "CommandFailed",
-    "CommandResult",
-    "LocalTarget",
-    "SshSettings",
-    "SshTarget",
-    "Target",
-    "TargetError",
-    "normalize_key",
-    "open_target",
-]
 
 SSH_FAILED = 255
 
@@ -220,7 +204,7 @@ def open_target(target: config.Target, environ: Mapping[str, str] = os.environ) 
     """The manifest's target; a missing env var is a UsageError naming the variable, never its value."""
     if target.kind == "local" or target.manager == "local":
         return LocalTarget()
-    assert target.port is not None  # config.load: set for kind 'ssh' and a swarm's ssh manager
+    assert target.port is not None  # config_load.load: set for kind 'ssh' and a swarm's ssh manager
     insecure = target.insecure_ignore_host_key
     settings = SshSettings(
         host=_require(environ, target.host_env, "host_env").strip(),
