@@ -5,9 +5,18 @@ node.
 There is no routing mesh (no IPVS here): each node's Caddy publishes the ports in host mode and resolves the
 service's dnsrr name as it goes, so a request to any node reaches a task on any node. Swarm adds a task to
 the name once its healthcheck passes and takes it out 2 s before stopping it; Caddy re-resolves every second,
-retries another address when a dial is refused, and sets a refusing one aside for a moment: so an update, a
-rollback or a lost node fails no request. The Caddyfile is a Swarm config named after its content, so the
-proxy changes only when the manifest's services or ports do, never on a deploy.
+retries another address when a dial fails, and sets a failing one aside for a moment: so an update or a
+rollback fails no request.
+
+A lost node is different: its tasks vanish without closing anything, and stay in the name for some seconds
+(about 6 in the lab) until Swarm sees the node down. So Caddy keeps no idle connection to a task (a request
+sent on one to a vanished task waits forever, never retried) and gives up a dial after 500 ms: a request that
+picks a vanished task moves on to the next one soon, even where Caddy does not set the failing address aside
+(2.6 forgets a dynamic upstream's failures after each request). What no proxy setting saves without capping
+every response's time: a request already sent to a task at the instant its node dies.
+
+The Caddyfile is a Swarm config named after its content, so the proxy changes only when the manifest's
+services or ports do, never on a deploy.
 """
 
 from __future__ import annotations
@@ -39,7 +48,8 @@ def site(manifest: config.Manifest, service: config.Service) -> str:
 		lb_try_interval 50ms
 		fail_duration 2s
 		transport http {{
-			dial_timeout 1s
+			dial_timeout 500ms
+			keepalive off
 		}}
 	}}
 }}
