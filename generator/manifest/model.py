@@ -329,6 +329,11 @@ class Proxy(StrictModel):
         default="acme",
         description="Certificates for domains: 'acme' (public CAs) or 'internal' (Caddy's own CA).",
     )
+    placement: list[Annotated[str, AfterValidator(check_constraint)]] = Field(
+        default=[],
+        description="On a swarm: the nodes the proxy runs on, as placement constraints such as "
+        "'node.labels.edge == true' (default: every node).",
+    )
 
 
 class Service(StrictModel):

@@ -138,6 +138,7 @@ class Proxy:
     http_port: int
     https_port: int
     tls: Literal["acme", "internal"]
+    placement: tuple[str, ...]  # on a swarm: the nodes the proxy runs on (empty: every node)
     container: str
 
 
