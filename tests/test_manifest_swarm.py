@@ -116,3 +116,21 @@ def test_a_swarm_mistake_is_one_line(text: str, problem: str) -> None:
 def test_the_steps_read_a_resolved_swarm_manifest(tmp_path: Path, manager: str) -> None:
     text = SWARM.replace('kind = "swarm"', f'kind = "swarm"\nmanager = "{manager}"')
     check_view(tmp_path, resolve_manifest(parse_manifest(text + 'health.command = "image"\n')))
+
+
+ENVIRONMENTS = SWARM.replace(
+    "[services.web]",
+    '[environments.production]\nbranches = ["main"]\n[environments.staging]\nbranches = ["develop"]\n'
+    "{staging}\n[services.web]",
+)
+
+
+def test_two_environments_on_one_swarm_need_apart_ports_unless_their_managers_differ() -> None:
+    with pytest.raises(ManifestError) as caught:
+        parse_manifest(ENVIRONMENTS.format(staging=""))
+    assert caught.value.problems == [
+        "services.toml:10: environments.staging.port_offset: web's port 8080 is taken by production on the "
+        "same target; set a port_offset that keeps them apart"
+    ]
+    parse_manifest(ENVIRONMENTS.format(staging="port_offset = 1"))
+    parse_manifest(ENVIRONMENTS.format(staging='target = { host_env = "STAGING_MANAGER" }'))
