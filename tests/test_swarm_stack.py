@@ -89,7 +89,7 @@ def test_the_proxy_runs_on_the_nodes_proxy_placement_names(tmp_path: Path) -> No
         {"web": {"repository": "o/web", "port": 8080}}, project={"name": "shop"},
         target={"kind": "swarm", "manager": "local"}, proxy={"placement": ["node.labels.edge == true"]},
     ) + '\n[build]\nwhere = "runner"\nregistry = "registry.example.com/shop"\n'  # fmt: skip
-    placed = config.load(write_resolved_manifest(tmp_path, text))
+    placed = config_load.load(write_resolved_manifest(tmp_path, text))
     spec = proxy.compose(placed, "/state/proxy/Caddyfile", "abc")["services"]["proxy"]
     assert spec["deploy"]["mode"] == "global"
     assert spec["deploy"]["placement"] == {"constraints": ["node.labels.edge == true"]}
