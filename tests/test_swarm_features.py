@@ -1,5 +1,5 @@
 """What a swarm does beyond one deploy, on the real 3-node lab (tests/support/swarm.py): release commands,
-the proxy on labelled nodes, and two environments on one swarm.
+the proxy on labelled nodes (and status probing through it), and two environments on one swarm.
 
 One service, one replica, short health timings; ports apart from tests/test_swarm_deploy.py's 8080. The
 scenarios of a test run in order: each starts from what the one before left.
@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -114,6 +116,29 @@ def the_proxy_runs_only_on_the_labelled_node(lab: Lab) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     row = f"✓ proxy service {STACK}_proxy — current; ports {PORT} in host mode; running on n2 (the nodes where {EDGE})"
     assert row in proc.stdout, proc.stdout
+    # status, run from inside the manager (n1, no proxy there), probes through the node whose proxy runs
+    (api,) = status_from_the_manager(lab)["services"]
+    assert (api["serving"], api["health"]["ok"]) == (True, True), api
+
+
+def status_from_the_manager(lab: Lab) -> dict[str, Any]:
+    code = (
+        "import json, os, sys\n"
+        "from generator.steps import status\n"
+        "from generator.steps.core import config_load\n"
+        "print(json.dumps(status.gather(config_load.load(sys.argv[1]), os.environ)))\n"
+    )
+    argv = [
+        "env",
+        f"DOCKER_HOST={lab.swarm.manager_host}",
+        sys.executable,
+        "-c",
+        code,
+        str(lab.bench.manifest),
+    ]
+    proc = lab.swarm.exec_in("n1", argv, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return dict(json.loads(proc.stdout))
 
 
 def a_failing_release_command_fails_the_leg_and_updates_nothing(lab: Lab) -> None:
