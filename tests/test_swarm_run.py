@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.fixture_service import git
 from tests.support.sshd import SshServer, force_setup, start_sshd
 from tests.support.swarm import Swarm
 from tests.support.swarm_project import SwarmProject, make_project
@@ -64,6 +65,7 @@ def test_wfgen_deploy_all_on_a_local_manager(local_project: SwarmProject) -> Non
     assert re.search(r"api: 2/2 task\(s\) run the new image on n\d, n\d after", api_log), api_log
     assert "1/1 task(s) run the new image on n" in Path(run["services"]["web"]["log_path"]).read_text()
     assert project.answers("api") == ["api v1"] * 3 and project.answers("web") == ["web v1"] * 3
+    assert git(project.root, "status", "--porcelain") == ""  # the run folder stays out of the user's repo
 
     started = time.monotonic()
     again = project.wfgen("deploy", "all", "main")
