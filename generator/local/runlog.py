@@ -38,7 +38,9 @@ def create_run(repo_root: Path) -> tuple[str, Path]:
     root.mkdir(parents=True, exist_ok=True)
     ignore = root / ".gitignore"  # the runs live in the user's checkout: `git add -A` must not take them
     if not ignore.exists():
-        ignore.write_text("# wfgen deploy's run folders: logs and reports, not for the repository\n*\n")
+        ignore.write_text(
+            "# wfgen deploy's run folders: logs and reports, not for the repository\n*\n", encoding="utf-8"
+        )
     for _ in range(20):
         run_id = f"{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
         with contextlib.suppress(FileExistsError):
