@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from generator.render.files import DEPLOY_WORKFLOW
+from generator.render.files import DEPLOY_WORKFLOW, ROLLBACK_WORKFLOW
 from tests.support.act import Act, ActRun
 from tests.support.deploys import fetch
 from tests.support.docker import docker
@@ -143,10 +143,13 @@ def test_a_failed_dependency_skips_its_dependents_in_later_waves(
     github: FakeGitHub,
 ) -> None:
     """One run with each result a leg can have: a already runs (deployed from a terminal, which records no
-    GitHub deployment), d is new, b fails, and c, which needs b, is skipped."""
+    GitHub deployment), d has changed, b fails, and c, which needs b, is skipped. Then rollback.yml takes d
+    back to the version the terminal deployed."""
     mono = monorepo(tmp_path_factory, docker_project, docker_host, CHAIN)
-    earlier = mono.wfgen("deploy", "a", "main")
+    earlier = mono.wfgen("deploy", "a,d", "main")
     assert earlier.returncode == 0, earlier.stdout + earlier.stderr
+    first_d = mono.last_run()["services"]["d"]["commit"]
+    mono.touch("d", "v2")
     env = {"DOCKER_HOST": docker_host, "GITHUB_API_URL": github.url}
     act = Act(mono.root, tmp_path / "act", env=env, timeout=ACT_TIMEOUT_S)
 
@@ -177,6 +180,7 @@ def test_a_failed_dependency_skips_its_dependents_in_later_waves(
         last_end = max(at(status[name], "finished_at") for name in earlier_wave)
         assert all(at(status[name], "started_at") > last_end for name in later), (earlier_wave, later)
     assert mono.health("a") == mono.health("d") == 200
+    assert version(mono, "d") == "v2"
     assert mono.health("b") != 200 and mono.health("c") != 200  # neither went live
 
     summary = run.leg("deployment-summary")
@@ -201,3 +205,19 @@ def test_a_failed_dependency_skips_its_dependents_in_later_waves(
     assert github_cells(summary.summary) == {
         f"[a]({page})": "🟢 active", f"[b]({page})": "🔴 failure", "c": "—", f"[d]({page})": "🟢 active",
     }  # fmt: skip
+
+    calls = len(github.calls)
+    back = act.dispatch(mono.root / ROLLBACK_WORKFLOW, {"service": "d", "commit": ""})
+    assert back.returncode == 0, back.report()
+    assert version(mono, "d") == "HTTP 404"  # the first version again: it has no /version
+    assert github.problems == []
+    assert github.sequences(calls) == {
+        "d": [
+            f"POST /deployments d {first_d[:7]} (rollback)",
+            "POST /deployments/d#2/statuses in_progress",
+            "GET /deployments?environment=production&task=deploy%3Ad&per_page=30",
+            "GET /deployments/d#1/statuses?per_page=1",
+            "POST /deployments/d#2/statuses success",
+            "POST /deployments/d#1/statuses inactive",  # the version act's run deployed
+        ]
+    }, "\n".join(github.lines()[calls:])

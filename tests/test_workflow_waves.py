@@ -23,6 +23,7 @@ from tests.support.sshd import SshServer
 from tests.support.workflow_runs import (
     assert_no_secret_leaked,
     deploy_exits,
+    deploy_legs,
     leg_errors,
     leg_statuses,
     results,
@@ -142,9 +143,19 @@ def test_depends_on_deploys_in_waves_and_a_failed_dependency_skips_its_dependent
     assert second.conclusion == "failure"
 
     # What GitHub shows for that run: each service's calls, as README's "What GitHub shows" says them.
+    assert_no_secret_leaked(second, {**sshd.target_env(), "github.token": sim.token})
     assert github.problems == []
     commits = {s["service"]: s["commit"][:7] for s in leg_statuses(second) if s["commit"]}
-    assert github.sequences(calls) == expected_calls(commits), "\n".join(github.lines()[calls:])
+    sequence = "\n".join(f"{service}: {line}" for service, line in github.labelled(calls))
+    print(f"GitHub API calls of one run of four services, in order:\n{sequence}")  # shown by pytest -rP
+    assert github.sequences(calls) == expected_calls(commits), sequence
+    jobs = f"https://github.example/acme/fleet/actions/runs/{sim.env['GITHUB_RUN_ID']}/job/"
+    for leg in deploy_legs(second):
+        service = leg.matrix["service"]
+        mine = [item for item in github.deployments if item["payload"]["service"] == service][1:]
+        for status in (status for item in mine for status in item["statuses"]):
+            assert status["log_url"] == jobs + leg.step("Deploy ").env["WFGEN_JOB_CHECK_RUN_ID"], service
+            assert "environment_url" not in status  # no domain: no URL, never the target's host
     page = "https://github.example/acme/fleet/deployments/production"
     assert github_cells(summary.summary) == {
         f"[a]({page})": "⚪ inactive", f"[b]({page})": "🔴 failure", "c": "—", f"[d]({page})": "🟢 active",

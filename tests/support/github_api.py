@@ -57,15 +57,22 @@ class FakeGitHub:
         return next(item for item in self.deployments if item["id"] == deployment_id)
 
     def sequences(self, since: int = 0) -> dict[str, list[str]]:
-        """service -> its calls in order, from the call numbered `since`; each deployment id is written
-        `<service>#<n>` (the service's n-th deployment), so a sequence reads the same whichever parallel leg
-        got which id."""
+        """service -> its calls in order, from the call numbered `since` (see `labelled`)."""
+        found: dict[str, list[str]] = {}
+        for service, line in self.labelled(since):
+            found.setdefault(service, []).append(line)
+        return found
+
+    def labelled(self, since: int = 0) -> list[tuple[str, str]]:
+        """(service, call) in the order they came, from the call numbered `since`; each deployment id is
+        written `<service>#<n>` (the service's n-th deployment), so a service's calls read the same whichever
+        parallel leg got which id."""
         labels: dict[int, tuple[str, str]] = {}
         for item in self.deployments:
             service = str(item["payload"].get("service"))
             count = sum(label[0] == service for label in labels.values()) + 1
             labels[item["id"]] = (service, f"{service}#{count}")
-        found: dict[str, list[str]] = {}
+        found = []
         for call in self.calls[since:]:
             match = re.search(r"/deployments/(\d+)", call.path)
             if match and int(match[1]) in labels:
@@ -75,7 +82,7 @@ class FakeGitHub:
                 payload = call.body.get("payload") if isinstance(call.body, dict) else None
                 named = payload.get("service") if isinstance(payload, dict) else None
                 service, line = str(named or call.query.get("task", "").removeprefix("deploy:")), call.line()
-            found.setdefault(service, []).append(line)
+            found.append((service, line))
         return found
 
 
