@@ -146,11 +146,12 @@ def test_a_5xx_is_retried_once_and_a_failing_api_is_one_warning(
 
 
 @contextmanager
-def raw_server(answers: list[bytes | None]) -> Iterator[tuple[str, list[int]]]:
-    """A server on 127.0.0.1 that answers its n-th connection with answers[n] as is: None never answers, b""
-    closes at once. Yields its URL and the number of connections so far (a list of one)."""
+def raw_server(answers: list[bytes | None]) -> Iterator[tuple[str, list[str]]]:
+    """A server on 127.0.0.1 that answers its n-th connection with answers[n] (the last one again after
+    them) as is: None never answers, b"" closes at once. Yields its URL and each request's first line."""
     listener = socket.create_server(("127.0.0.1", 0))
-    connections, held = [0], []
+    requests: list[str] = []
+    held = []
 
     def serve() -> None:
         while True:
@@ -158,9 +159,8 @@ def raw_server(answers: list[bytes | None]) -> Iterator[tuple[str, list[int]]]:
                 conn, _ = listener.accept()
             except OSError:
                 return
-            answer = answers[min(connections[0], len(answers) - 1)]
-            connections[0] += 1
-            conn.recv(65536)
+            answer = answers[min(len(requests), len(answers) - 1)]
+            requests.append(conn.recv(65536).decode().split("\r\n")[0])
             if answer is None:
                 held.append(conn)  # keeps it open, silent
                 continue
@@ -169,28 +169,37 @@ def raw_server(answers: list[bytes | None]) -> Iterator[tuple[str, list[int]]]:
 
     threading.Thread(target=serve, daemon=True).start()
     try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}", connections
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}", requests
     finally:
         listener.close()
         for conn in held:
             conn.close()
 
 
+EMPTY_LIST = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n[]"
+
+
 def test_a_call_times_out_and_is_tried_once_more() -> None:
     assert github_api.Client.from_env(job_env(FakeGitHub())).timeout_s == 10.0  # README's figure
-    with raw_server([None]) as (url, connections):
+    with raw_server([None]) as (url, requests):
         client = github_api.Client(url, "acme/fleet", TOKEN, timeout_s=0.5)
         started = time.monotonic()
         with pytest.raises(github_api.ApiError, match=r"^GET /deployments: timed out$"):
             client.call("GET", "/deployments")
-        assert connections == [2] and time.monotonic() - started < 5
+        assert len(requests) == 2 and time.monotonic() - started < 5
 
 
 def test_a_dropped_connection_is_tried_once_more() -> None:
-    answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n[]"
-    with raw_server([b"", answer]) as (url, connections):
+    with raw_server([b"", EMPTY_LIST]) as (url, requests):
         assert github_api.Client(url, "acme/fleet", TOKEN).call("GET", "/deployments") == []
-        assert connections == [2]
+    assert requests == ["GET /repos/acme/fleet/deployments HTTP/1.1"] * 2
+
+
+def test_the_calls_go_to_github_api_url_as_given_enterprise_server_too() -> None:
+    with raw_server([EMPTY_LIST]) as (url, requests):
+        client = github_api.Client.from_env(job_env(FakeGitHub(url=url + "/api/v3/")))
+        assert client.call("GET", "/deployments", query={"task": "deploy:web"}) == []
+    assert requests == ["GET /api/v3/repos/acme/fleet/deployments?task=deploy%3Aweb HTTP/1.1"]
 
 
 def test_an_answer_that_is_not_http_is_one_warning_and_the_leg_goes_on(
@@ -198,9 +207,9 @@ def test_an_answer_that_is_not_http_is_one_warning_and_the_leg_goes_on(
 ) -> None:
     """A proxy in front of the API that answers garbage: one warning line, no traceback (the deploy goes on)."""
     fleet = manifest(tmp_path)
-    with raw_server([b"garbage\r\n\r\n"]) as (url, connections):
+    with raw_server([b"garbage\r\n\r\n"]) as (url, requests):
         leg(fleet, FakeGitHub(url=url), "chat-service", A, "deployed")
-        assert connections == [1]
+    assert len(requests) == 1
     assert capsys.readouterr().err.splitlines() == [
         "::warning::chat-service: GitHub deployment not recorded: cannot create it: POST /deployments: "
         "BadStatusLine: garbage"
