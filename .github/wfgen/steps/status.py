@@ -18,7 +18,8 @@ from typing import Any
 
 from .core import config, runconfig, steplib
 from .core.audit import AuditEntry, audit_path, read_audit, rollback_commit, service_deploys
-from .core.target import CommandFailed, Target, TargetError, open_target
+from .core.target import open_target
+from .core.transport import CommandFailed, Target, TargetError
 from .engine import changes, images
 from .engine.cutover import is_ok
 from .engine.probe import http_probes
@@ -118,7 +119,8 @@ def versions(
         commit = row.labels.get("wfgen.commit") or None
         rollback = not marked and row.tagged and commit is not None and commit == previous
         marked |= rollback
-        running = now is not None and row.ident == now.image_id
+        # One host: the container's image id; a swarm: the service's repo@sha256 among the image's digests.
+        running = now is not None and (row.ident == now.image_id or now.image in row.digests)
         found.append(Version(row.ref, row.ident, commit, row.labels.get("wfgen.branch") or None,
                              utc(row.created), running, rollback))  # fmt: skip
     return tuple(found)

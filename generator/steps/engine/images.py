@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import IO
 
 from ..core import config, steplib
-from ..core.target import CommandResult, Target
+from ..core.transport import CommandResult, Target
 
 TAIL_LINES = 20
 
@@ -102,13 +102,8 @@ def build_dir(
     stage: str | None = None,
 ) -> None:
     """docker build of a directory on `host`; the Dockerfile path is relative to the context."""
-    deadline = time.monotonic() + timeout
-    argv = ["docker", "build", "--pull=false", "-t", unlabelled(image), *stage_args(stage),
-            "-f", f"{context}/{dockerfile}", context]  # fmt: skip
-    result = host.run(argv, timeout=timeout)
-    if result.returncode != 0:
-        raise ImageError(f"docker build failed (exit {result.returncode})", tail(result))
-    _label(host, image, labels, _left(deadline))
+    source = ["-f", f"{context}/{dockerfile}", context]
+    _build_then_label(host, image, labels, source, None, timeout, stage)
 
 
 def build_stream(
@@ -121,10 +116,26 @@ def build_stream(
     stage: str | None = None,
 ) -> None:
     """docker build with the context streamed as a tar on stdin (no copy of the source on `host`)."""
+    _build_then_label(host, image, labels, ["-f", dockerfile, "-"], tar, timeout, stage)
+
+
+def _build_then_label(
+    host: Target,
+    image: str,
+    labels: Mapping[str, str],
+    source: list[str],
+    tar: IO[bytes] | None,
+    timeout: float,
+    stage: str | None,
+) -> None:
+    """Both builds: the unlabelled tag from `source` (the Dockerfile and the context, '-' for `tar` on
+    stdin), then `image` with its labels in one metadata step, in what is left of `timeout`."""
     deadline = time.monotonic() + timeout
-    argv = ["docker", "build", "--pull=false", "-t", unlabelled(image), *stage_args(stage),
-            "-f", dockerfile, "-"]  # fmt: skip
-    result = host.run_stream(argv, stdin_file=tar, timeout=timeout)
+    argv = ["docker", "build", "--pull=false", "-t", unlabelled(image), *stage_args(stage), *source]
+    if tar is None:
+        result = host.run(argv, timeout=timeout)
+    else:
+        result = host.run_stream(argv, stdin_file=tar, timeout=timeout)
     if result.returncode != 0:
         raise ImageError(f"docker build failed (exit {result.returncode})", tail(result))
     _label(host, image, labels, _left(deadline))
@@ -180,6 +191,7 @@ class KeptImage:
     ident: str
     ref: str  # repo:tag, or the id when untagged
     labels: Mapping[str, str]
+    digests: tuple[str, ...] = ()  # repo@sha256:... once pushed or pulled: what a swarm service runs
 
     @property
     def commit(self) -> str | None:
@@ -204,15 +216,23 @@ def project_images(host: Target, project: str, service: str | None = None) -> li
             refs.setdefault(ident, []).append(ident if "<none>" in ref else ref.strip())
     if listing.returncode != 0 or not refs:
         return []
-    fmt = "{{.Id}} {{.Created}} {{json .Config.Labels}}"
+    fmt = "{{.Id}} {{.Created}} {{json .RepoDigests}} {{json .Config.Labels}}"
     inspect = host.run(["docker", "image", "inspect", "--format", fmt, *refs], timeout=60)
     found: dict[str, KeptImage] = {}
-    for ident, created, labels in (
-        (line.split(" ", 2) + ["", ""])[:3] for line in inspect.stdout.splitlines()
+    for ident, created, digests, labels in (
+        (line.split(" ", 3) + ["", "", ""])[:4] for line in inspect.stdout.splitlines()
     ):
-        found[ident] = KeptImage(created, ident, "", _labels(labels))
+        found[ident] = KeptImage(created, ident, "", _labels(labels), _digests(digests))
     rows = [replace(found[i], ref=ref) for i in refs if i in found for ref in sorted(refs[i])]
     return sorted(rows, key=lambda row: (_created_key(row.created), row.ident, row.ref), reverse=True)
+
+
+def _digests(text: str) -> tuple[str, ...]:
+    try:
+        found = json.loads(text or "null")
+    except json.JSONDecodeError:
+        return ()
+    return tuple(str(item) for item in found) if isinstance(found, list) else ()
 
 
 def _labels(text: str) -> dict[str, str]:

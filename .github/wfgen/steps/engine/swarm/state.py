@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...core import config
-from ...core.target import CommandFailed, Target
+from ...core.transport import CommandFailed, Target
 from ..running import Running
 from . import stack
 
@@ -166,6 +166,7 @@ def running_versions(target: Target, manifest: config.Manifest, names: Iterable[
             commit=now.labels.get("wfgen.commit") or None, running=bool(up), labels=now.labels,
             published=frozenset(), state="running" if up else "not running", image=now.image,
             image_id=now.image, replicas=(len(up), now.replicas or 0),
+            started_at=min((task.timestamp for task in up), default=""),  # the oldest task: since when
             nodes=tuple(sorted({task.node for task in up})), name=now_name,
         )  # fmt: skip
     return found
