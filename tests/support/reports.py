@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 # A service's cell is its name, or its name linked to its GitHub deployment: `[api](https://…)`.
-_ROW = re.compile(r"^\| \[?([\w-]+)(?:\]\([^)\s]+\))? \| (\S+ \w+) \|", re.MULTILINE)
+_ROW = re.compile(r"^\| \[?([\w-]+)(?:\]\([^)\s]+\))? \| (\S+ \w+(?: \w+)?) \|", re.MULTILINE)
 
 
 def status_reports(artifacts: Path) -> list[dict[str, Any]]:
