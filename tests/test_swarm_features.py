@@ -1,7 +1,7 @@
 """What a swarm does beyond one deploy, on the real 3-node lab (tests/support/swarm.py): release commands,
 the proxy on labelled nodes (and status probing through it), and two environments on one swarm.
 
-One service, one replica, short health timings; ports apart from tests/test_swarm_deploy.py's 8080. The
+One service, one replica, short health timings; ports apart from the other swarm modules'. The
 scenarios of a test run in order: each starts from what the one before left.
 """
 
@@ -31,8 +31,8 @@ pytestmark = pytest.mark.xdist_group("swarm")
 
 SERVICE = "api"
 STACK = "feat"
-PORT = 8180  # the release and placement scenarios
-ENV_PORT = 8280  # production's; staging's is one above
+PORT = 8380  # the release and placement scenarios
+ENV_PORT = 8480  # production's; staging's is one above
 PORTS = (ENV_PORT, ENV_PORT + 1)
 TOKEN = "feat-secret-41d2c7"
 HEALTH = {
