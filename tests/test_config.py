@@ -1,4 +1,4 @@
-"""generator/steps/core/config.py: the typed view of manifest.json, and the one-line errors for a malformed one."""
+"""generator/steps/core/config.py and config_load.py: the typed view of manifest.json, and the one-line errors for a malformed one."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 from generator.manifest.resolve import resolve_manifest
 from generator.manifest.validate import load_manifest
 from generator.steps import JOBS
-from generator.steps.core import config, steplib
+from generator.steps.core import config, config_load, steplib
 from tests.support.stepscripts import run_step
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,8 +48,8 @@ def test_view_holds_every_manifest_the_generator_resolves(tmp_path: Path, toml_p
 def check_view(tmp_path: Path, data: dict[str, Any]) -> None:
     path = tmp_path / "manifest.json"
     path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    view = config.load(path)
-    assert as_json(view) == {key: value for key, value in data.items() if key != config.NOTE_KEY}
+    view = config_load.load(path)
+    assert as_json(view) == {key: value for key, value in data.items() if key != config_load.NOTE_KEY}
 
 
 def _fields_against_keys(cls: type[Any], data: object, where: str) -> list[tuple[str, set[str], set[str]]]:
@@ -71,7 +71,7 @@ def _fields_against_keys(cls: type[Any], data: object, where: str) -> list[tuple
 def test_dataclass_fields_are_the_keys_the_resolver_writes() -> None:
     data = resolved()
     assert data["infrastructure"]["tcp"] and data["services"], "services.toml should exercise every section"
-    top = {key: value for key, value in data.items() if key != config.NOTE_KEY}
+    top = {key: value for key, value in data.items() if key != config_load.NOTE_KEY}
     checked = _fields_against_keys(config.Manifest, top, "manifest")
     assert [where for where, _, _ in checked] == [
         "manifest",
@@ -91,7 +91,7 @@ def test_dataclass_fields_are_the_keys_the_resolver_writes() -> None:
 def test_view_is_read_only(tmp_path: Path) -> None:
     path = tmp_path / "manifest.json"
     path.write_text(json.dumps(resolved()), encoding="utf-8")
-    view = config.load(path)
+    view = config_load.load(path)
     with pytest.raises(dataclasses.FrozenInstanceError):
         view.project.name = "other"  # type: ignore[misc]
     with pytest.raises(TypeError):
@@ -103,7 +103,7 @@ def test_view_is_read_only(tmp_path: Path) -> None:
 def test_health_url_uses_the_given_host_port(tmp_path: Path) -> None:
     path = tmp_path / "manifest.json"
     path.write_text(json.dumps(resolved()), encoding="utf-8")
-    service = config.load(path).services["auth-service"]
+    service = config_load.load(path).services["auth-service"]
     assert service.health_url(49152) == "http://127.0.0.1:49152/health"
 
 
@@ -307,7 +307,7 @@ def write_malformed(directory: Path, content: bytes | Mutate) -> Path:
 def test_malformed_manifest_is_one_line(tmp_path: Path, content: bytes | Mutate, message: str) -> None:
     path = write_malformed(tmp_path, content)
     with pytest.raises(steplib.UsageError) as caught:
-        config.load(path)
+        config_load.load(path)
     separator = "" if message[:1].isdigit() else " "
     assert str(caught.value) == f"{path}:{separator}{message}"
 
@@ -330,14 +330,14 @@ def test_deploy_service_reports_a_malformed_manifest_with_exit_2(
 
 def test_a_folder_is_not_a_manifest(tmp_path: Path) -> None:
     with pytest.raises(steplib.UsageError) as caught:
-        config.load(tmp_path)
+        config_load.load(tmp_path)
     assert str(caught.value) == f"{tmp_path}: is a folder, not the resolved manifest file"
 
 
 def test_a_missing_manifest_says_to_render(tmp_path: Path) -> None:
     path = tmp_path / "manifest.json"
     with pytest.raises(steplib.UsageError) as caught:
-        config.load(path)
+        config_load.load(path)
     assert str(caught.value) == f"{path}: resolved manifest not found{AGAIN}"
 
 

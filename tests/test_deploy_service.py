@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from generator.steps import status
-from generator.steps.core import config, handoff, lock
+from generator.steps.core import config_load, handoff, lock
 from tests.support.deploys import DeployBench, Poller, fetch
 from tests.support.docker import docker
 from tests.support.fixture_service import ServiceRepo, git
@@ -346,7 +346,7 @@ def test_plain_values_reach_the_container_redeploy_when_changed_and_show_in_stat
     env = json.loads(inspect(docker_host, running, "{{json .Config.Env}}") or "[]")
     assert "LOG_LEVEL=debug" in env and "LOG_LEVEL=info" not in env
 
-    document = status.gather(config.load(bench.manifest), {**bench.env, "T_DEPLOY_TOKEN": secret})
+    document = status.gather(config_load.load(bench.manifest), {**bench.env, "T_DEPLOY_TOKEN": secret})
     [item] = document["services"]
     assert item["vars"] == {"LOG_LEVEL": "debug", "NODE_ENV": "production"}
     assert secret not in json.dumps(document)

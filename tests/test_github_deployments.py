@@ -12,7 +12,7 @@ from ruamel.yaml import YAML
 
 from generator.manifest.validate import load_manifest
 from generator.render.files import render
-from generator.steps.core import config, github_deployments
+from generator.steps.core import config, config_load, github_deployments
 from tests.support.deploys import DeployBench
 from tests.support.fixture_service import ServiceRepo
 from tests.support.github_api import TOKEN, FakeGitHub, fake_github, job_env
@@ -31,7 +31,7 @@ SERVICES = {
 
 def manifest(tmp_path: Path, **project: Any) -> config.Manifest:
     text = manifest_toml(SERVICES, project=project, target={"environment": "production"})
-    return config.load(str(write_resolved_manifest(tmp_path, text)))
+    return config_load.load(str(write_resolved_manifest(tmp_path, text)))
 
 
 def leg(

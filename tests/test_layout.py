@@ -127,12 +127,6 @@ def test_the_two_engines_meet_only_at_the_seam() -> None:
 
 MAX_MODULE_LINES = 300
 MAX_FUNCTION_LINES = 50
-# Modules another change is reshaping now (the deploy-engine seam and the Swarm engine):
-# split there, not here. Remove each entry when its change lands; the test then holds it to the limits too.
-TOO_BIG_FOR_NOW = {
-    "generator/steps/core/config.py",
-    "generator/manifest/model.py",
-}
 
 
 def oversized(path: Path, root: Path = ROOT) -> list[str]:
@@ -153,10 +147,7 @@ def oversized(path: Path, root: Path = ROOT) -> list[str]:
 def test_modules_and_functions_stay_small() -> None:
     """House style (docs/design.md): a module under ~300 lines, a function under ~50."""
     paths = sorted(PACKAGE.rglob("*.py"))
-    checked = [path for path in paths if path.relative_to(ROOT).as_posix() not in TOO_BIG_FOR_NOW]
-    assert [found for path in checked for found in oversized(path)] == []
-    # An allowed module that got small enough leaves the list, so the limits hold for it from then on.
-    assert [name for name in sorted(TOO_BIG_FOR_NOW) if not oversized(ROOT / name)] == []
+    assert [found for path in paths for found in oversized(path)] == []
 
 
 def test_oversized_names_long_modules_and_functions(tmp_path: Path) -> None:

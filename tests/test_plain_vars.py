@@ -8,7 +8,7 @@ import pytest
 from generator.errors import ManifestError
 from generator.manifest.resolve import resolve_manifest
 from generator.manifest.validate import parse_manifest
-from generator.steps.core import config, runconfig
+from generator.steps.core import config, config_load, runconfig
 from generator.steps.engine import changes
 
 BASE = """\
@@ -99,14 +99,14 @@ def test_an_environment_overrides_and_adds_to_a_services_values() -> None:
 def test_without_vars_a_service_resolves_to_none_and_its_fingerprint_is_unchanged() -> None:
     resolved = resolve_manifest(parse_manifest(BASE))
     assert resolved["services"]["web"]["vars"] == {}
-    web = config.parse(resolved, "manifest.json").services["web"]
+    web = config_load.parse(resolved, "manifest.json").services["web"]
     assert not [part for part in runconfig.run_config(web, "n", {}) if part.startswith("var ")]
     assert runconfig.vars_label_args(web) == []
 
 
 def test_a_value_is_a_fingerprint_part_and_a_label() -> None:
     resolved = resolve_manifest(parse_manifest(BASE + 'vars = { NODE_ENV = "production" }\n'))
-    web = config.parse(resolved, "manifest.json").services["web"]
+    web = config_load.parse(resolved, "manifest.json").services["web"]
     parts = runconfig.run_config(web, "n", {"DB_URL": "secret"})
     assert (parts["var NODE_ENV"], parts["env DB_URL"]) == ("production", "secret")
     label = runconfig.vars_label_args(web)
@@ -130,7 +130,7 @@ def test_the_steps_refuse_a_resolved_value_that_could_not_come_from_the_manifest
     resolved = resolve_manifest(parse_manifest(BASE))
     resolved["services"]["web"]["vars"] = vars_
     with pytest.raises(config.steplib.UsageError) as caught:
-        config.parse(resolved, "manifest.json")
+        config_load.parse(resolved, "manifest.json")
     assert str(caught.value) == f"manifest.json: {problem}; run 'wfgen render'"
 
 
@@ -139,7 +139,7 @@ def test_the_plan_names_a_changed_value_and_not_its_value() -> None:
 
     def view(level: str) -> config.Manifest:
         text = BASE + f'vars = {{ LOG_LEVEL = "{level}" }}\n'
-        return config.parse(resolve_manifest(parse_manifest(text)), "manifest.json")
+        return config_load.parse(resolve_manifest(parse_manifest(text)), "manifest.json")
 
     old = view("info")
     settings = runconfig.run_config(old.services["web"], old.target.network, {"DB_URL": "x"})

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from generator.steps.core import config
+from generator.steps.core import config, config_load
 from generator.steps.core.target import LocalTarget
 from generator.steps.engine import proxy_config as pc
 from generator.steps.engine.proxy import Proxy, ProxyError, proxy_lock, wanted_ports
@@ -70,7 +70,7 @@ class Fleet:
             target={"state_dir": str(self.state), "network": f"{self.project}-net"},
             proxy=self.proxy_table,
         )
-        return config.load(write_resolved_manifest(self.tmp_path, text))
+        return config_load.load(write_resolved_manifest(self.tmp_path, text))
 
     def proxy(self) -> Proxy:
         return Proxy(LocalTarget(), self.manifest(), self.lines.append)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pytest
 
 from generator.steps import plan, status
-from generator.steps.core import config
+from generator.steps.core import config_load
 from tests.support.deploys import DeployBench, DeployRun
 from tests.support.fixture_service import ServiceRepo, make_service_repo
 from tests.support.stepscripts import step_argv
@@ -40,7 +40,7 @@ class Lab:
 
     @property
     def bench_network(self) -> str:
-        return str(config.load(self.bench.manifest).target.network)
+        return str(config_load.load(self.bench.manifest).target.network)
 
     @property
     def name(self) -> str:
@@ -142,7 +142,7 @@ def a_good_update_under_load_fails_no_request(lab: Lab) -> None:
 
 def status_and_plan_read_the_swarm(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCKER_HOST", lab.swarm.manager_host)  # a local manager: this process's docker
-    manifest = config.load(lab.bench.manifest)
+    manifest = config_load.load(lab.bench.manifest)
     started = time.monotonic()
     document = status.gather(manifest, lab.bench.env)
     status_s = time.monotonic() - started

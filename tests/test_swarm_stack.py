@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from generator.steps.core import config, runconfig
+from generator.steps.core import config, config_load, runconfig
 from generator.steps.engine.swarm import proxy, stack
 from tests.support.manifests import manifest_toml, write_resolved_manifest
 
@@ -20,7 +20,7 @@ def swarm_manifest(tmp_path: Path, **web: object) -> config.Manifest:
          "api": {"repository": "o/api", "port": 8081}},
         project={"name": "shop"}, target={"kind": "swarm", "manager": "local"},
     ) + '\n[build]\nwhere = "runner"\nregistry = "registry.example.com/shop"\n'  # fmt: skip
-    return config.load(write_resolved_manifest(tmp_path, text))
+    return config_load.load(write_resolved_manifest(tmp_path, text))
 
 
 def compose(manifest: config.Manifest, env_file: str | None = None) -> dict[str, object]:

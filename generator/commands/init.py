@@ -11,7 +11,7 @@ from generator.init.compose import draft_from_compose
 from generator.init.draft import ProjectDraft, sanitize_name
 from generator.init.scan import draft_from_scan
 from generator.init.toml import manifest_text
-from generator.manifest.model import Target
+from generator.manifest.target import Target
 from generator.manifest.validate import parse_manifest
 from generator.render.output import write_atomic
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from generator.manifest.model import check_env_name, check_health_path
+from generator.manifest.fields import check_env_name, check_health_path
 
 FIRST_FREE_PORT = 3000
 MAX_NAME = 63

@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from generator.errors import WfgenError
-from generator.manifest.model import SSH_ONLY, Environment, Manifest, Target, check_name
+from generator.manifest.fields import check_name
+from generator.manifest.model import Environment, Manifest
+from generator.manifest.target import SSH_ONLY, Target
 from generator.steps.core.steplib import did_you_mean
 
 Problem = tuple[tuple[str | int, ...], str]

@@ -10,7 +10,7 @@ from generator.manifest import environments
 from generator.manifest.model import Manifest
 from generator.manifest.resolve import resolve_manifest
 from generator.manifest.validate import load_manifest
-from generator.steps.core import config
+from generator.steps.core import config, config_load
 
 
 @dataclass(frozen=True)
@@ -26,4 +26,4 @@ def load(path: Path, environment: str | None = None, branch: str | None = None) 
     manifest = load_manifest(path)
     chosen = environments.choose(manifest, environment, branch)
     resolved = resolve_manifest(manifest, source=path.name, environment=chosen)
-    return Loaded(manifest, chosen, resolved, config.parse(resolved, path.name))
+    return Loaded(manifest, chosen, resolved, config_load.parse(resolved, path.name))

@@ -7,7 +7,8 @@ from typing import Any
 from generator.distribution import installed
 from generator.errors import WfgenError
 from generator.manifest import environments, plain_vars
-from generator.manifest.model import Manifest, Service
+from generator.manifest.model import Manifest
+from generator.manifest.service import Service
 from generator.pins import proxy_image
 
 GENERATED_NOTE = (

@@ -13,8 +13,9 @@ from pydantic import ValidationError
 from generator.errors import ManifestError
 from generator.manifest import environments, plain_vars
 from generator.manifest.locate import KeyLocator, format_loc
-from generator.manifest.model import MAX_SERVICES, SSH_ONLY, Manifest
+from generator.manifest.model import MAX_SERVICES, Manifest
 from generator.manifest.suggest import allowed_keys
+from generator.manifest.target import SSH_ONLY
 from generator.steps.core.steplib import did_you_mean
 
 TOO_DEEP = "arrays or tables nested too deeply to read"

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .core import config, handoff, steplib
+from .core import config_load, handoff, steplib
 from .core import github_badges as github
 from .core.report import (  # also what the local runner and `wfgen status` import from here
     COLUMNS,
@@ -125,7 +125,7 @@ def plain_text(report: Report) -> str:
 
 def run(args: argparse.Namespace) -> int:
     selected = parse_selected(args.services)
-    manifest = config.load(args.manifest)
+    manifest = config_load.load(args.manifest)
     root = Path(args.status_dir)
     found: dict[str, Any] = {}
     if root.is_dir():

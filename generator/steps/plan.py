@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import prepare
-from .core import config, handoff, order, steplib
+from .core import config, config_load, handoff, order, steplib
 from .core.target import CommandFailed, LocalTarget, TargetError, open_target
 from .engine import changes
 
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] = os.environ)
     steplib.safe_stdio()
     args = parse_args(argv)
     try:
-        manifest = config.load(args.manifest)
+        manifest = config_load.load(args.manifest)
         document = assess(
             manifest, args.services, args.branch, args.force_rebuild,
             event=args.event, repo_root=args.repo_root, environ=environ,

@@ -9,7 +9,7 @@ from typing import Any
 
 from generator.manifest.resolve import resolve_manifest
 from generator.manifest.validate import parse_manifest
-from generator.steps.core import config
+from generator.steps.core import config, config_load
 
 # The proxy of every test manifest: the FROM-scratch Caddy image the tests build (tests/support/caddy.py),
 # and a short drain so a deploy does not wait the production default of 10 s.
@@ -69,8 +69,8 @@ def resolved_manifest(toml_text: str) -> dict[str, Any]:
 
 
 def resolved_view(toml_text: str) -> config.Manifest:
-    """What a step sees of the manifest: through the real parser, resolver and config.parse."""
-    return config.parse(resolved_manifest(toml_text), "manifest.json")
+    """What a step sees of the manifest: through the real parser, resolver and config_load.parse."""
+    return config_load.parse(resolved_manifest(toml_text), "manifest.json")
 
 
 def target_view(target: Mapping[str, Any]) -> config.Target:

@@ -14,7 +14,7 @@ import posixpath
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-from .core import config, steplib
+from .core import config, config_load, steplib
 from .core.lock import LockTimeout
 from .core.steplib import secret_flag
 from .core.target import CommandFailed, Target, TargetError, open_target
@@ -265,7 +265,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None, environ: Mapping[str, str] = os.environ) -> int:
     args = parse_args(argv)
     try:
-        manifest = config.load(args.manifest)
+        manifest = config_load.load(args.manifest)
         target = open_target(manifest.target, environ)
     except steplib.UsageError as exc:
         steplib.error(SUBJECT, str(exc))

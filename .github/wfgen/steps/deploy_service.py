@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 
-from .core import config, github_deployments, handoff, order, steplib
+from .core import config, config_load, github_deployments, handoff, order, steplib
 from .core.target import Target, open_target
 from .engine import source
 from .engine.deployment import Deployment, Settings, hold_signals
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     subject = steplib.log_subject(args.service, "deploy")
     try:
-        manifest = config.load(args.manifest)
+        manifest = config_load.load(args.manifest)
         settings = settings_from(args, manifest)
     except steplib.UsageError as exc:
         steplib.error(subject, str(exc))

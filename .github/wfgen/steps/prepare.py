@@ -8,7 +8,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .core import config, steplib
+from .core import config, config_load, steplib
 
 HEADERS = ("service", "source", "ref", "host port")
 
@@ -118,7 +118,7 @@ def footer(manifest: config.Manifest, selected: list[str], branch: str, force: b
 
 
 def run(args: argparse.Namespace) -> int:
-    manifest = config.load(args.manifest)
+    manifest = config_load.load(args.manifest)
     plan = make_plan(manifest, args.services, args.branch, args.force_rebuild)
     steplib.write_github_output(
         {

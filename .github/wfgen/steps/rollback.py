@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from .core import config, github_deployments, steplib
+from .core import config, config_load, github_deployments, steplib
 from .core.audit import AuditEntry, audit_path, read_audit, rollback_commit, service_deploys
 from .core.target import CommandFailed, Target, TargetError, open_target
 from .deploy_service import Cancelled, cancel_on_signals, lock_wait_seconds, redactions
@@ -282,7 +282,7 @@ def summarize(service: str, result: str, message: str, choice: Choice | None = N
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        manifest = config.load(args.manifest)
+        manifest = config_load.load(args.manifest)
     except steplib.UsageError as exc:
         return refused(steplib.log_subject(args.service, "rollback"), str(exc))
     return run(manifest, Request(args.service, args.to, args.lock_wait, args.status_file))

@@ -17,7 +17,7 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     return f" (did you mean '{matches[0]}'?)" if matches else ""
 
 
-SERVICE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")  # as services.toml allows (generator/model.py)
+SERVICE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")  # as services.toml allows (manifest/fields.py)
 _GIT_REF = re.compile(r"[A-Za-z0-9._/-]{1,200}")
 GIT_REF_HINT = "letters, digits, '.', '_', '-', '/'; no '..'"
 

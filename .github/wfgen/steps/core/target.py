@@ -221,7 +221,7 @@ def open_target(target: config.Target, environ: Mapping[str, str] = os.environ) 
     """The manifest's target; a missing env var is a UsageError naming the variable, never its value."""
     if target.kind == "local" or target.manager == "local":
         return LocalTarget()
-    assert target.port is not None  # config.load: set for kind 'ssh' and a swarm's ssh manager
+    assert target.port is not None  # config_load.load: set for kind 'ssh' and a swarm's ssh manager
     insecure = target.insecure_ignore_host_key
     settings = SshSettings(
         host=_require(environ, target.host_env, "host_env").strip(),

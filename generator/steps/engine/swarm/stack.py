@@ -111,7 +111,7 @@ def service_compose(
     env_file: str | None,
 ) -> dict[str, Any]:
     """The stack file that creates or updates one service: `image` is `repo@sha256:...`."""
-    assert service.swarm is not None  # config.load: set on a swarm
+    assert service.swarm is not None  # config_load.load: set on a swarm
     network = manifest.target.network
     deploy: dict[str, Any] = {
         "mode": "replicated",

@@ -40,7 +40,7 @@ class SwarmDelivery:
         image: str,
         reporter: Reporter,
     ):
-        assert service.swarm is not None  # config.load: set for every service on a swarm
+        assert service.swarm is not None  # config_load.load: set for every service on a swarm
         self.target, self.manifest, self.service, self.image = target, manifest, service, image
         self.reporter = reporter
         self.name = stack.service_name(manifest, service)
