@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from generator.steps.core.target import CommandFailed, CommandResult
+from generator.steps.core.transport import CommandFailed, CommandResult
 from generator.steps.engine.cutover import Container, Cutover
 from tests.support.manifests import manifest_toml, resolved_view
 from tests.support.recording import NO_SUCH, RecordingTarget, result

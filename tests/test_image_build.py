@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from generator.steps.core.target import LocalTarget
+from generator.steps.core.transport import LocalTarget
 from generator.steps.engine import images
 from tests.support.docker import docker
 from tests.support.fixture_service import BUSYBOX

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from generator.steps.core.target import CommandResult
+from generator.steps.core.transport import CommandResult
 from generator.steps.engine import images
 from tests.support.recording import RecordingTarget, result
 

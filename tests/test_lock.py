@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from generator.steps.core import holder as holders
-from generator.steps.core import lock
+from generator.steps.core import lock, transport
 from generator.steps.core import target as targets
 from tests.support.manifests import target_view
 from tests.support.sshd import SshServer
@@ -31,7 +31,7 @@ DRIVER = """
 import signal, sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
-from generator.steps.core import lock, target
+from generator.steps.core import lock, transport
 
 class Cancelled(BaseException):
     pass
@@ -40,7 +40,7 @@ def cancel(*_):
     raise Cancelled()
 
 state, wait_s, stale_s, cancel_s, block = sys.argv[2], *map(float, sys.argv[3:6]), sys.argv[6] == "1"
-held = lock.ServiceLock(target.LocalTarget(), state, "svc")
+held = lock.ServiceLock(transport.LocalTarget(), state, "svc")
 if block:  # a file where the stale lock would be moved to: the real `mv` then fails
     Path(f"{held.path}.stale-{held.token}").write_text("in the way\\n")
 signal.signal(signal.SIGALRM, cancel)
@@ -125,7 +125,7 @@ def tool_dir(tmp_path: Path, name: str, script: str) -> Path:
 
 def test_waiter_times_out_and_its_release_leaves_the_holders_lock(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    with targets.LocalTarget() as local:
+    with transport.LocalTarget() as local:
         first = lock.ServiceLock(local, str(state), SERVICE)
         first.acquire(1, 0, lambda holder: pytest.fail("the free lock made us wait"))
         owner = json.loads((state / "locks" / SERVICE / "owner").read_text())
@@ -151,7 +151,7 @@ def test_a_held_lock_is_kept_fresh_so_no_waiter_breaks_it(tmp_path: Path) -> Non
     """A deploy running longer than lock_stale_s, or a lock whose mtime jumped back, stays its holder's."""
     state = tmp_path / "state"
     path = state / "locks" / SERVICE
-    with targets.LocalTarget() as local:
+    with transport.LocalTarget() as local:
         # A heartbeat of 0.5 s, not the 5 s default: the same refresh, ten times sooner.
         holder = lock.ServiceLock(local, str(state), SERVICE, heartbeat_s=0.5)
         holder.acquire(1, 0, lambda holder: pytest.fail("the free lock made us wait"))
@@ -173,7 +173,7 @@ def test_a_held_lock_is_kept_fresh_so_no_waiter_breaks_it(tmp_path: Path) -> Non
 def test_a_holder_never_refreshes_a_lock_that_is_no_longer_its_own(tmp_path: Path) -> None:
     """Broken as stale and taken by another: the old holder's heartbeat leaves the new lock to age."""
     state = tmp_path / "state"
-    with targets.LocalTarget() as local:
+    with transport.LocalTarget() as local:
         holder = lock.ServiceLock(local, str(state), SERVICE, heartbeat_s=0.1)
         holder.acquire(1, 0, lambda holder: pytest.fail("the free lock made us wait"))
         shutil.rmtree(state / "locks" / SERVICE)
@@ -252,9 +252,9 @@ def test_lock_errors_name_the_ssh_user_by_variable(tmp_path: Path, sshd: SshServ
 HOLDER = """
 import sys, time
 sys.path.insert(0, sys.argv[1])
-from generator.steps.core import lock, target
+from generator.steps.core import lock, transport
 
-held = lock.ServiceLock(target.LocalTarget(), sys.argv[2], "svc")
+held = lock.ServiceLock(transport.LocalTarget(), sys.argv[2], "svc")
 held.acquire(5, 0, lambda holder: None)
 print("held", flush=True)
 time.sleep(120)
@@ -358,7 +358,7 @@ def test_a_dead_holders_lock_taken_by_another_meanwhile_is_left_alone(tmp_path: 
     """The lock judged dead was broken and taken by a waiter beside us before our break: theirs stays."""
     state = tmp_path / "state"
     path = owned_lock(state, pid=dead_pid())
-    with targets.LocalTarget() as local:
+    with transport.LocalTarget() as local:
         waiter = lock.ServiceLock(local, str(state), SERVICE)
         holder = waiter.try_acquire()
         assert holder is not None and holder.gone

@@ -12,7 +12,7 @@ from generator.errors import ManifestError
 from generator.manifest.locate import KeyLocator, format_loc
 from generator.manifest.resolve import resolve_manifest
 from generator.manifest.validate import find_cycle, load_manifest, parse_manifest
-from generator.steps.core.steplib import GIT_REF_HINT
+from generator.steps.core.names import GIT_REF_HINT
 from tests.support.git_refs import SAFE_REFS, UNSAFE_REFS
 
 ISSUE_EXAMPLE = textwrap.dedent(

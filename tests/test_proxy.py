@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from generator.steps.core import config, config_load
-from generator.steps.core.target import LocalTarget
+from generator.steps.core.transport import LocalTarget
 from generator.steps.engine import proxy_config as pc
 from generator.steps.engine.proxy import Proxy, ProxyError, proxy_lock, wanted_ports
 from tests.support.deploys import fetch

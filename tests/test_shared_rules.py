@@ -8,6 +8,7 @@ from generator import errors
 from generator.local import legs, progress
 from generator.manifest import suggest, validate
 from generator.steps.core import steplib
+from generator.steps.core.names import did_you_mean
 
 
 def test_exit_codes_are_the_steps_exit_codes() -> None:
@@ -15,7 +16,7 @@ def test_exit_codes_are_the_steps_exit_codes() -> None:
 
 
 def test_did_you_mean_is_the_steps_one() -> None:
-    assert validate.did_you_mean is steplib.did_you_mean
+    assert validate.did_you_mean is did_you_mean
     assert not hasattr(suggest, "did_you_mean")
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from generator.steps.core import target as targets
+from generator.steps.core import transport
 from generator.steps.engine import source
 from tests.support.fixture_service import git, init_repo
 
@@ -37,7 +37,7 @@ def token_url(origin: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 def test_a_fetched_commit_keeps_no_credentials(tmp_path: Path, origin: Path, token_url: str) -> None:
     dest = tmp_path / "clone"
     commit = git(origin, "rev-parse", "HEAD")
-    with targets.LocalTarget() as local:
+    with transport.LocalTarget() as local:
         source.fetch_commit(local, token_url, commit, str(dest), timeout=60)
     assert git(dest, "rev-parse", "HEAD") == commit
     assert (dest / "Dockerfile").exists()
@@ -59,7 +59,7 @@ def test_a_commit_the_repository_no_longer_has_is_commit_gone_with_the_token_mas
     git(origin, "reset", "-q", "--hard", first)
     git(origin, "reflog", "expire", "--expire=now", "--all")
     git(origin, "gc", "-q", "--prune=now")
-    with targets.LocalTarget() as local, pytest.raises(source.CommitGone) as caught:
+    with transport.LocalTarget() as local, pytest.raises(source.CommitGone) as caught:
         source.fetch_commit(local, token_url, gone, str(tmp_path / "clone"), timeout=60)
     assert str(caught.value).startswith(
         f"cannot fetch {gone[:7]} from https://***@git.example.invalid/letzgo/web.git: "

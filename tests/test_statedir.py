@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from generator.steps.core import statedir
-from generator.steps.core.target import LocalTarget
+from generator.steps.core.transport import LocalTarget
 
 
 def test_a_missing_state_dir_is_created_0700_with_the_folders_on_the_way(tmp_path: Path) -> None:

@@ -13,8 +13,7 @@ from click.testing import CliRunner
 
 from generator.cli import cli
 from generator.steps.core import holder as holders
-from generator.steps.core import lock
-from generator.steps.core import target as targets
+from generator.steps.core import lock, transport
 from tests.support.manifests import manifest_toml
 
 
@@ -51,7 +50,7 @@ def test_unlock_says_whose_lock_it_was_and_releases_it(tmp_path: Path) -> None:
 
 def test_unlock_of_a_live_deploys_lock_and_a_second_unlock(tmp_path: Path) -> None:
     manifest = write_manifest(tmp_path)
-    with targets.LocalTarget() as local:
+    with transport.LocalTarget() as local:
         held = lock.ServiceLock(local, str(tmp_path / "state"), "api")
         held.acquire(1, 0, lambda holder: pytest.fail("the free lock made us wait"))
         code, out, _ = unlock(manifest, "api")

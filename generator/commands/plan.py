@@ -14,7 +14,7 @@ from generator.manifest.loading import load
 from generator.steps import plan
 from generator.steps.core import config
 from generator.steps.core.steplib import UsageError
-from generator.steps.core.target import CommandFailed, TargetError
+from generator.steps.core.transport import CommandFailed, TargetError
 
 
 class PlanError(WfgenError):

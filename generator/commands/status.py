@@ -14,7 +14,8 @@ from generator.local.dryrun import describe_target
 from generator.local.interrupts import Interrupts
 from generator.manifest.loading import load
 from generator.steps import status
-from generator.steps.core.steplib import UsageError, format_table, parse_iso
+from generator.steps.core.report_text import format_table
+from generator.steps.core.steplib import UsageError, parse_iso
 from generator.steps.deployment_summary import format_duration
 from generator.steps.engine.changes import short
 

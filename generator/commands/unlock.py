@@ -12,7 +12,8 @@ from generator.manifest.loading import load
 from generator.steps.core import lock
 from generator.steps.core.holder import Holder
 from generator.steps.core.steplib import UsageError
-from generator.steps.core.target import CommandFailed, TargetError, open_target
+from generator.steps.core.target import open_target
+from generator.steps.core.transport import CommandFailed, TargetError
 
 
 class UnlockError(WfgenError):

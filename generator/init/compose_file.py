@@ -16,7 +16,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from generator.errors import InitError
 from generator.manifest.locate import format_loc
-from generator.steps.core.steplib import did_you_mean
+from generator.steps.core.names import did_you_mean
 
 # generator/schemas/compose-spec.json: compose-spec/compose-spec's schema/compose-spec.json, as vendored by
 # check-jsonschema 0.39.0; Apache-2.0 (LICENSE.compose-spec beside it).

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from generator.steps.core import config
-from generator.steps.core.steplib import format_table
-from generator.steps.core.target import LocalTarget
+from generator.steps.core.report_text import format_table
+from generator.steps.core.transport import LocalTarget
 from generator.steps.engine.changes import desired_commit
 from generator.steps.engine.images import image_name
 from generator.steps.prepare import HEADERS, Plan

@@ -15,7 +15,8 @@ from rich.text import Text
 
 from generator.local.legs import Event, Leg
 from generator.local.runlog import display_path, failed_with_logs, tail
-from generator.steps.core.steplib import RESULTS_OK, clock, result_icon
+from generator.steps.core.report_text import result_icon
+from generator.steps.core.steplib import RESULTS_OK, clock
 from generator.steps.deployment_summary import (
     COLUMNS,
     Report,

@@ -19,7 +19,7 @@ from generator.local.steprun import step_argv
 from generator.steps import deployment_summary, plan, prepare
 from generator.steps.core import config, handoff
 from generator.steps.core.steplib import JOB_MARGIN_MINUTES, RESULTS_OK, now_iso, write_json_atomic
-from generator.steps.core.target import CommandFailed, TargetError
+from generator.steps.core.transport import CommandFailed, TargetError
 
 POLL_S = 0.2
 CANCEL_GRACE_S = 60.0

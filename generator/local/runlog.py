@@ -13,7 +13,8 @@ from typing import Any
 
 from generator.errors import WfgenError
 from generator.local.legs import Leg
-from generator.steps.core.steplib import RESULTS_OK, markdown_cell, write_json_atomic
+from generator.steps.core.report_text import markdown_cell
+from generator.steps.core.steplib import RESULTS_OK, write_json_atomic
 from generator.steps.deployment_summary import format_duration
 
 RUNS = Path(".wfgen") / "runs"

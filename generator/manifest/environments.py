@@ -14,7 +14,7 @@ from generator.errors import WfgenError
 from generator.manifest.fields import check_name
 from generator.manifest.model import Environment, Manifest
 from generator.manifest.target import SSH_ONLY, Target
-from generator.steps.core.steplib import did_you_mean
+from generator.steps.core.names import did_you_mean
 
 Problem = tuple[tuple[str | int, ...], str]
 

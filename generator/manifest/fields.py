@@ -11,7 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from generator.distribution import FOREIGN_NAME, installed, requirement_name
 from generator.steps.core.lock import HEARTBEAT_S, MIN_STALE_S
-from generator.steps.core.steplib import GIT_REF_HINT, is_safe_git_ref
+from generator.steps.core.names import GIT_REF_HINT, is_safe_git_ref
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -8,7 +8,7 @@ would silently win in the container, and a secret's name given a value in the ma
 from __future__ import annotations
 
 from generator.manifest.model import Manifest
-from generator.steps.core.steplib import did_you_mean
+from generator.steps.core.names import did_you_mean
 
 Problem = tuple[tuple[str | int, ...], str]
 

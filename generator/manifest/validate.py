@@ -16,7 +16,7 @@ from generator.manifest.locate import KeyLocator, format_loc
 from generator.manifest.model import MAX_SERVICES, Manifest
 from generator.manifest.suggest import allowed_keys
 from generator.manifest.target import SSH_ONLY
-from generator.steps.core.steplib import did_you_mean
+from generator.steps.core.names import did_you_mean
 
 TOO_DEEP = "arrays or tables nested too deeply to read"
 _TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)$")

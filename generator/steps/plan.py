@@ -16,7 +16,9 @@ from typing import Any
 
 from . import prepare
 from .core import config, config_load, handoff, order, steplib
-from .core.target import CommandFailed, LocalTarget, TargetError, open_target
+from .core.report_text import append_step_summary, format_table, markdown_cell
+from .core.target import open_target
+from .core.transport import CommandFailed, LocalTarget, TargetError
 from .engine import changes
 
 SUBJECT = "plan"
@@ -115,7 +117,7 @@ def footer(document: Mapping[str, Any]) -> str:
 
 
 def text(document: Mapping[str, Any]) -> str:
-    lines = steplib.format_table(rows(document, icons=False), HEADERS)
+    lines = format_table(rows(document, icons=False), HEADERS)
     for item in document["services"]:
         lines += [f"  {item['service']}: {change}" for change in item["changes"]]
     lines += [f"note: {note}" for note in notes(document)]
@@ -126,12 +128,12 @@ def markdown(document: Mapping[str, Any]) -> str:
     lines = ["### Deployment plan", "", "| Service | Verdict | Running → desired | Wave | Why |",
              "| --- | --- | --- | ---: | --- |"]  # fmt: skip
     for row, item in zip(rows(document, icons=True), document["services"], strict=True):
-        cells = [steplib.markdown_cell(cell) for cell in row]
-        why = cells[4] + "".join(f"<br>`{steplib.markdown_cell(change)}`" for change in item["changes"])
+        cells = [markdown_cell(cell) for cell in row]
+        why = cells[4] + "".join(f"<br>`{markdown_cell(change)}`" for change in item["changes"])
         lines.append(f"| {cells[0]} | {cells[1]} | `{cells[2]}` | {cells[3]} | {why} |")
     lines.append("")
-    lines += [f"> {steplib.markdown_cell(note)}" for note in notes(document)]
-    lines.append(steplib.markdown_cell(footer(document), limit=2000))
+    lines += [f"> {markdown_cell(note)}" for note in notes(document)]
+    lines.append(markdown_cell(footer(document), limit=2000))
     return "\n".join(lines) + "\n\n"
 
 
@@ -179,7 +181,7 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] = os.environ)
         steplib.error(SUBJECT, f"cannot read what runs: {exc}")
         return steplib.Exit.FAILED
     steplib.write_github_output(job_outputs(document))
-    steplib.append_step_summary(markdown(document), environ)
+    append_step_summary(markdown(document), environ)
     print(json.dumps(document, indent=2) + "\n" if args.json else text(document), end="", flush=True)
     return steplib.Exit.OK
 

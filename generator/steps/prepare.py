@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .core import config, config_load, steplib
+from .core.names import GIT_REF_HINT, did_you_mean, is_safe_git_ref
+from .core.report_text import format_table
 
 HEADERS = ("service", "source", "ref", "host port")
 
@@ -46,7 +48,7 @@ def select_services(text: str | None, valid: list[str]) -> tuple[list[str], list
     unknown = [name for name in dict.fromkeys(names) if name not in valid and name.lower() != "all"]
     if unknown:
         # repr: a dispatched input is untrusted; no raw newline may start a `::command::` line in the job log.
-        described = ", ".join(f"{name!r}{steplib.did_you_mean(name, valid)}" for name in unknown)
+        described = ", ".join(f"{name!r}{did_you_mean(name, valid)}" for name in unknown)
         noun = "service" if len(unknown) == 1 else "services"
         raise steplib.UsageError(f"unknown {noun} {described}; valid: {', '.join(valid)}")
     if wants_all:
@@ -65,10 +67,10 @@ def select_services(text: str | None, valid: list[str]) -> tuple[list[str], list
 def check_branch(branch: str | None, branches: list[str]) -> str:
     if branch is None:
         return branches[0]
-    if not steplib.is_safe_git_ref(branch):
-        raise steplib.UsageError(f"branch {branch!r} is not a safe git branch name ({steplib.GIT_REF_HINT})")
+    if not is_safe_git_ref(branch):
+        raise steplib.UsageError(f"branch {branch!r} is not a safe git branch name ({GIT_REF_HINT})")
     if branch not in branches:
-        hint = steplib.did_you_mean(branch, branches)
+        hint = did_you_mean(branch, branches)
         raise steplib.UsageError(f"unknown branch {branch!r}{hint}; valid: {', '.join(branches)}")
     return branch
 
@@ -141,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(document), flush=True)
         return steplib.Exit.OK
     lines = [
-        *steplib.format_table(plan.rows, HEADERS),
+        *format_table(plan.rows, HEADERS),
         "",
         *(f"note: {note}" for note in plan.notes),
         plan.footer,

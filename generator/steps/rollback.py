@@ -17,7 +17,10 @@ from pathlib import Path
 
 from .core import config, config_load, github_deployments, steplib
 from .core.audit import AuditEntry, audit_path, read_audit, rollback_commit, service_deploys
-from .core.target import CommandFailed, Target, TargetError, open_target
+from .core.names import is_safe_git_ref
+from .core.report_text import append_step_summary, markdown_cell, result_icon
+from .core.target import open_target
+from .core.transport import CommandFailed, Target, TargetError
 from .deploy_service import Cancelled, cancel_on_signals, lock_wait_seconds, redactions
 from .engine import changes, images
 from .engine.changes import short
@@ -238,7 +241,7 @@ def run(manifest: config.Manifest, request: Request) -> int:
                 steplib.error(name, problem)
                 summarize(name, "failed", problem)
                 return steplib.Exit.FAILED
-            branch = choice.branch if steplib.is_safe_git_ref(choice.branch) else manifest.project.branches[0]
+            branch = choice.branch if is_safe_git_ref(choice.branch) else manifest.project.branches[0]
             settings = Settings(service, branch, False, wait_s, str(Path.cwd()))
             status_path = request.status_file or f"wfgen-status/{name}.json"
             try:
@@ -272,10 +275,10 @@ def refused(subject: str, problem: str) -> int:
 
 def summarize(service: str, result: str, message: str, choice: Choice | None = None) -> None:
     """One line of Markdown in the job summary, when there is one."""
-    icon = steplib.result_icon(result) if result != "refused" else "⛔"
+    icon = result_icon(result) if result != "refused" else "⛔"
     moved = f" from `{short(choice.running)}` to `{short(choice.commit)}`" if choice else ""
-    cell = steplib.markdown_cell(steplib.redact(message))
-    steplib.append_step_summary(f"{icon} rollback of **{service}**{moved}: {result}: {cell}\n")
+    cell = markdown_cell(steplib.redact(message))
+    append_step_summary(f"{icon} rollback of **{service}**{moved}: {result}: {cell}\n")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from generator.steps.core.target import CommandResult, Target
+from generator.steps.core.transport import CommandResult, Target
 
 OK = CommandResult(0, "", "")
 

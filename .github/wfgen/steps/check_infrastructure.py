@@ -16,8 +16,10 @@ from dataclasses import dataclass
 
 from .core import config, config_load, steplib
 from .core.lock import LockTimeout
+from .core.report_text import append_step_summary, markdown_cell
 from .core.steplib import secret_flag
-from .core.target import CommandFailed, Target, TargetError, open_target
+from .core.target import open_target
+from .core.transport import CommandFailed, Target, TargetError
 from .engine.probe import tcp_probe
 from .engine.proxy import Proxy, ProxyError, proxied, proxy_lock
 from .engine.swarm import checks as swarm_checks
@@ -245,7 +247,7 @@ def run_checks(manifest: config.Manifest, target: Target, environ: Mapping[str, 
 def summary_markdown(checks: list[Check], description: str) -> str:
     lines = [f"### Infrastructure checks ({description})", "", "| | check | result |", "| --- | --- | --- |"]
     for check in checks:
-        name, reason = steplib.markdown_cell(check.name), steplib.markdown_cell(check.reason)
+        name, reason = markdown_cell(check.name), markdown_cell(check.reason)
         lines.append(f"| {'✓' if check.ok else '✗'} | {name} | {reason} |")
     return "\n".join(lines) + "\n\n"
 
@@ -253,7 +255,7 @@ def summary_markdown(checks: list[Check], description: str) -> str:
 def report(checks: list[Check], description: str, environ: Mapping[str, str]) -> None:
     for check in checks:
         print(check.row(), flush=True)
-    steplib.append_step_summary(summary_markdown(checks, description), environ)
+    append_step_summary(summary_markdown(checks, description), environ)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

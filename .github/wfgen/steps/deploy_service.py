@@ -19,7 +19,9 @@ from pathlib import Path
 from types import FrameType
 
 from .core import config, config_load, github_deployments, handoff, order, steplib
-from .core.target import Target, open_target
+from .core.names import is_commit
+from .core.target import open_target
+from .core.transport import Target
 from .engine import source
 from .engine.deployment import Deployment, Settings, hold_signals
 
@@ -113,7 +115,7 @@ def planned_commit(args: argparse.Namespace, service: str) -> str | None:
     """The commit this leg deploys: --commit, else the one the run's plan showed for `service`. None only for
     a deploy run by hand (no plan): it deploys the head of the branch."""
     if args.commit:
-        if not steplib.is_commit(args.commit):
+        if not is_commit(args.commit):
             raise steplib.UsageError(f"--commit: expected a full 40-character commit id, got {args.commit!r}")
         return str(args.commit)
     if not args.plan:

@@ -23,6 +23,7 @@ from .core.report import (  # also what the local runner and `wfgen status` impo
     this_plan,
     verdict,
 )
+from .core.report_text import append_step_summary, format_table, markdown_cell
 from .core.timeline import gantt, spans, text_timeline
 
 TERMINAL_MESSAGE = 120  # characters of a failed leg's message in the terminal table
@@ -83,10 +84,10 @@ def markdown(report: Report) -> str:
         align = "| --- | --- | ---: | --- | --- |" + (" --- |" if recorded else "")
         lines += ["| " + " | ".join(columns) + " |", align]
         for row in rows:
-            service, result, duration, _, message = (steplib.markdown_cell(text) for text in row.cells())
+            service, result, duration, _, message = (markdown_cell(text) for text in row.cells())
             image = row.field("image")
-            image_cell = [f"`{steplib.markdown_cell(str(image))}`" if image else ""]
-            image_cell.append(steplib.markdown_cell(row.short_commit))
+            image_cell = [f"`{markdown_cell(str(image))}`" if image else ""]
+            image_cell.append(markdown_cell(row.short_commit))
             image_commit = " · ".join(part for part in image_cell if part) or "—"
             cells = [service, result, duration, image_commit, message]
             if recorded:
@@ -119,7 +120,7 @@ def plain_text(report: Report) -> str:
     rows = terminal_rows(report)
     table, icons = [row[1:] for row in rows], [row[0] for row in rows]
     lines = [verdict(report.rows)]
-    lines += [f"{icon} {line}" for icon, line in zip(icons, steplib.format_table(table), strict=True)]
+    lines += [f"{icon} {line}" for icon, line in zip(icons, format_table(table), strict=True)]
     lines += text_timeline(spans(report.rows))
     return "\n".join([*lines, speedup_line(report.figures)]) + "\n"
 
@@ -144,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
             found.setdefault(name, (Path(f"{name}.json"), status))
     report = build_report(selected, found, list(manifest.services), args.check_result)
     text = markdown(report)
-    in_job = steplib.append_step_summary(text)
+    in_job = append_step_summary(text)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
     print(plain_text(report), end="" if in_job else "\n", flush=True)

@@ -18,7 +18,8 @@ from typing import Any
 
 from .core import config, runconfig, steplib
 from .core.audit import AuditEntry, audit_path, read_audit, rollback_commit, service_deploys
-from .core.target import CommandFailed, Target, TargetError, open_target
+from .core.target import open_target
+from .core.transport import CommandFailed, Target, TargetError
 from .engine import changes, images
 from .engine.cutover import is_ok
 from .engine.probe import http_probes

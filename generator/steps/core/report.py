@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from . import steplib
+from .report_text import RESULT_ICONS, UNKNOWN_ICON, result_icon
 
 MAX_DEPTH = 3
 MAX_FILES = 2000
@@ -40,13 +41,13 @@ class Row:
         result = self.result
         if result is None:
             if self.not_started:
-                return (steplib.RESULT_ICONS["skipped"], "not started")
-            return (steplib.UNKNOWN_ICON, "no report")
+                return (RESULT_ICONS["skipped"], "not started")
+            return (UNKNOWN_ICON, "no report")
         if result == "running":
-            return (steplib.RESULT_ICONS["failed"], "did not finish")
-        if result not in steplib.RESULT_ICONS:
-            return (steplib.UNKNOWN_ICON, f"unknown result {result!r}")
-        return (steplib.result_icon(result), WORDS.get(result, result))
+            return (RESULT_ICONS["failed"], "did not finish")
+        if result not in RESULT_ICONS:
+            return (UNKNOWN_ICON, f"unknown result {result!r}")
+        return (result_icon(result), WORDS.get(result, result))
 
     def field(self, key: str) -> Any:
         return None if self.status is None else self.status.get(key)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-from .target import Target
+from .transport import Target
 
 # The folder, then each folder on the way to it, one `ls -ldnL` line each (POSIX: mode, links, uid, ...).
 _SCRIPT = 'umask 077 && mkdir -p -- "$1" && id -u && for p; do ls -ldnL -- "$p" || exit 3; done'

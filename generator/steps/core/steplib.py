@@ -1,6 +1,5 @@
 """Helpers shared by the step scripts: manifest option, options from env, log lines, outputs, status files.
 
-Also names what names.py (well-formed names) and report_text.py (icons, tables, the job summary) hold.
 Stdlib only: these files are vendored into `.github/wfgen/` and run with a bare `python3`.
 """
 
@@ -20,19 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from .names import GIT_REF_HINT as GIT_REF_HINT
-from .names import SERVICE_NAME as SERVICE_NAME
-from .names import did_you_mean as did_you_mean
-from .names import is_commit as is_commit
-from .names import is_env_name as is_env_name
-from .names import is_safe_git_ref as is_safe_git_ref
-from .report_text import CELL_LIMIT as CELL_LIMIT
-from .report_text import RESULT_ICONS as RESULT_ICONS
-from .report_text import UNKNOWN_ICON as UNKNOWN_ICON
-from .report_text import append_step_summary as append_step_summary
-from .report_text import format_table as format_table
-from .report_text import markdown_cell as markdown_cell
-from .report_text import result_icon as result_icon
+from .names import SERVICE_NAME
 
 
 class Exit(enum.IntEnum):

@@ -1,6 +1,5 @@
 """Where deploy commands run: this machine, or a host reached over SSH. One API, two transports:
-open_target picks the manifest's; the API and the local transport are in transport.py, named here too so
-that a step imports one module.
+open_target picks the manifest's; the API and the local transport are in transport.py.
 
 Stdlib only: vendored into `.github/wfgen/` next to the step scripts.
 """
@@ -21,8 +20,6 @@ from pathlib import Path
 
 from . import config, steplib
 from .transport import (
-    TIMED_OUT,
-    CommandFailed,
     CommandResult,
     LocalTarget,
     Target,
@@ -30,19 +27,6 @@ from .transport import (
     decode,
     last_line,
 )
-
-__all__ = [
-    "TIMED_OUT",
-    "CommandFailed",
-    "CommandResult",
-    "LocalTarget",
-    "SshSettings",
-    "SshTarget",
-    "Target",
-    "TargetError",
-    "normalize_key",
-    "open_target",
-]
 
 SSH_FAILED = 255
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from ..core import config, runconfig, steplib
-from ..core.target import CommandFailed, Target
+from ..core.transport import CommandFailed, Target
 from .delivery import Container
 from .probe import http_probe
 from .proxy import live_name

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..core import config, runconfig, steplib
-from ..core.target import Target
+from ..core.transport import Target
 
 
 class Outcome(Exception):

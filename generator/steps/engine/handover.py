@@ -15,7 +15,7 @@ import json
 import time
 
 from ..core import config
-from ..core.target import CommandFailed, Target
+from ..core.transport import CommandFailed, Target
 from .cutover import (
     RESTORE_STOP_TIMEOUT_S,
     STOP_TIMEOUT_S,

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from ..core import config, runconfig, steplib
-from ..core.target import CommandFailed, Target, TargetError
+from ..core.transport import CommandFailed, Target, TargetError
 from . import images
 from .cutover import Cutover, HealthFailed, crash_reason, is_ok, wait_healthy
 from .delivery import Container, Outcome, Reporter

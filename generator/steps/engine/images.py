@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import IO
 
 from ..core import config, steplib
-from ..core.target import CommandResult, Target
+from ..core.transport import CommandResult, Target
 
 TAIL_LINES = 20
 
@@ -102,13 +102,8 @@ def build_dir(
     stage: str | None = None,
 ) -> None:
     """docker build of a directory on `host`; the Dockerfile path is relative to the context."""
-    deadline = time.monotonic() + timeout
-    argv = ["docker", "build", "--pull=false", "-t", unlabelled(image), *stage_args(stage),
-            "-f", f"{context}/{dockerfile}", context]  # fmt: skip
-    result = host.run(argv, timeout=timeout)
-    if result.returncode != 0:
-        raise ImageError(f"docker build failed (exit {result.returncode})", tail(result))
-    _label(host, image, labels, _left(deadline))
+    source = ["-f", f"{context}/{dockerfile}", context]
+    _build_then_label(host, image, labels, source, None, timeout, stage)
 
 
 def build_stream(
@@ -121,10 +116,26 @@ def build_stream(
     stage: str | None = None,
 ) -> None:
     """docker build with the context streamed as a tar on stdin (no copy of the source on `host`)."""
+    _build_then_label(host, image, labels, ["-f", dockerfile, "-"], tar, timeout, stage)
+
+
+def _build_then_label(
+    host: Target,
+    image: str,
+    labels: Mapping[str, str],
+    source: list[str],
+    tar: IO[bytes] | None,
+    timeout: float,
+    stage: str | None,
+) -> None:
+    """Both builds: the unlabelled tag from `source` (the Dockerfile and the context, '-' for `tar` on
+    stdin), then `image` with its labels in one metadata step, in what is left of `timeout`."""
     deadline = time.monotonic() + timeout
-    argv = ["docker", "build", "--pull=false", "-t", unlabelled(image), *stage_args(stage),
-            "-f", dockerfile, "-"]  # fmt: skip
-    result = host.run_stream(argv, stdin_file=tar, timeout=timeout)
+    argv = ["docker", "build", "--pull=false", "-t", unlabelled(image), *stage_args(stage), *source]
+    if tar is None:
+        result = host.run(argv, timeout=timeout)
+    else:
+        result = host.run_stream(argv, stdin_file=tar, timeout=timeout)
     if result.returncode != 0:
         raise ImageError(f"docker build failed (exit {result.returncode})", tail(result))
     _label(host, image, labels, _left(deadline))

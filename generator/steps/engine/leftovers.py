@@ -17,7 +17,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-from ..core.target import Target
+from ..core.transport import Target
 
 _TOKEN_GLOB = "[0-9a-f]" * 12  # what scratch_name() appends, as a find -name pattern
 _RUNNER_DIR = re.compile(r"^wfgen-[a-z]+-([0-9]{1,9})-")  # runner_prefix(); a pid fits in 9 digits

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ..core.target import Target, TargetError
+from ..core.transport import Target, TargetError
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from ..core import config, steplib
 from ..core.steplib import StatusFile
-from ..core.target import Target
+from ..core.transport import Target
 from . import images, source
 
 

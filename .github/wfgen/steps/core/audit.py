@@ -13,7 +13,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 from .holder import holder_name, run_id
-from .target import Target
+from .transport import Target
 
 AUDIT_LINES = 5000  # the newest lines of the audit log are read; a deploy older than those is not seen
 ACTIONS = ("deploy", "rollback")

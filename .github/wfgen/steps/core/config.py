@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from . import steplib
+from .names import did_you_mean
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,7 @@ class Manifest:
         if not name:
             raise steplib.UsageError("no service: pass --service or set WFGEN_SERVICE")
         if name not in self.services:
-            hint = steplib.did_you_mean(name, self.services)
+            hint = did_you_mean(name, self.services)
             raise steplib.UsageError(f"unknown service {name!r}{hint}; known: {', '.join(self.services)}")
         return self.services[name]
 

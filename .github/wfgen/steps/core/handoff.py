@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import steplib
+from .names import is_commit
 
 # What the later jobs read of each service: the gate its `needs`, the summary its `running` commit, the leg
 # its `desired` one (it deploys exactly what the plan showed, not what the branch points to by then).
@@ -44,7 +45,7 @@ def decode(text: str) -> dict[str, Any]:
             isinstance(item, dict)
             and isinstance(item["service"], str)
             and isinstance(item["needs"], list)
-            and (item["desired"] is None or steplib.is_commit(item["desired"]))
+            and (item["desired"] is None or is_commit(item["desired"]))
             for item in document["services"]
         )
     except (ValueError, KeyError, TypeError):

@@ -24,7 +24,7 @@ from . import steplib
 from .holder import Holder, holder_name, host_identity, parse_holder, process_start, run_id
 
 if TYPE_CHECKING:  # only annotations: `wfgen validate` reads this module's constants without the target code
-    from .target import Target
+    from .transport import Target
 
 POLL_S = 1.0
 HEARTBEAT_S = 5.0  # how often a held lock's mtime is refreshed

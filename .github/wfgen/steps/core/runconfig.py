@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .config import Service
-from .target import Target
+from .transport import Target
 
 RUN_OPTIONS = ("--init", "--restart", "unless-stopped")
 LABEL = "wfgen.config"

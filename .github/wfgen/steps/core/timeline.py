@@ -7,8 +7,8 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-from . import steplib
 from .report import Row, timestamp
+from .report_text import format_table
 
 TIMELINE_WIDTH = 40
 
@@ -59,7 +59,7 @@ def text_timeline(legs: list[Span], width: int = TIMELINE_WIDTH) -> list[str]:
         stop = max(first + 1, round((leg.end - origin).total_seconds() / total * width))
         bar = "·" * first + ("█" if leg.ok else "#") * (min(stop, width) - first)
         rows.append((leg.service, f"|{bar.ljust(width, '·')}|"))
-    return [f"Timeline: 0 s to {total:.1f} s", *steplib.format_table(rows)]
+    return [f"Timeline: 0 s to {total:.1f} s", *format_table(rows)]
 
 
 def _last_phase(row: Row) -> dt.datetime | None:

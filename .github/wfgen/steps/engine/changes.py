@@ -14,8 +14,9 @@ from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
-from ..core import config, order, runconfig, steplib
-from ..core.target import CommandFailed, Target
+from ..core import config, order, runconfig
+from ..core.names import is_commit
+from ..core.transport import CommandFailed, Target
 from . import source
 from .proxy import live_name
 from .running import Running
@@ -104,7 +105,7 @@ def desired_commit(
 
 def change_log(service: config.Service, repo_root: str, running: str, desired: str) -> tuple[str, ...]:
     """The commits between the running and the desired version that touch a folder service, newest first."""
-    if not service.path or running == desired or not steplib.is_commit(running):
+    if not service.path or running == desired or not is_commit(running):
         return ()
     ancestry = _git(repo_root, "merge-base", "--is-ancestor", running, desired)
     if ancestry is None:

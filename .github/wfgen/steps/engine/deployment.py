@@ -18,7 +18,7 @@ from ..core import config, runconfig, statedir, steplib
 from ..core.audit import append_audit, audit_line
 from ..core.lock import LockTimeout, ServiceLock
 from ..core.steplib import JOB_MARGIN_MINUTES
-from ..core.target import CommandFailed, LocalTarget, Target, TargetError
+from ..core.transport import CommandFailed, LocalTarget, Target, TargetError
 from . import images, phases, source
 from .cutover import HealthFailed
 from .delivery import Container, Delivery, Engine, Outcome

@@ -13,7 +13,7 @@ from typing import Protocol
 
 from ..core import config, runconfig, steplib
 from ..core.audit import audit_path, read_audit, rollback_commit, service_deploys
-from ..core.target import Target
+from ..core.transport import Target
 from . import images, leftovers, release
 from .delivery import Container, Delivery, Outcome
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from ..core import config
 from ..core.lock import ServiceLock
-from ..core.target import CommandFailed, Target
+from ..core.transport import CommandFailed, Target
 from . import proxy_config as pc
 
 LOCK_NAME = "_proxy"  # beside the services' locks; a service name cannot start with '_'

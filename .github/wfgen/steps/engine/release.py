@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..core.target import TIMED_OUT, CommandFailed, Target
+from ..core.transport import TIMED_OUT, CommandFailed, Target
 
 ROLE = "release"
 TAIL_LINES = 20

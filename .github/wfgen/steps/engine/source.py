@@ -11,7 +11,8 @@ import subprocess
 from urllib.parse import urlsplit, urlunsplit
 
 from ..core import config, steplib
-from ..core.target import Target
+from ..core.names import GIT_REF_HINT, is_commit, is_safe_git_ref
+from ..core.transport import Target
 
 GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "GIT_SSH_COMMAND": "ssh -o BatchMode=yes"}
 
@@ -26,8 +27,8 @@ class CommitGone(SourceError):
 
 def check_ref(ref: str) -> str:
     """Reject what git would not take as a branch name (and anything that could pass as an option)."""
-    if not steplib.is_safe_git_ref(ref):
-        raise steplib.UsageError(f"branch: {ref!r} is not a safe git branch name ({steplib.GIT_REF_HINT})")
+    if not is_safe_git_ref(ref):
+        raise steplib.UsageError(f"branch: {ref!r} is not a safe git branch name ({GIT_REF_HINT})")
     return ref
 
 
@@ -62,7 +63,7 @@ def remote_commit(host: Target, url: str, ref: str, timeout: float) -> str:
         raise SourceError(f"cannot read {redact(url, url)}: {_detail(result.stderr, url)}")
     refs = {name: sha for sha, _, name in (line.partition("\t") for line in result.stdout.splitlines())}
     for name in (f"refs/heads/{ref}", f"refs/tags/{ref}^{{}}", f"refs/tags/{ref}"):
-        if steplib.is_commit(refs.get(name, "")):
+        if is_commit(refs.get(name, "")):
             return refs[name]
     raise SourceError(f"branch {ref!r} not found in {redact(url, url)}")
 
@@ -82,7 +83,7 @@ def fetch_commit(host: Target, url: str, commit: str, dest: str, timeout: float)
 
     By commit, not by branch: the branch may have moved since the plan showed `commit`. CommitGone when the
     repository does not hand it out (a force-push, then a garbage collection; or it cannot be reached)."""
-    if not steplib.is_commit(commit):
+    if not is_commit(commit):
         raise SourceError(f"{commit!r} is not a full commit id")
     init = host.run(["git", "init", "--quiet", "--", dest], timeout=60, env=GIT_ENV)
     if init.returncode != 0:
@@ -120,7 +121,7 @@ def branch_tip(repo_root: str, ref: str) -> str:
     """The commit of branch `ref` in the checkout: refs/heads/B, else refs/remotes/origin/B."""
     for name in (f"refs/heads/{ref}", f"refs/remotes/origin/{ref}"):
         found = run_git(repo_root, "rev-parse", "--verify", "--quiet", f"{name}^{{commit}}")
-        if found.returncode == 0 and steplib.is_commit(found.stdout.strip()):
+        if found.returncode == 0 and is_commit(found.stdout.strip()):
             return found.stdout.strip()
     raise SourceError(f"branch {ref!r} not found in the checkout at {repo_root} (local or origin)")
 
@@ -131,7 +132,7 @@ def local_commit(repo_root: str, ref: str, paths: tuple[str, ...]) -> tuple[str,
     tip = branch_tip(repo_root, ref)
     touched = run_git(repo_root, "rev-list", "-1", tip, "--", *paths)
     commit = touched.stdout.strip()
-    if touched.returncode != 0 or not steplib.is_commit(commit):
+    if touched.returncode != 0 or not is_commit(commit):
         raise SourceError(f"{paths[0]!r} has no commits on {ref!r} in {repo_root}")
     return tip, commit
 

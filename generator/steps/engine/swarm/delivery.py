@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import cast
 
 from ...core import config, runconfig, steplib
-from ...core.target import Target
+from ...core.transport import Target
 from .. import images, provide
 from ..delivery import Container, Outcome, Reporter
 from . import checks, proxy, stack, state

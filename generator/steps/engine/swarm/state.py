@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...core import config
-from ...core.target import CommandFailed, Target
+from ...core.transport import CommandFailed, Target
 from ..running import Running
 from . import stack
 

@@ -12,7 +12,7 @@ import secrets
 from collections.abc import Callable
 
 from ...core import config
-from ...core.target import CommandFailed, Target
+from ...core.transport import CommandFailed, Target
 from .. import images
 from . import proxy, stack, state
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ...core import config
-from ...core.target import CommandFailed, Target
+from ...core.transport import CommandFailed, Target
 from ..proxy import proxy_lock
 from . import stack
 
