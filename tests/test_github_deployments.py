@@ -4,6 +4,11 @@ real HTTP server standing in for the API (GITHUB_API_URL), from the recorder and
 from __future__ import annotations
 
 import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +17,7 @@ from ruamel.yaml import YAML
 
 from generator.manifest.validate import load_manifest
 from generator.render.files import render
-from generator.steps.core import config, config_load, github_deployments
+from generator.steps.core import config, config_load, github_api, github_deployments
 from tests.support.deploys import DeployBench
 from tests.support.fixture_service import ServiceRepo
 from tests.support.github_api import TOKEN, FakeGitHub, fake_github, job_env
@@ -138,6 +143,77 @@ def test_a_5xx_is_retried_once_and_a_failing_api_is_one_warning(
         "Server Error"
     ]
     assert TOKEN not in err
+
+
+@contextmanager
+def raw_server(answers: list[bytes | None]) -> Iterator[tuple[str, list[str]]]:
+    """A server on 127.0.0.1 that answers its n-th connection with answers[n] (the last one again after
+    them) as is: None never answers, b"" closes at once. Yields its URL and each request's first line."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    requests: list[str] = []
+    held = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            answer = answers[min(len(requests), len(answers) - 1)]
+            requests.append(conn.recv(65536).decode().split("\r\n")[0])
+            if answer is None:
+                held.append(conn)  # keeps it open, silent
+                continue
+            conn.sendall(answer)
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}", requests
+    finally:
+        listener.close()
+        for conn in held:
+            conn.close()
+
+
+EMPTY_LIST = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n[]"
+
+
+def test_a_call_times_out_and_is_tried_once_more() -> None:
+    assert github_api.Client.from_env(job_env(FakeGitHub())).timeout_s == 10.0  # README's figure
+    with raw_server([None]) as (url, requests):
+        client = github_api.Client(url, "acme/fleet", TOKEN, timeout_s=0.5)
+        started = time.monotonic()
+        with pytest.raises(github_api.ApiError, match=r"^GET /deployments: timed out$"):
+            client.call("GET", "/deployments")
+        assert len(requests) == 2 and time.monotonic() - started < 5
+
+
+def test_a_dropped_connection_is_tried_once_more() -> None:
+    with raw_server([b"", EMPTY_LIST]) as (url, requests):
+        assert github_api.Client(url, "acme/fleet", TOKEN).call("GET", "/deployments") == []
+    assert requests == ["GET /repos/acme/fleet/deployments HTTP/1.1"] * 2
+
+
+def test_the_calls_go_to_github_api_url_as_given_enterprise_server_too() -> None:
+    with raw_server([EMPTY_LIST]) as (url, requests):
+        client = github_api.Client.from_env(job_env(FakeGitHub(url=url + "/api/v3/")))
+        assert client.call("GET", "/deployments", query={"task": "deploy:web"}) == []
+    assert requests == ["GET /api/v3/repos/acme/fleet/deployments?task=deploy%3Aweb HTTP/1.1"]
+
+
+def test_an_answer_that_is_not_http_is_one_warning_and_the_leg_goes_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A proxy in front of the API that answers garbage: one warning line, no traceback (the deploy goes on)."""
+    fleet = manifest(tmp_path)
+    with raw_server([b"garbage\r\n\r\n"]) as (url, requests):
+        leg(fleet, FakeGitHub(url=url), "chat-service", A, "deployed")
+    assert len(requests) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "::warning::chat-service: GitHub deployment not recorded: cannot create it: POST /deployments: "
+        "BadStatusLine: garbage"
+    ]
 
 
 def test_nothing_is_recorded_outside_actions_or_when_turned_off(tmp_path: Path) -> None:

@@ -18,7 +18,9 @@ LIST = (
     "docker", "images", "--no-trunc", "--format", "{{.ID}} {{.Repository}}:{{.Tag}}",
     "--filter", "label=wfgen.service=web", "--filter", "label=wfgen.project=p",
 )  # fmt: skip
-INSPECT = ("docker", "image", "inspect", "--format", "{{.Id}} {{.Created}} {{json .Config.Labels}}")
+INSPECT = (
+    "docker", "image", "inspect", "--format", "{{.Id}} {{.Created}} {{json .RepoDigests}} {{json .Config.Labels}}"
+)  # fmt: skip
 # Newest first: c, b, a. Docker trims trailing zeros of the fraction, and "b" has none at all.
 CREATED = {
     "sha256:a": "2026-01-01T10:00:00.5Z",
@@ -119,4 +121,21 @@ def test_the_build_target_is_passed_to_docker_build(stage: str | None, expected:
         ],
         ["docker", "build", "--pull=false", "-t", "p/web:abc", "-"],  # the labels: FROM the unlabelled build
         ["docker", "rmi", "p/web:abc-unlabelled"],
+    ]
+
+
+def test_kept_images_carry_their_registry_digests() -> None:
+    """What a swarm service runs is `repo@sha256:...`: the kept image that has it is the running one."""
+    digest = "r/p/web@sha256:" + "e" * 64
+    answers = {
+        LIST: result("sha256:c r/p/web:c\nsha256:a p/web:a\n"),
+        INSPECT: result(
+            f'sha256:c {CREATED["sha256:c"]} ["{digest}"] {{"wfgen.commit":"c"}}\n'
+            f'sha256:a {CREATED["sha256:a"]} [] {{"wfgen.commit":"a"}}\n'
+        ),  # fmt: skip
+    }
+    rows = images.project_images(RecordingTarget(answers), "p", "web")
+    assert [(r.ref, r.digests, r.commit) for r in rows] == [
+        ("r/p/web:c", (digest,), "c"),
+        ("p/web:a", (), "a"),
     ]

@@ -91,6 +91,15 @@ def test_a_single_host_service_has_no_swarm_settings() -> None:
         pytest.param(HOST + 'health.command = "image"\n',
                      "services.toml:6: services.web.health.command: only used with target.kind = 'swarm'",
                      id="health-command-on-one-host"),
+        pytest.param(SWARM + '[proxy]\nplacement = ["node.labels.edge = true"]\n',
+                     "services.toml:12: proxy.placement[0]: must be a Swarm constraint such as "
+                     "'node.labels.tier == api' or 'node.role != manager'", id="malformed-proxy-constraint"),
+        pytest.param(SWARM + '[proxy]\nplacment = ["node.labels.edge == true"]\n',
+                     "services.toml:12: proxy.placment: unknown key (did you mean 'placement'?)",
+                     id="proxy-placement-misspelt"),
+        pytest.param(HOST + '[proxy]\nplacement = ["node.labels.edge == true"]\n',
+                     "services.toml:7: proxy.placement: only used with target.kind = 'swarm'",
+                     id="proxy-placement-on-one-host"),
         pytest.param(HOST.replace("[services.web]", '[target]\nmanager = "local"\n[services.web]'),
                      "services.toml:4: target.manager: only used with kind = 'swarm'", id="manager-on-one-host"),
         pytest.param(SWARM.replace('kind = "swarm"', 'kind = "swarm"\nmanager = "remote"'),
@@ -107,3 +116,21 @@ def test_a_swarm_mistake_is_one_line(text: str, problem: str) -> None:
 def test_the_steps_read_a_resolved_swarm_manifest(tmp_path: Path, manager: str) -> None:
     text = SWARM.replace('kind = "swarm"', f'kind = "swarm"\nmanager = "{manager}"')
     check_view(tmp_path, resolve_manifest(parse_manifest(text + 'health.command = "image"\n')))
+
+
+ENVIRONMENTS = SWARM.replace(
+    "[services.web]",
+    '[environments.production]\nbranches = ["main"]\n[environments.staging]\nbranches = ["develop"]\n'
+    "{staging}\n[services.web]",
+)
+
+
+def test_two_environments_on_one_swarm_need_apart_ports_unless_their_managers_differ() -> None:
+    with pytest.raises(ManifestError) as caught:
+        parse_manifest(ENVIRONMENTS.format(staging=""))
+    assert caught.value.problems == [
+        "services.toml:10: environments.staging.port_offset: web's port 8080 is taken by production on the "
+        "same target; set a port_offset that keeps them apart"
+    ]
+    parse_manifest(ENVIRONMENTS.format(staging="port_offset = 1"))
+    parse_manifest(ENVIRONMENTS.format(staging='target = { host_env = "STAGING_MANAGER" }'))

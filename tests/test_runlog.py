@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 from generator.local.legs import Leg
@@ -27,6 +28,18 @@ def test_run_ids_are_unique_sortable_and_latest_follows(tmp_path: Path) -> None:
         assert latest_run(tmp_path) == folder.resolve()
     assert len(set(ids)) == 3 and all(len(run_id) == len("20261129-142315-ab12") for run_id in ids)
     assert sorted(ids, key=lambda i: i[:15]) == ids  # time prefix never goes backwards
+
+
+def test_the_runs_stay_out_of_the_users_repository(tmp_path: Path) -> None:
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True, timeout=30)
+    run_id, folder = create_run(tmp_path)
+    write_run(folder, {"run_id": run_id})
+    point_latest(tmp_path, run_id)
+    status = subprocess.run(["git", "-C", str(tmp_path), "status", "--porcelain", "--ignored"],
+                            capture_output=True, text=True, check=True, timeout=30)  # fmt: skip
+    assert status.stdout == "!! .wfgen/\n"  # ignored, not untracked
+    create_run(tmp_path)  # a second run keeps the file as it is
+    assert (tmp_path / ".wfgen" / "runs" / ".gitignore").read_text().endswith("\n*\n")
 
 
 def test_latest_without_a_pointer_is_the_newest_folder(tmp_path: Path) -> None:

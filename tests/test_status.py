@@ -16,6 +16,9 @@ from click.testing import CliRunner
 from generator.cli import cli
 from generator.commands import status as status_report
 from generator.steps import status
+from generator.steps.core.audit import AuditEntry
+from generator.steps.engine.images import KeptImage
+from generator.steps.engine.running import Running
 from tests.support.docker import docker
 from tests.support.fleet import Fleet, make_fleet
 from tests.support.manifests import toml_table
@@ -196,3 +199,16 @@ def test_the_table_shows_the_plain_values_one_a_line_and_quotes_a_control_charac
         "    LOG_LEVEL=info",
         '    BANNER="a\\tb"',
     ]
+
+
+def test_on_a_swarm_the_kept_image_with_the_services_digest_is_the_running_one() -> None:
+    digest = "r/p/web@sha256:" + "e" * 64
+    kept = [
+        KeptImage("2026-01-02T10:00:00Z", "sha256:c", "r/p/web:c", {"wfgen.commit": "c"}, (digest,)),
+        KeptImage("2026-01-01T10:00:00Z", "sha256:a", "r/p/web:a", {"wfgen.commit": "a"}, ()),
+    ]
+    now = Running(commit="c", running=True, labels={}, published=frozenset(), image=digest, image_id=digest)
+    deploys = [AuditEntry("2026-01-02T10:00:05Z", "ci", "web", "c", "deployed", 3.0, "2"),
+               AuditEntry("2026-01-01T10:00:05Z", "ci", "web", "a", "deployed", 3.0, "1")]  # fmt: skip
+    marks = [(v.commit, v.running, v.rollback) for v in status.versions(kept, now, deploys)]
+    assert marks == [("c", True, False), ("a", False, True)]

@@ -82,3 +82,17 @@ def test_the_proxy_resolves_every_service_and_publishes_its_port_in_host_mode(tm
     assert spec["deploy"]["mode"] == "global"
     assert [(p["published"], p["mode"]) for p in spec["ports"]] == [(8080, "host"), (8081, "host")]
     assert json.loads(stack.dumps(files)) == files
+
+
+def test_the_proxy_runs_on_the_nodes_proxy_placement_names(tmp_path: Path) -> None:
+    text = manifest_toml(
+        {"web": {"repository": "o/web", "port": 8080}}, project={"name": "shop"},
+        target={"kind": "swarm", "manager": "local"}, proxy={"placement": ["node.labels.edge == true"]},
+    ) + '\n[build]\nwhere = "runner"\nregistry = "registry.example.com/shop"\n'  # fmt: skip
+    placed = config_load.load(write_resolved_manifest(tmp_path, text))
+    spec = proxy.compose(placed, "/state/proxy/Caddyfile", "abc")["services"]["proxy"]
+    assert spec["deploy"]["mode"] == "global"
+    assert spec["deploy"]["placement"] == {"constraints": ["node.labels.edge == true"]}
+    assert proxy.where(placed) == "the nodes where node.labels.edge == true"
+    everywhere = proxy.compose(swarm_manifest(tmp_path), "/state/proxy/Caddyfile", "abc")["services"]["proxy"]
+    assert "placement" not in everywhere["deploy"]

@@ -13,12 +13,13 @@ from typing import Any
 
 import pytest
 
-from generator.render.files import DEPLOY_WORKFLOW
+from generator.render.files import DEPLOY_WORKFLOW, ROLLBACK_WORKFLOW
 from tests.support.act import Act, ActRun
 from tests.support.deploys import fetch
 from tests.support.docker import docker
+from tests.support.github_api import FakeGitHub
 from tests.support.monorepo import Monorepo, make_monorepo
-from tests.support.reports import plan_rows, status_reports, summary_rows
+from tests.support.reports import github_cells, plan_rows, status_reports, summary_rows
 
 DISPATCH = {"services": "all", "branch": "main", "force_rebuild": False}
 ACT_TIMEOUT_S = 240
@@ -135,10 +136,22 @@ def test_a_push_with_nothing_to_deploy_skips_the_deploy_and_the_summary(
 
 
 def test_a_failed_dependency_skips_its_dependents_in_later_waves(
-    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, docker_project: str, docker_host: str
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    docker_project: str,
+    docker_host: str,
+    github: FakeGitHub,
 ) -> None:
+    """One run with each result a leg can have: a already runs (deployed from a terminal, which records no
+    GitHub deployment), d has changed, b fails, and c, which needs b, is skipped. Then rollback.yml takes d
+    back to the version the terminal deployed."""
     mono = monorepo(tmp_path_factory, docker_project, docker_host, CHAIN)
-    act = Act(mono.root, tmp_path / "act", env={"DOCKER_HOST": docker_host}, timeout=ACT_TIMEOUT_S)
+    earlier = mono.wfgen("deploy", "a,d", "main")
+    assert earlier.returncode == 0, earlier.stdout + earlier.stderr
+    first_d = mono.last_run()["services"]["d"]["commit"]
+    mono.touch("d", "v2")
+    env = {"DOCKER_HOST": docker_host, "GITHUB_API_URL": github.url}
+    act = Act(mono.root, tmp_path / "act", env=env, timeout=ACT_TIMEOUT_S)
 
     run = act.dispatch(mono.root / DEPLOY_WORKFLOW, DISPATCH)
 
@@ -156,20 +169,55 @@ def test_a_failed_dependency_skips_its_dependents_in_later_waves(
     assert "3 waves (1: a, d · 2: b · 3: c)" in plan_summary(run)
     status = statuses(run)
     assert {name: s["result"] for name, s in status.items()} == {
-        "a": "deployed", "b": "failed", "c": "skipped", "d": "deployed",
+        "a": "unchanged", "b": "failed", "c": "skipped", "d": "deployed",
     }  # fmt: skip
     assert status["b"]["message"].startswith("candidate never became healthy: container exited with code")
     assert status["c"]["message"] == "dependency b failed"
     leg = run.leg("deploy-wave-3", service="c")
     assert leg.steps["Deploy c"] == "failure", run.report()
     assert "c: skipped: dependency b failed" in leg.log and "exit status 1" in leg.log  # as act says it
-    for earlier, later in ((["a", "d"], ["b"]), (["b"], ["c"])):
-        last_end = max(at(status[name], "finished_at") for name in earlier)
-        assert all(at(status[name], "started_at") > last_end for name in later), (earlier, later)
+    for earlier_wave, later in ((["a", "d"], ["b"]), (["b"], ["c"])):
+        last_end = max(at(status[name], "finished_at") for name in earlier_wave)
+        assert all(at(status[name], "started_at") > last_end for name in later), (earlier_wave, later)
     assert mono.health("a") == mono.health("d") == 200
+    assert version(mono, "d") == "v2"
     assert mono.health("b") != 200 and mono.health("c") != 200  # neither went live
 
     summary = run.leg("deployment-summary")
     assert summary.steps["Summarize the deployment"] == "failure"
-    assert summary_rows(summary.summary) == {"a": "✅ deployed", "b": "❌ failed", "c": "⏭️ skipped",
+    assert summary_rows(summary.summary) == {"a": "♻️ unchanged", "b": "❌ failed", "c": "⏭️ skipped",
                                              "d": "✅ deployed"}  # fmt: skip
+
+    # What GitHub shows: a deployment per leg that started, c none; a's unchanged commit had none yet.
+    assert github.problems == []
+    assert github.sequences() == {
+        service: [
+            f"POST /deployments {service} {status[service]['commit'][:7]}",
+            f"POST /deployments/{service}#1/statuses in_progress",
+            f"GET /deployments?environment=production&task=deploy%3A{service}&per_page=30",
+            f"POST /deployments/{service}#1/statuses {state}",
+        ]
+        for service, state in (("a", "success"), ("b", "failure"), ("d", "success"))
+    }, "\n".join(github.lines())
+    log_url = github.deployments[0]["statuses"][-1]["log_url"]
+    assert log_url.startswith("https://github.com/wfgen-tests/deploy/actions/runs/"), log_url
+    page = "https://github.com/wfgen-tests/deploy/deployments/production"
+    assert github_cells(summary.summary) == {
+        f"[a]({page})": "🟢 active", f"[b]({page})": "🔴 failure", "c": "—", f"[d]({page})": "🟢 active",
+    }  # fmt: skip
+
+    calls = len(github.calls)
+    back = act.dispatch(mono.root / ROLLBACK_WORKFLOW, {"service": "d", "commit": ""})
+    assert back.returncode == 0, back.report()
+    assert version(mono, "d") == "HTTP 404"  # the first version again: it has no /version
+    assert github.problems == []
+    assert github.sequences(calls) == {
+        "d": [
+            f"POST /deployments d {first_d[:7]} (rollback)",
+            "POST /deployments/d#2/statuses in_progress",
+            "GET /deployments?environment=production&task=deploy%3Ad&per_page=30",
+            "GET /deployments/d#1/statuses?per_page=1",
+            "POST /deployments/d#2/statuses success",
+            "POST /deployments/d#1/statuses inactive",  # the version act's run deployed
+        ]
+    }, "\n".join(github.lines()[calls:])

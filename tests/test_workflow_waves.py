@@ -16,11 +16,14 @@ from generator.steps.core.steplib import parse_iso
 from tests.support.actions_sim import Simulator
 from tests.support.deploys import fetch
 from tests.support.fixture_service import git
+from tests.support.github_api import FakeGitHub, runner_env
 from tests.support.monorepo import Monorepo, make_monorepo
+from tests.support.reports import github_cells
 from tests.support.sshd import SshServer
 from tests.support.workflow_runs import (
     assert_no_secret_leaked,
     deploy_exits,
+    deploy_legs,
     leg_errors,
     leg_statuses,
     results,
@@ -38,14 +41,17 @@ def workflow_monorepo(
     docker_host: str,
     sshd: SshServer,
     services: Mapping[str, Any],
+    github: FakeGitHub | None = None,
     **settings: Any,
 ) -> tuple[Monorepo, Simulator]:
-    """Folder services deployed over ssh, the rendered files committed, and a simulator for the workflow."""
+    """Folder services deployed over ssh, the rendered files committed, and a simulator for the workflow
+    (recording its GitHub deployments on `github` when given)."""
     target = sshd.target_config(insecure_ignore_host_key=False)
     repo = make_monorepo(tmp_path / "mono", project, docker_host, services, project_settings=settings,
                          target=target, health=HEALTH)  # fmt: skip
     repo.commit_rendered()
-    return repo, simulator(tmp_path, repo.root, sshd.target_env(), {"DOCKER_HOST": docker_host})
+    runner = {"DOCKER_HOST": docker_host, **(runner_env(github) if github else {})}
+    return repo, simulator(tmp_path, repo.root, sshd.target_env(), runner)
 
 
 def test_a_push_deploys_only_what_differs_from_what_runs(
@@ -100,9 +106,9 @@ def test_a_push_deploys_only_what_differs_from_what_runs(
 
 
 def test_depends_on_deploys_in_waves_and_a_failed_dependency_skips_its_dependents(
-    tmp_path: Path, docker_host: str, docker_project: str, sshd: SshServer
+    tmp_path: Path, docker_host: str, docker_project: str, sshd: SshServer, github: FakeGitHub
 ) -> None:
-    repo, sim = workflow_monorepo(tmp_path, docker_project, docker_host, sshd, CHAIN)
+    repo, sim = workflow_monorepo(tmp_path, docker_project, docker_host, sshd, CHAIN, github)
     first = sim.dispatch({"services": "all", "branch": "main"})
     assert first.name == "Deploy all from main"
     waves = [[leg.matrix["service"] for leg in first.jobs[f"deploy-wave-{n}"]] for n in (1, 2, 3)]
@@ -116,8 +122,10 @@ def test_depends_on_deploys_in_waves_and_a_failed_dependency_skips_its_dependent
     assert [repo.health(name) for name in CHAIN] == [200] * 4
 
     repo.break_health("b")
+    repo.touch("d", "v2")
+    calls = len(github.calls)
     second = sim.dispatch({"services": "all", "branch": "main"})
-    assert results(second) == {"a": "unchanged", "b": "failed", "c": "skipped", "d": "unchanged"}
+    assert results(second) == {"a": "unchanged", "b": "failed", "c": "skipped", "d": "deployed"}
     assert deploy_exits(second) == {"a": 0, "d": 0, "b": 1, "c": 1}
     deploy_c = second.jobs["deploy-wave-3"][0].step("Deploy ")
     assert deploy_c.stderr.splitlines() == ["c: skipped: dependency b failed"]
@@ -128,8 +136,47 @@ def test_depends_on_deploys_in_waves_and_a_failed_dependency_skips_its_dependent
         "a": "♻️ unchanged",
         "b": "❌ failed",
         "c": "⏭️ skipped",
-        "d": "♻️ unchanged",
+        "d": "✅ deployed",
     }
     assert "## ❌ 1 of 4 services failed, 1 skipped" in summary.summary
     assert summary.step("Summarize").returncode == 1
     assert second.conclusion == "failure"
+
+    # What GitHub shows for that run: each service's calls, as README's "What GitHub shows" says them.
+    assert_no_secret_leaked(second, {**sshd.target_env(), "github.token": sim.token})
+    assert github.problems == []
+    commits = {s["service"]: s["commit"][:7] for s in leg_statuses(second) if s["commit"]}
+    sequence = "\n".join(f"{service}: {line}" for service, line in github.labelled(calls))
+    print(f"GitHub API calls of one run of four services, in order:\n{sequence}")  # shown by pytest -rP
+    assert github.sequences(calls) == expected_calls(commits), sequence
+    jobs = f"https://github.example/acme/fleet/actions/runs/{sim.env['GITHUB_RUN_ID']}/job/"
+    for leg in deploy_legs(second):
+        service = leg.matrix["service"]
+        mine = [item for item in github.deployments if item["payload"]["service"] == service][1:]
+        for status in (status for item in mine for status in item["statuses"]):
+            assert status["log_url"] == jobs + leg.step("Deploy ").env["WFGEN_JOB_CHECK_RUN_ID"], service
+            assert "environment_url" not in status  # no domain: no URL, never the target's host
+    page = "https://github.example/acme/fleet/deployments/production"
+    assert github_cells(summary.summary) == {
+        f"[a]({page})": "⚪ inactive", f"[b]({page})": "🔴 failure", "c": "—", f"[d]({page})": "🟢 active",
+    }  # fmt: skip
+
+
+def expected_calls(commits: Mapping[str, str]) -> dict[str, list[str]]:
+    """A second run after each service's first deployment: a unchanged (its first deployment keeps saying
+    since when), b failed (its first still serves), c skipped (never started: nothing), d deployed."""
+    listed = "GET /deployments?environment=production&task=deploy%3A{}&per_page=30"
+    return {
+        service: [
+            f"POST /deployments {service} {commits[service]}",
+            f"POST /deployments/{service}#2/statuses in_progress",
+            listed.format(service),
+            f"GET /deployments/{service}#1/statuses?per_page=1",
+            *ends,
+        ]
+        for service, ends in (
+            ("a", ["POST /deployments/a#2/statuses inactive"]),
+            ("b", ["POST /deployments/b#2/statuses failure"]),
+            ("d", ["POST /deployments/d#2/statuses success", "POST /deployments/d#1/statuses inactive"]),
+        )
+    }

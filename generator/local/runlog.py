@@ -36,6 +36,11 @@ def create_run(repo_root: Path) -> tuple[str, Path]:
     """A fresh folder named by a sortable id such as 20261129-142315-ab12 (UTC)."""
     root = runs_root(repo_root)
     root.mkdir(parents=True, exist_ok=True)
+    ignore = root / ".gitignore"  # the runs live in the user's checkout: `git add -A` must not take them
+    if not ignore.exists():
+        ignore.write_text(
+            "# wfgen deploy's run folders: logs and reports, not for the repository\n*\n", encoding="utf-8"
+        )
     for _ in range(20):
         run_id = f"{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
         with contextlib.suppress(FileExistsError):

@@ -186,11 +186,13 @@ def _check_networks(manifest: Manifest) -> list[Problem]:
 
 
 def _same_target(manifest: Manifest) -> list[list[str]]:
-    """Environments that deploy to one host: the same kind and, over ssh, the same host secret."""
+    """Environments that deploy to one host or swarm: the same kind and, over ssh (to a VPS or a swarm's
+    manager), the same host secret."""
     groups: dict[tuple[str, str | None], list[str]] = {}
     for name, environment in manifest.environments.items():
         target = target_of(manifest, environment)
-        groups.setdefault((target.kind, target.host_env if target.kind == "ssh" else None), []).append(name)
+        over_ssh = target.kind == "ssh" or (target.kind == "swarm" and target.manager != "local")
+        groups.setdefault((target.kind, target.host_env if over_ssh else None), []).append(name)
     return [names for names in groups.values() if len(names) > 1]
 
 

@@ -12,6 +12,7 @@ from generator.manifest.fields import (
     EnvName,
     Port,
     StrictModel,
+    check_constraint,
     check_registry,
     check_state_dir,
     check_tcp,
@@ -93,4 +94,9 @@ class Proxy(StrictModel):
     tls: Literal["acme", "internal"] = Field(
         default="acme",
         description="Certificates for domains: 'acme' (public CAs) or 'internal' (Caddy's own CA).",
+    )
+    placement: list[Annotated[str, AfterValidator(check_constraint)]] = Field(
+        default=[],
+        description="On a swarm: the nodes the proxy runs on, as placement constraints such as "
+        "'node.labels.edge == true' (default: every node).",
     )

@@ -182,6 +182,8 @@ def _check_swarm(manifest: Manifest) -> list[tuple[tuple[str | int, ...], str]]:
     swarm = target.kind == "swarm"
     if target.manager is not None and not swarm:
         problems.append((("target", "manager"), "only used with kind = 'swarm'"))
+    if manifest.proxy.placement and not swarm:
+        problems.append((("proxy", "placement"), "only used with target.kind = 'swarm'"))
     if swarm and build.where != "runner":
         problems.append(
             (("target", "kind"), "'swarm' needs images in a registry every node pulls from: set "

@@ -56,6 +56,35 @@ class FakeGitHub:
     def deployment(self, deployment_id: int) -> dict[str, Any]:
         return next(item for item in self.deployments if item["id"] == deployment_id)
 
+    def sequences(self, since: int = 0) -> dict[str, list[str]]:
+        """service -> its calls in order, from the call numbered `since` (see `labelled`)."""
+        found: dict[str, list[str]] = {}
+        for service, line in self.labelled(since):
+            found.setdefault(service, []).append(line)
+        return found
+
+    def labelled(self, since: int = 0) -> list[tuple[str, str]]:
+        """(service, call) in the order they came, from the call numbered `since`; each deployment id is
+        written `<service>#<n>` (the service's n-th deployment), so a service's calls read the same whichever
+        parallel leg got which id."""
+        labels: dict[int, tuple[str, str]] = {}
+        for item in self.deployments:
+            service = str(item["payload"].get("service"))
+            count = sum(label[0] == service for label in labels.values()) + 1
+            labels[item["id"]] = (service, f"{service}#{count}")
+        found = []
+        for call in self.calls[since:]:
+            match = re.search(r"/deployments/(\d+)", call.path)
+            if match and int(match[1]) in labels:
+                service, label = labels[int(match[1])]
+                line = call.line().replace(match[0], f"/deployments/{label}", 1)
+            else:
+                payload = call.body.get("payload") if isinstance(call.body, dict) else None
+                named = payload.get("service") if isinstance(payload, dict) else None
+                service, line = str(named or call.query.get("task", "").removeprefix("deploy:")), call.line()
+            found.append((service, line))
+        return found
+
 
 def _description() -> dict[str, Any]:
     return json.loads(DESCRIPTION.read_text(encoding="utf-8"))

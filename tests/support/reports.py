@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 # A service's cell is its name, or its name linked to its GitHub deployment: `[api](https://…)`.
-_ROW = re.compile(r"^\| \[?([\w-]+)(?:\]\([^)\s]+\))? \| (\S+ \w+) \|", re.MULTILINE)
+_ROW = re.compile(r"^\| \[?([\w-]+)(?:\]\([^)\s]+\))? \| (\S+ \w+(?: \w+)?) \|", re.MULTILINE)
 
 
 def status_reports(artifacts: Path) -> list[dict[str, Any]]:
@@ -30,3 +30,11 @@ def plan_rows(markdown: str) -> dict[str, str]:
     assert start >= 0, markdown
     table = re.split(r"^#", markdown[start + len(heading) :], maxsplit=1, flags=re.MULTILINE)[0]
     return {match.group(1): match.group(2) for match in _ROW.finditer(table)}
+
+
+def github_cells(markdown: str) -> dict[str, str]:
+    """service cell as written (its name, or its name linked to its deployments page) -> its GitHub badge, from
+    the deployment summary's table."""
+    table = markdown[markdown.index("| Service |") :].split("\n\n", 1)[0].splitlines()
+    assert table[0].endswith("| GitHub |"), table[0]
+    return {cells[0]: cells[-1] for cells in (row.strip("| ").split(" | ") for row in table[2:])}

@@ -28,6 +28,7 @@ class SshServer:
     known_hosts: str
     workdir: Path
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    netns: str | None = None  # the network namespace the client runs in to reach it (None: this one)
 
     def target_env(self, prefix: str = "VPS") -> dict[str, str]:
         """Env vars for an ssh target: PREFIX_HOST, PREFIX_USER, PREFIX_SSH_KEY, PREFIX_KNOWN_HOSTS."""
@@ -54,8 +55,9 @@ class SshServer:
 
     def ssh_argv(self, *remote: str) -> list[str]:
         """An ssh command line (pinned host key, test key) that runs `remote` on this server."""
+        inside = ["ip", "netns", "exec", self.netns] if self.netns else []
         return [
-            "ssh", "-F", "/dev/null", "-p", str(self.port), "-i", str(self.key_path),
+            *inside, "ssh", "-F", "/dev/null", "-p", str(self.port), "-i", str(self.key_path),
             "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=5",
             "-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={self.workdir / 'known_hosts'}",
             f"{self.user}@{self.host}", *remote,
@@ -83,10 +85,10 @@ def _keygen(path: Path) -> None:
     )  # fmt: skip
 
 
-def _config(workdir: Path, port: int, docker_host: str | None) -> str:
+def _config(workdir: Path, port: int, docker_host: str | None, host: str) -> str:
     lines = [
         f"Port {port}",
-        "ListenAddress 127.0.0.1",
+        f"ListenAddress {host}",
         f"HostKey {workdir / 'host_ed25519'}",
         f"AuthorizedKeysFile {workdir / 'authorized_keys'}",
         f"PidFile {workdir / 'sshd.pid'}",
@@ -106,8 +108,19 @@ def _config(workdir: Path, port: int, docker_host: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def start_sshd(workdir: Path, docker_host: str | None = None, timeout: float = 20.0) -> SshServer:
-    """Start sshd on a free 127.0.0.1 port and wait until a real `ssh ... true` succeeds."""
+def start_sshd(
+    workdir: Path,
+    docker_host: str | None = None,
+    timeout: float = 20.0,
+    *,
+    netns: tuple[str, str] | None = None,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+) -> SshServer:
+    """Start sshd on a free 127.0.0.1 port and wait until a real `ssh ... true` succeeds.
+
+    netns=(server's, client's): sshd runs in the first network namespace, listening on `host:port`, and the
+    client reaches it from the second (as a machine reaches another on their network)."""
     require_executable(SSHD, HINT)
     require_executable("ssh", HINT)
     require_executable("ssh-keygen", HINT)
@@ -119,16 +132,17 @@ def start_sshd(workdir: Path, docker_host: str | None = None, timeout: float = 2
     _keygen(workdir / "host_ed25519")
     _keygen(workdir / "client_ed25519")
     (workdir / "authorized_keys").write_text((workdir / "client_ed25519.pub").read_text())
-    port = free_port()
+    port = port or free_port()
     host_pub = (workdir / "host_ed25519.pub").read_text().split()
-    known_hosts = f"[127.0.0.1]:{port} {host_pub[0]} {host_pub[1]}\n"
+    known_hosts = f"[{host}]:{port} {host_pub[0]} {host_pub[1]}\n"
     (workdir / "known_hosts").write_text(known_hosts)
     config = workdir / "sshd_config"
-    config.write_text(_config(workdir, port, docker_host))
+    config.write_text(_config(workdir, port, docker_host, host))
+    inside = ["ip", "netns", "exec", netns[0]] if netns else []
     with (workdir / "sshd.log").open("wb") as log:
-        process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=log, stderr=log)
+        process = subprocess.Popen([*inside, SSHD, "-D", "-e", "-f", str(config)], stdout=log, stderr=log)
     server = SshServer(
-        host="127.0.0.1",
+        host=host,
         port=port,
         user=getpass.getuser(),
         key_path=workdir / "client_ed25519",
@@ -136,6 +150,7 @@ def start_sshd(workdir: Path, docker_host: str | None = None, timeout: float = 2
         known_hosts=known_hosts,
         workdir=workdir,
         process=process,
+        netns=netns[1] if netns else None,
     )
     _wait_ready(server, timeout)
     return server

@@ -156,10 +156,11 @@ class LoadInNetns:
     """netns_load.py inside the bridge's namespace, against every node's published proxy port."""
 
     def __init__(
-        self, swarm: Swarm, max_s: float = 150, verbose: bool = True, nodes: Sequence[Node] = ()
-    ) -> None:
+        self, swarm: Swarm, max_s: float = 150, verbose: bool = True, nodes: Sequence[Node] = (),
+        ports: Sequence[int] = (PROXY_PORT,),
+    ) -> None:  # fmt: skip
         self.verbose = verbose
-        urls = [f"http://{node.address}:{PROXY_PORT}/version" for node in nodes or swarm.nodes]
+        urls = [f"http://{node.address}:{port}/version" for node in nodes or swarm.nodes for port in ports]
         argv = [sys.executable, str(LOAD_SCRIPT), "--threads", "4", "--max-s", str(max_s), *urls]
         self.process = swarm.popen_in("br", argv)
 

@@ -97,10 +97,11 @@ def utc(text: str | None) -> str | None:
     return f"{found.group(1)}Z"
 
 
-def probe(target: Target, services: Sequence[config.Service]) -> dict[str, Health]:
-    """One probe of each service's health URL on its public port, all at once, as a deploy probes."""
+def probe(target: Target, services: Sequence[config.Service], host: str) -> dict[str, Health]:
+    """One probe of each service's health URL on its public port of `host` (as the target reaches it), all
+    at once, as a deploy probes."""
     started = time.monotonic()
-    found = http_probes(target, [(s.health_url(s.port), s.health.timeout_s) for s in services])
+    found = http_probes(target, [(s.health_url(s.port, host), s.health.timeout_s) for s in services])
     took = round(time.monotonic() - started, 3)
     return {
         s.name: Health(s.health.path, s.port, status, s.health.timeout_s, took)
@@ -119,7 +120,8 @@ def versions(
         commit = row.labels.get("wfgen.commit") or None
         rollback = not marked and row.tagged and commit is not None and commit == previous
         marked |= rollback
-        running = now is not None and row.ident == now.image_id
+        # One host: the container's image id; a swarm: the service's repo@sha256 among the image's digests.
+        running = now is not None and (row.ident == now.image_id or now.image in row.digests)
         found.append(Version(row.ref, row.ident, commit, row.labels.get("wfgen.branch") or None,
                              utc(row.created), running, rollback))  # fmt: skip
     return tuple(found)
@@ -184,8 +186,9 @@ def gather(manifest: config.Manifest, environ: Mapping[str, str]) -> dict[str, A
                 kept = pool.submit(images.project_images, target, manifest.project.name)
                 audit = pool.submit(read_audit, target, log_path)
                 now = live.result()
-                health = probe(target, [manifest.services[name] for name in names
-                                        if name in now and now[name].running])  # fmt: skip
+                running = [manifest.services[name] for name in names if name in now and now[name].running]
+                host = changes.probe_host(target, manifest) if running else None
+                health = probe(target, running, host or "127.0.0.1")  # no proxy runs: nothing answers there
                 entries, note = audit.result()
                 kept_images = kept.result()
         except (TargetError, CommandFailed, OSError) as exc:

@@ -4,6 +4,7 @@ no message, exception or `repr` carries it."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import urllib.error
@@ -76,8 +77,8 @@ class Client:
                     continue
                 reason = getattr(exc, "reason", exc)
                 raise ApiError(f"{what}: {reason}") from None
-            except (ValueError, OSError) as exc:
-                raise ApiError(f"{what}: {type(exc).__name__}: {exc}") from None
+            except (ValueError, OSError, http.client.HTTPException) as exc:  # an answer that is not HTTP
+                raise ApiError(f"{what}: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}") from None
         raise AssertionError("unreachable")
 
 

@@ -97,14 +97,20 @@ def put_env_file(deploy: Deploy, env: dict[str, str]) -> str | None:
     return path
 
 
-def run_release(deploy: Deploy, image: str, env_file: str | None) -> None:
+def run_release(deploy: Deploy, env_file: str | None) -> None:
     """The service's release command in a one-off container of the new image, before anything of the
-    delivery: a failure leaves the running version untouched. Under the service's lock, as all of this."""
+    delivery: a failure leaves the running version untouched. Under the service's lock, as all of this.
+
+    On a swarm too: a container on the manager, attached to the overlay network, not a Swarm job. The same
+    code then reads its output in order (`docker logs`), its exit code (`docker wait`), bounds it by its
+    timeout and removes it on a cancel; a job would need its task polled and its logs fetched from whichever
+    node ran it. The manager already holds the image: it pulled it to learn the digest."""
     command = deploy.service.release
     if command is None:
         return
     assert deploy.cut is not None
     deploy.cut.ensure_network()
+    image = deploy.cut.release_image()
     project = deploy.manifest.project.name
     one_off = release.Release(
         project, deploy.name, deploy.manifest.target.network, image, command, env_file,

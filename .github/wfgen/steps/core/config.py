@@ -114,9 +114,9 @@ class Service:
     release_timeout_s: float
     swarm: Swarm | None
 
-    def health_url(self, port: int) -> str:
-        """The health check URL on a host port, asked from the target itself."""
-        return f"http://127.0.0.1:{port}{self.health.path}"
+    def health_url(self, port: int, host: str = "127.0.0.1") -> str:
+        """The health check URL on a host port, asked from the target (of itself, by default)."""
+        return f"http://{host}:{port}{self.health.path}"
 
 
 @dataclass(frozen=True)
@@ -126,6 +126,7 @@ class Proxy:
     http_port: int
     https_port: int
     tls: Literal["acme", "internal"]
+    placement: tuple[str, ...]  # on a swarm: the nodes the proxy runs on (empty: every node)
     container: str
 
 

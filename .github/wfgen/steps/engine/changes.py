@@ -55,6 +55,14 @@ def short(commit: str | None) -> str:
     return commit[:SHORT] if commit else "-"
 
 
+def probe_host(target: Target, manifest: config.Manifest) -> str | None:
+    """Where the target reaches the services' public ports: itself, or on a swarm a node that runs the
+    proxy (None when none does)."""
+    if manifest.target.kind == "swarm":
+        return swarm_state.proxy_address(target, manifest)
+    return "127.0.0.1"
+
+
 def running_versions(target: Target, manifest: config.Manifest, names: Iterable[str]) -> dict[str, Running]:
     """What serves each named service now (or is stopped under its live name), in one `docker inspect`; a
     service with no container is absent. On a swarm: its Swarm services."""

@@ -220,7 +220,7 @@ class Deployment:
         return not self.settings.force_rebuild and phases.is_unchanged(self, image, old)
 
     def release(self, image: str, env_file: str | None) -> None:
-        phases.run_release(self, image, env_file)
+        phases.run_release(self, env_file)
 
     def on_deployed(self) -> None:
         """The engine verified the new version on the live service: from here on, nothing rolls it back."""

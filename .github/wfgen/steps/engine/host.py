@@ -80,6 +80,9 @@ class HostDelivery:
         url = self.service.health_url(self.service.port)
         return is_ok(http_probe(self.target, url, self.service.health.timeout_s))
 
+    def release_image(self) -> str:
+        return self.image  # built on the target, or pulled there
+
     def restore(self) -> str:
         return self.cut.restore()
 

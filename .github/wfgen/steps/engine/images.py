@@ -192,6 +192,7 @@ class KeptImage:
     ident: str
     ref: str  # repo:tag, or the id when untagged
     labels: Mapping[str, str]
+    digests: tuple[str, ...] = ()  # repo@sha256:... once pushed or pulled: what a swarm service runs
 
     @property
     def commit(self) -> str | None:
@@ -216,15 +217,23 @@ def project_images(host: Target, project: str, service: str | None = None) -> li
             refs.setdefault(ident, []).append(ident if "<none>" in ref else ref.strip())
     if listing.returncode != 0 or not refs:
         return []
-    fmt = "{{.Id}} {{.Created}} {{json .Config.Labels}}"
+    fmt = "{{.Id}} {{.Created}} {{json .RepoDigests}} {{json .Config.Labels}}"
     inspect = host.run(["docker", "image", "inspect", "--format", fmt, *refs], timeout=60)
     found: dict[str, KeptImage] = {}
-    for ident, created, labels in (
-        (line.split(" ", 2) + ["", ""])[:3] for line in inspect.stdout.splitlines()
+    for ident, created, digests, labels in (
+        (line.split(" ", 3) + ["", "", ""])[:4] for line in inspect.stdout.splitlines()
     ):
-        found[ident] = KeptImage(created, ident, "", _labels(labels))
+        found[ident] = KeptImage(created, ident, "", _labels(labels), _digests(digests))
     rows = [replace(found[i], ref=ref) for i in refs if i in found for ref in sorted(refs[i])]
     return sorted(rows, key=lambda row: (_created_key(row.created), row.ident, row.ref), reverse=True)
+
+
+def _digests(text: str) -> tuple[str, ...]:
+    try:
+        found = json.loads(text or "null")
+    except json.JSONDecodeError:
+        return ()
+    return tuple(str(item) for item in found) if isinstance(found, list) else ()
 
 
 def _labels(text: str) -> dict[str, str]:

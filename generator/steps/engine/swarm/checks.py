@@ -94,7 +94,8 @@ def registry(target: Target, manifest: config.Manifest) -> Result:
 
 
 def proxy_service(target: Target, manifest: config.Manifest, log: Callable[[str], None]) -> Result:
-    """Deploy the proxy when missing or stale; it should run one task on each node that is up."""
+    """Deploy the proxy when missing or stale; it should run one task on each node that is up (and
+    matches proxy.placement). A proxy deployed before that runs on no node fails: no node serves."""
     scratch = scratch_dir(target, manifest, "proxy")
     try:
         ensure_overlay(target, manifest.target.network)
@@ -102,7 +103,11 @@ def proxy_service(target: Target, manifest: config.Manifest, log: Callable[[str]
         found = state.tasks(target, stack.proxy_name(manifest))
     except (OSError, CommandFailed) as exc:
         return False, str(exc)[:200]
-    where = state.running_nodes(found)
+    nodes = state.running_nodes(found)
     ports = ", ".join(str(service.port) for service in manifest.services.values())
     how = "deployed" if changed else "current"
-    return True, f"{how}; ports {ports} in host mode; running on {', '.join(where) or 'no node yet'}"
+    placed = f" ({proxy.where(manifest)})" if manifest.proxy.placement else ""
+    if not nodes and not changed:
+        hint = "is a node up that matches proxy.placement?" if placed else "are the nodes up?"
+        return False, f"{how} but running on no node{placed}: {hint}"
+    return True, f"{how}; ports {ports} in host mode; running on {', '.join(nodes) or 'no node yet'}{placed}"

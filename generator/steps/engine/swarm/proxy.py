@@ -45,6 +45,12 @@ def site(manifest: config.Manifest, service: config.Service) -> str:
 """
 
 
+def where(manifest: config.Manifest) -> str:
+    """The nodes the proxy runs on, as the manifest says it."""
+    placement = manifest.proxy.placement
+    return f"the nodes where {' and '.join(placement)}" if placement else "every node"
+
+
 def caddyfile(manifest: config.Manifest) -> str:
     sites = "".join(site(manifest, service) for service in manifest.services.values())
     return "{\n\tadmin off\n\tauto_https off\n}\n" + sites
@@ -53,6 +59,15 @@ def caddyfile(manifest: config.Manifest) -> str:
 def compose(manifest: config.Manifest, caddyfile_path: str, digest: str) -> dict[str, Any]:
     network = manifest.target.network
     config_key = f"caddyfile-{digest}"
+    deploy: dict[str, Any] = {
+        "mode": "global",
+        "labels": {CONFIG_LABEL: digest, "wfgen.project": manifest.project.name},
+        # Host-mode ports: a node's new proxy cannot start beside its old one; nodes take turns.
+        "update_config": {"parallelism": 1, "order": "stop-first", "failure_action": "rollback"},
+        "restart_policy": {"condition": "any", "delay": "1s"},
+    }
+    if manifest.proxy.placement:  # global on the matching nodes only: the ones a load balancer points at
+        deploy["placement"] = {"constraints": list(manifest.proxy.placement)}
     ports = [
         {"target": s.port, "published": s.port, "protocol": "tcp", "mode": "host"}
         for s in manifest.services.values()
@@ -64,13 +79,7 @@ def compose(manifest: config.Manifest, caddyfile_path: str, digest: str) -> dict
         "networks": [network],
         "ports": ports,
         "configs": [{"source": config_key, "target": CADDYFILE}],
-        "deploy": {
-            "mode": "global",
-            "labels": {CONFIG_LABEL: digest, "wfgen.project": manifest.project.name},
-            # Host-mode ports: a node's new proxy cannot start beside its old one; nodes take turns.
-            "update_config": {"parallelism": 1, "order": "stop-first", "failure_action": "rollback"},
-            "restart_policy": {"condition": "any", "delay": "1s"},
-        },
+        "deploy": deploy,
     }
     return {
         "version": stack.COMPOSE_VERSION,
@@ -104,13 +113,14 @@ def ensure(target: Target, manifest: config.Manifest, scratch: str, log: Callabl
     """Deploy the proxy service when it is missing or out of date; True when it was (re)deployed.
     `scratch`: a path on the manager for the stack files, removed afterwards."""
     text = caddyfile(manifest)
-    digest = stack.digest_of(text + manifest.proxy.image)
+    placement = "".join(f"\n{constraint}" for constraint in manifest.proxy.placement)  # none: as before
+    digest = stack.digest_of(text + manifest.proxy.image + placement)
     if is_current(current(target, manifest), manifest, digest):
         return False
     with proxy_lock(target, manifest, log):
         if is_current(current(target, manifest), manifest, digest):
             return False
-        log(f"deploying the proxy {stack.proxy_name(manifest)} on every node")
+        log(f"deploying the proxy {stack.proxy_name(manifest)} on {where(manifest)}")
         target.run(["mkdir", "-p", "--", scratch], timeout=60, check=True)
         try:
             target.put_file(f"{scratch}/Caddyfile", text.encode(), mode=0o644)

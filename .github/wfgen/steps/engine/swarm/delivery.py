@@ -102,11 +102,21 @@ class SwarmDelivery:
         assert self.before is not None
         return state.converged(state.tasks(self.target, self.name), self.before.image, self.replicas)
 
+    def pinned(self) -> str:
+        """The new image by digest (`repo@sha256:...`), as every task and the release command run it."""
+        if not self.digest:
+            digest = self.digest_of(self.image)
+            if digest is None:
+                raise Outcome("failed", f"{self.image} has no registry digest on the manager; was it pushed?")
+            self.digest = digest
+        return self.digest
+
+    def release_image(self) -> str:
+        """By digest: the manager pulled it (provide), so the one-off container starts without a login."""
+        return self.pinned()
+
     def deliver(self, env_file: str | None) -> None:
-        digest = self.digest_of(self.image)
-        if digest is None:
-            raise Outcome("failed", f"{self.image} has no registry digest on the manager; was it pushed?")
-        self.digest = digest
+        digest = self.pinned()
         self.reporter.phase("switch", f"updating the Swarm service {self.name} to {digest}")
         self.stack_deploy(env_file)
         took = self.wait()

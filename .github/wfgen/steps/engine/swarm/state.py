@@ -152,6 +152,25 @@ def running_nodes(found: list[Task]) -> list[str]:
     return sorted({task.node for task in found if task.desired == "running" and task.state == "running"})
 
 
+def proxy_address(target: Target, manifest: config.Manifest) -> str | None:
+    """Where a probe from the manager reaches the project proxy's ports: 127.0.0.1 when a proxy task runs on
+    the manager itself, else the address of a node where one runs (proxy.placement leaves the manager out,
+    or the manager is drained); None when none runs."""
+    if service(target, stack.proxy_name(manifest)) is None:
+        return None
+    nodes = running_nodes(tasks(target, stack.proxy_name(manifest)))
+    if not nodes:
+        return None
+    fmt = "{{.Description.Hostname}} {{.Status.Addr}}"
+    listing = target.run(["docker", "node", "inspect", "--format", fmt, "self", *nodes], timeout=60)
+    rows = [line.split() for line in listing.stdout.splitlines() if len(line.split()) == 2]
+    if listing.returncode != 0:  # two nodes of one hostname, say: the manager's own port, as on one host
+        return "127.0.0.1"
+    if rows and rows[0][0] in nodes:
+        return "127.0.0.1"
+    return next((address for _, address in rows[1:] if address not in {"0.0.0.0", "127.0.0.1"}), None)
+
+
 def running_versions(target: Target, manifest: config.Manifest, names: Iterable[str]) -> dict[str, Running]:
     """What each named service runs on the swarm (read-only); a service Swarm does not have is absent."""
     found: dict[str, Running] = {}
@@ -166,6 +185,7 @@ def running_versions(target: Target, manifest: config.Manifest, names: Iterable[
             commit=now.labels.get("wfgen.commit") or None, running=bool(up), labels=now.labels,
             published=frozenset(), state="running" if up else "not running", image=now.image,
             image_id=now.image, replicas=(len(up), now.replicas or 0),
+            started_at=min((task.timestamp for task in up), default=""),  # the oldest task: since when
             nodes=tuple(sorted({task.node for task in up})), name=now_name,
         )  # fmt: skip
     return found
