@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,17 +15,19 @@ from generator.deploy_commands import (
     status_command,
     unlock_command,
 )
-from generator.errors import ExitCode, WfgenError
 from generator.options import exit_with, manifest_option
 
 # Each command imports what it needs in its body: `wfgen --version` or `wfgen check` must not pay for
 # pydantic, jinja, jsonschema, rich or ruamel when it does not use them (benchmarks/cli_startup.py).
+# generator.errors too: it loads the step library, which `--version` and `--help` never reach.
 
 
 class _Group(click.Group):
     """Turns WfgenError into red lines on stderr and its exit code; Ctrl-C into 130."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        from generator.errors import ExitCode, WfgenError
+
         try:
             return super().invoke(ctx)
         except WfgenError as exc:
@@ -122,6 +123,7 @@ def render_command(manifest_path: Path) -> None:
 @manifest_option
 def check_command(manifest_path: Path) -> None:
     """Fail (exit 1) when generated files differ from what the manifest renders."""
+    from generator.errors import ExitCode
     from generator.render.output import stale_files
 
     root, files = _rendered(manifest_path)
@@ -158,6 +160,8 @@ def graph_command(manifest_path: Path, services_only: bool, jobs_only: bool) -> 
 @cli.command("schema")
 def schema_command() -> None:
     """Print the JSON Schema of services.toml (for editors: Taplo / Even Better TOML)."""
+    import json
+
     from generator.manifest.model import Manifest
 
     schema = Manifest.model_json_schema()
@@ -186,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
         cli.main(args=argv, prog_name="wfgen", standalone_mode=True)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    from generator.errors import ExitCode
+
     return ExitCode.OK
 
 

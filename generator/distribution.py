@@ -7,8 +7,6 @@ import re
 from dataclasses import dataclass
 from importlib import metadata
 
-from generator.errors import WfgenError
-
 COMMAND = "wfgen"
 ENTRY_POINT = "generator.cli:main"
 # On PyPI, "wfgen" is an unrelated project: installing it would run a stranger's code.
@@ -40,18 +38,25 @@ def installed() -> Distribution:
         }
     )
     if not found:
-        raise WfgenError(
+        raise _error(
             f"no installed distribution provides the '{COMMAND}' command, so the version to pin is unknown: "
             "install wfgen with pip (from a checkout: pip install -e .)"
         )
     if len(found) > 1:
         names = ", ".join(f"{name} {version}" for name, version in found)
-        raise WfgenError(
+        raise _error(
             f"several installed distributions provide the '{COMMAND}' command ({names}): "
             "pip uninstall the ones you no longer use"
         )
     [(name, version)] = found
     return Distribution(name, version)
+
+
+def _error(message: str) -> Exception:
+    # Imported on failure only: generator.errors loads the step library, which `wfgen --version` never needs.
+    from generator.errors import WfgenError
+
+    return WfgenError(message)
 
 
 def requirement_name(requirement: str) -> str | None:

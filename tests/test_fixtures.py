@@ -64,14 +64,21 @@ def test_skip_or_fail_fails_under_ci(tmp_path: Path) -> None:
         "from tests.support.requires import skip_or_fail\n\n"
         "def test_x():\n    skip_or_fail('no widget: install widget')\n"
     )
-    outcomes = {}
-    for ci in ("true", ""):
-        env = {**os.environ, "CI": ci, "PYTHONPATH": str(ROOT)}
-        proc = subprocess.run(
+    runs = {  # both at once: each is a whole pytest starting up
+        ci: subprocess.Popen(
             [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", str(test)],
-            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
-        outcomes[ci] = (proc.returncode, proc.stdout)
+            cwd=tmp_path,
+            env={**os.environ, "CI": ci, "PYTHONPATH": str(ROOT)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for ci in ("true", "")
+    }
+    outcomes = {}
+    for ci, proc in runs.items():
+        stdout, _stderr = proc.communicate(timeout=120)
+        outcomes[ci] = (proc.returncode, stdout)
     assert outcomes["true"][0] == 1 and "1 failed" in outcomes["true"][1]
     assert "no widget: install widget (CI=true" in outcomes["true"][1]
     assert outcomes[""][0] == 0 and "1 skipped" in outcomes[""][1]

@@ -16,6 +16,7 @@ from generator.errors import WfgenError
 from generator.manifest.model import Manifest
 from generator.manifest.resolve import GENERATED_NOTE, resolve_manifest
 from generator.pins import action_pins, templates_root
+from generator.render.compiled import compiled_templates
 from generator.render.secrets import check_env, deploy_env, target_env
 from generator.steps import JOBS
 from generator.steps.core.order import waves
@@ -245,23 +246,29 @@ def _package_modules(package: Traversable, prefix: str) -> Iterator[tuple[str, s
             yield from _package_modules(entry, f"{prefix}{entry.name}/")
 
 
+# [[ ]] / [% %] delimiters let GitHub's own ${{ }} expressions pass through the templates untouched.
+_SYNTAX: dict[str, Any] = {
+    "keep_trailing_newline": True,
+    "autoescape": False,
+    "trim_blocks": True,
+    "lstrip_blocks": True,
+    "block_start_string": "[%",
+    "block_end_string": "%]",
+    "variable_start_string": "[[",
+    "variable_end_string": "]]",
+    "comment_start_string": "[#",
+    "comment_end_string": "#]",
+}
+
+
 @functools.cache
 def _environment() -> jinja2.Environment:
     root = templates_root()
-    # [[ ]] / [% %] delimiters let GitHub's own ${{ }} expressions pass through the templates untouched.
     environment = jinja2.Environment(
         loader=jinja2.FunctionLoader(lambda name: _read(root, name)),
         undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        block_start_string="[%",
-        block_end_string="%]",
-        variable_start_string="[[",
-        variable_end_string="]]",
-        comment_start_string="[#",
-        comment_end_string="#]",
+        bytecode_cache=compiled_templates(_SYNTAX),
+        **_SYNTAX,
     )
     environment.filters["yaml"] = yaml_value
     return environment
