@@ -216,6 +216,28 @@ def test_an_answer_that_is_not_http_is_one_warning_and_the_leg_goes_on(
     ]
 
 
+@pytest.mark.parametrize("token", [TOKEN + "\n", "Bearer " + TOKEN, TOKEN + "\x00"])
+def test_a_token_with_a_space_or_a_control_character_is_refused_unseen(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], token: str
+) -> None:
+    """http.client quotes a header value it refuses, token and all: never send such a token."""
+    fleet = manifest(tmp_path)
+    with fake_github() as github:
+        assert (
+            github_deployments.recorder(
+                fleet, fleet.service("web"), job_env(github, WFGEN_GITHUB_TOKEN=token)
+            )
+            is None
+        )
+    assert github.calls == []
+    err = capsys.readouterr().err
+    assert err == (
+        "::warning::web: GitHub deployment not recorded: "
+        "WFGEN_GITHUB_TOKEN holds a space or a control character (its value is not shown)\n"
+    )
+    assert TOKEN not in err
+
+
 def test_nothing_is_recorded_outside_actions_or_when_turned_off(tmp_path: Path) -> None:
     fleet = manifest(tmp_path)
     (tmp_path / "off").mkdir()

@@ -39,6 +39,8 @@ class Client:
         api_url = environ.get("GITHUB_API_URL") or DEFAULT_API_URL
         if not token:
             raise ApiError("WFGEN_GITHUB_TOKEN (the job's github.token) is not set in the step's environment")
+        if not token.isprintable() or any(c.isspace() for c in token):  # http.client would echo it back
+            raise ApiError("WFGEN_GITHUB_TOKEN holds a space or a control character (its value is not shown)")
         if not REPOSITORY.fullmatch(repository):
             raise ApiError(f"GITHUB_REPOSITORY: expected owner/name, got {repository[:80]!r}")
         if urllib.parse.urlsplit(api_url).scheme not in ("https", "http"):
