@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import jinja2
 import pytest
+from jinja2.bccache import bc_magic
 
 from generator.render.compiled import compiled_templates
 
@@ -54,10 +56,21 @@ def test_a_changed_source_or_syntax_compiles_again(own_temp_folder: Path) -> Non
     assert render("deploy [[ name ]] << name >>\n") == "deploy web << name >>\n"
 
 
-def test_a_cut_short_cache_file_is_compiled_again(own_temp_folder: Path) -> None:
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda data: data[:12],  # cut short
+        lambda data: bc_magic + b"K\x01)R.",  # a checksum that unpickles to a TypeError
+        lambda data: bc_magic + b"cno_such_module_wfgen\nx\n.",  # ... to a ModuleNotFoundError
+    ],
+    ids=["cut-short", "type-error", "import-error"],
+)
+def test_a_damaged_cache_file_is_compiled_again(
+    own_temp_folder: Path, damage: Callable[[bytes], bytes]
+) -> None:
     render("deploy [[ name ]]\n")
     [cached] = cached_files(own_temp_folder)
-    cached.write_bytes(cached.read_bytes()[:12])
+    cached.write_bytes(damage(cached.read_bytes()))
     assert render("deploy [[ name ]]\n") == "deploy web\n"
 
 

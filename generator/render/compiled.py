@@ -9,7 +9,6 @@ cache that cannot be read or written is skipped: it never changes what is render
 from __future__ import annotations
 
 import hashlib
-import pickle
 from typing import Any
 
 import jinja2
@@ -29,8 +28,8 @@ class CompiledTemplates(jinja2.FileSystemBytecodeCache):
     def load_bytecode(self, bucket: Bucket) -> None:
         try:
             super().load_bytecode(bucket)
-        except (OSError, EOFError, ValueError, pickle.UnpicklingError):
-            bucket.reset()  # unreadable or cut short: compile again
+        except Exception:  # noqa: BLE001 - cut short or damaged: unpickling raises many kinds
+            bucket.reset()  # compile again
 
     def dump_bytecode(self, bucket: Bucket) -> None:
         try:
