@@ -134,3 +134,20 @@ def test_two_environments_on_one_swarm_need_apart_ports_unless_their_managers_di
     ]
     parse_manifest(ENVIRONMENTS.format(staging="port_offset = 1"))
     parse_manifest(ENVIRONMENTS.format(staging='target = { host_env = "STAGING_MANAGER" }'))
+
+
+def test_the_proxy_placement_of_a_swarm_environment_beside_one_on_a_single_host() -> None:
+    """Staging on a VPS, production on a swarm: the swarm's proxy placement is valid, and staging has none."""
+    text = (
+        '[project]\nname = "shop"\n[build]\nwhere = "runner"\nregistry = "registry.example.com/shop"\n'
+        '[proxy]\nplacement = ["node.labels.edge == true"]\n'
+        '[environments.staging]\nbranches = ["develop"]\n'
+        '[environments.production]\nbranches = ["main"]\n'
+        'target = { kind = "swarm", host_env = "PROD_HOST" }\n'
+        '[services.web]\nrepository = "o/web"\nport = 8080\n'
+    )
+    manifest = parse_manifest(text)
+    assert resolve_manifest(manifest, environment="production")["proxy"]["placement"] == [
+        "node.labels.edge == true"
+    ]
+    assert resolve_manifest(manifest, environment="staging")["proxy"]["placement"] == []

@@ -70,7 +70,7 @@ def resolve_manifest(
         "target": target,
         "build": resolve_build(manifest),
         "infrastructure": infrastructure,
-        "proxy": resolve_proxy(manifest, project["name"]),
+        "proxy": resolve_proxy(manifest, project["name"], swarm=swarm),
         "services": {
             name: resolve_service(
                 name, service, offset, plain_vars.of_service(manifest, name, environment), swarm=swarm
@@ -101,8 +101,10 @@ def resolve_build(manifest: Manifest) -> dict[str, Any]:
     return build
 
 
-def resolve_proxy(manifest: Manifest, project: str) -> dict[str, Any]:
+def resolve_proxy(manifest: Manifest, project: str, *, swarm: bool) -> dict[str, Any]:
     proxy = manifest.proxy.model_dump()
+    if not swarm:  # an environment on one host beside one on a swarm: placement is the swarm's alone
+        proxy["placement"] = []
     proxy["image"] = proxy["image"] or proxy_image()
     proxy["container"] = f"{project}-proxy"
     return proxy

@@ -182,7 +182,9 @@ def _check_swarm(manifest: Manifest) -> list[tuple[tuple[str | int, ...], str]]:
     swarm = target.kind == "swarm"
     if target.manager is not None and not swarm:
         problems.append((("target", "manager"), "only used with kind = 'swarm'"))
-    if manifest.proxy.placement and not swarm:
+    targets = [environments.target_of(manifest, env) for env in manifest.environments.values()]
+    some_swarm = swarm or any(each.kind == "swarm" for each in targets)
+    if manifest.proxy.placement and not some_swarm:
         problems.append((("proxy", "placement"), "only used with target.kind = 'swarm'"))
     if swarm and build.where != "runner":
         problems.append(
