@@ -15,7 +15,8 @@ picks a vanished task moves on to the next one soon, even where Caddy does not s
 every response's time: a request already sent to a task at the instant its node dies.
 
 The Caddyfile is a Swarm config named after its content, so the proxy changes only when the manifest's
-services or ports do, never on a deploy.
+services, ports or proxy placement do, or a new wfgen writes another Caddyfile (its first check-infrastructure
+then updates the proxy node by node), never on a deploy.
 """
 
 from __future__ import annotations
