@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from generator.steps.core import config
-from generator.steps.core.target import LocalTarget
+from generator.steps.core import config_load
+from generator.steps.core.transport import LocalTarget
 from generator.steps.engine.proxy import Proxy, wanted_ports
 from tests.support.caddy import ensure_caddy_image  # noqa: E402
 from tests.support.docker import candidate_docker_host, cleanup_project, docker, unique_name  # noqa: E402
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                 target={"state_dir": str(root / "state")},
                 proxy={"image": image},
             )
-            manifest = config.load(write_resolved_manifest(root, text))
+            manifest = config_load.load(write_resolved_manifest(root, text))
             os.environ["DOCKER_HOST"] = docker_host  # the proxy's docker commands run here (a local target)
             must(docker_host, "network", "create", manifest.target.network)
             Proxy(LocalTarget(), manifest, print).ensure(wanted_ports(manifest))
