@@ -4,7 +4,9 @@ Standalone (stdlib only, no imports from the test tree) so it runs under `ip net
 round-robin over the URLs from `--threads` threads until SIGTERM/SIGINT or `--max-s`, then prints one JSON
 object: {"ok", "failed", "failures" (the first 20), "failed_sent_at" (when each failed request was sent, Unix
 time), "bodies" (answer -> count)}. Every request counts once, no retries; half the threads open a connection
-per request, half keep one alive (reconnecting after a failure).
+per request, half keep one alive (reconnecting after a failure). `--pause-s` spaces one thread's requests:
+each request costs the proxy and the app a process or a connection, and unpaced load takes a core of the
+machine the other tests share.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ MAX_REQUESTS_PER_THREAD = 200_000
 
 
 class Load:
-    def __init__(self, urls: list[str], threads: int, max_s: float, timeout_s: float) -> None:
+    def __init__(
+        self, urls: list[str], threads: int, max_s: float, timeout_s: float, pause_s: float = 0.0
+    ) -> None:
         self.targets = [urllib.parse.urlsplit(url) for url in urls]
-        self.threads, self.max_s, self.timeout_s = threads, max_s, timeout_s
+        self.threads, self.max_s, self.timeout_s, self.pause_s = threads, max_s, timeout_s, pause_s
         self.stop = threading.Event()
         self.lock = threading.Lock()
         self.ok = 0
@@ -80,6 +84,8 @@ class Load:
                 self.bodies[body] += 1
             if not keep_alive:
                 conns.pop(slot).close()
+            if self.pause_s:
+                self.stop.wait(self.pause_s)
         for conn in conns.values():
             conn.close()
 
@@ -90,8 +96,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--max-s", type=float, default=120.0)
     parser.add_argument("--timeout-s", type=float, default=5.0)
+    parser.add_argument("--pause-s", type=float, default=0.0, help="between one thread's requests")
     args = parser.parse_args()
-    load = Load(args.urls, args.threads, args.max_s, args.timeout_s)
+    load = Load(args.urls, args.threads, args.max_s, args.timeout_s, args.pause_s)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: load.stop.set())
     print(json.dumps(load.run()), flush=True)
