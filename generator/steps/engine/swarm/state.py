@@ -137,6 +137,17 @@ def not_converged(found: list[Task], image: str) -> list[Task]:
     return wanted + failed[:3]
 
 
+def update_unfinished(found: list[Task], now: Service | None) -> str:
+    """What to say when no task meant to run is late, yet the update never ended (a node lost under it can
+    hold Swarm's update): the tasks and where they run, and the update's state."""
+    wanted = [task for task in found if task.desired == "running"]
+    if not wanted:
+        return "no task runs the new image"
+    update = f"{now.update_state}: {now.update_message}" if now and now.update_state else "no update status"
+    where = ", ".join(task.describe() for task in wanted)
+    return f"{where}, but Swarm's update did not end ({update})"
+
+
 def task_error(found: list[Task], image: str, message: str = "") -> str | None:
     """Why Swarm gave up on the update: the task its UpdateStatus message names ("... of task <id>"), else
     the newest task of `image` with an error."""

@@ -222,8 +222,8 @@ class SwarmDelivery:
         missing = "; ".join(
             task.describe_for(self.digest) for task in state.not_converged(found, self.digest)
         )
+        missing = missing or state.update_unfinished(found, state.service(self.target, self.name))
         what = self.restore()
-        missing = missing or "no task runs the new image"
         raise Outcome("failed", f"the tasks did not converge within {took:.0f} s: {missing}; {what}")
 
     def restore(self) -> str:
