@@ -22,8 +22,8 @@ from tests.support.ports import free_port
 from tests.support.sshd import SshServer
 from tests.support.stepscripts import run_step
 
-# One worker runs these one after another: each keeps 4 threads sending requests as fast as they can and
-# counts a single timeout as a failure, so two at once on a small machine starve each other's proxy.
+# One worker runs these one after another: each keeps 4 threads sending requests (paced, tests/support/load.py)
+# and counts a single timeout as a failure, so two at once on a small machine could starve each other's proxy.
 pytestmark = pytest.mark.xdist_group("http-load")
 
 SERVICE = "web"

@@ -2,7 +2,9 @@
 
 Every request counts once: no retries, so a connection closed unanswered, a refused connection, a timeout or
 a non-200 answer is a failure. Half the threads open a new connection per request, half reuse one (and
-reconnect after a failure), since the two fail in different ways when a server goes away.
+reconnect after a failure), since the two fail in different ways when a server goes away. Each thread pauses
+10 ms between requests: one deploy under load here then sends about 950 requests and keeps 1.0 of the 2 cores
+busy; unpaced it sent 4,100 and kept 1.4 busy, which every test running beside it paid for.
 """
 
 from __future__ import annotations
@@ -34,8 +36,16 @@ class LoadResult:
 class Load:
     """`with Load(port, path="/version") as load: ...` sends requests until the block ends (or `max_s`)."""
 
-    def __init__(self, port: int, *, path: str = "/version", threads: int = 4, max_s: float = 120.0):
-        self.port, self.path, self.threads, self.max_s = port, path, threads, max_s
+    def __init__(
+        self,
+        port: int,
+        *,
+        path: str = "/version",
+        threads: int = 4,
+        max_s: float = 120.0,
+        pause_s: float = 0.01,
+    ):
+        self.port, self.path, self.threads, self.max_s, self.pause_s = port, path, threads, max_s, pause_s
         self.result = LoadResult()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -93,6 +103,7 @@ class Load:
             if not keep_alive:
                 conn.close()
                 conn = None
+            self._stop.wait(self.pause_s)
         if conn is not None:
             conn.close()
 
