@@ -33,13 +33,31 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark tests by the infrastructure they use, so `-m "not docker"` works."""
+    """Mark tests by the infrastructure they use, so `-m "not docker"` works; then put the long ones first."""
     for item in items:
         names = getattr(item, "fixturenames", ())
         if {"docker_host", "docker_env", "docker_project", "registry", "swarm"} & set(names):
             item.add_marker(pytest.mark.docker)
         if "sshd" in names:
             item.add_marker(pytest.mark.sshd)
+    items.sort(key=expected_length)
+
+
+def expected_length(item: pytest.Item) -> int:
+    """Longest first: pytest-xdist hands tests out in this order, so a minute-long test taken last by one worker
+    would run on while the others stand idle. Tests of one xdist_group keep their order (the group goes to one
+    worker as a whole, the biggest groups first); then what runs longest alone, by what the test needs: a
+    minute-long wait (slow), a workflow run or a deploy over sshd, a fake GitHub (workflow runs under act),
+    an engine, nothing."""
+    names = set(getattr(item, "fixturenames", ()))
+    ranks = (
+        item.get_closest_marker("xdist_group") is not None,
+        item.get_closest_marker("slow") is not None,
+        "sshd" in names,
+        "github" in names,
+        item.get_closest_marker("docker") is not None,
+    )
+    return next((rank for rank, needed in enumerate(ranks) if needed), len(ranks))
 
 
 @pytest.fixture(scope="session")
