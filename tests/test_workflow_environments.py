@@ -20,7 +20,13 @@ from tests.support.manifests import toml_table
 from tests.support.monorepo import Monorepo, make_monorepo
 from tests.support.ports import free_offset
 from tests.support.sshd import SshServer
-from tests.support.workflow_runs import assert_no_secret_leaked, deploy_exits, leg_errors, simulator
+from tests.support.workflow_runs import (
+    assert_no_secret_leaked,
+    deploy_exits,
+    job_results,
+    leg_errors,
+    simulator,
+)
 
 HEALTH = {"interval_s": 0.25, "timeout_s": 2.0, "deadline_s": 8.0}
 
@@ -71,7 +77,7 @@ def test_the_branch_picks_the_environment_and_both_deploy_side_by_side(
     assert staging.name == "Deploy all from develop to staging"
     assert staging.concurrency == f"wfgen-deploy-{docker_project}-staging"
     assert environments_of(staging) == {"prepare": {None}, "check-infrastructure": {"staging"},
-                                        "deploy-service": {"staging"}, "deployment-summary": {None}}  # fmt: skip
+                                        "deploy-service": {"staging"}, "deployment-summary": {None}}, job_results(staging)  # fmt: skip
     assert deploy_exits(staging) == {"api": 0, "web": 0}, leg_errors(staging)
     for name, port in repo.ports.items():
         assert fetch(f"http://127.0.0.1:{port + offset}/health")[0] == 200, name
@@ -83,7 +89,7 @@ def test_the_branch_picks_the_environment_and_both_deploy_side_by_side(
         "Deploy all from main to production",
         f"wfgen-deploy-{docker_project}-production",
     )
-    assert environments_of(production)["deploy-service"] == {"production"}
+    assert environments_of(production)["deploy-service"] == {"production"}, job_results(production)
     assert deploy_exits(production) == {"api": 0, "web": 0}, leg_errors(production)
     for name, port in repo.ports.items():
         assert fetch(f"http://127.0.0.1:{port}/health")[0] == 200, name

@@ -42,6 +42,18 @@ def deploy_exits(run: Run) -> dict[str, int | None]:
     return {leg.matrix["service"]: leg.step("Deploy ").returncode for leg in deploy_legs(run)}
 
 
+def job_results(run: Run) -> str:
+    """Each job's result, with the last lines a failed step printed: what an assertion on a run says."""
+    lines = []
+    for job_id, legs in run.jobs.items():
+        lines.append(f"{job_id}: {run.result(job_id)}")
+        failed = [(leg, step) for leg in legs for step in leg.steps if step.outcome == "failure"]
+        for leg, step in failed:
+            tail = (step.stdout + step.stderr).strip().splitlines()[-8:]
+            lines.append(f"  {leg.id} {step.name!r} failed:\n    " + "\n    ".join(tail))
+    return "\n".join(lines)
+
+
 def leg_errors(run: Run) -> str:
     return "\n".join(step.stderr for leg in deploy_legs(run) for step in leg.steps)
 
