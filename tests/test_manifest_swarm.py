@@ -151,3 +151,41 @@ def test_the_proxy_placement_of_a_swarm_environment_beside_one_on_a_single_host(
         "node.labels.edge == true"
     ]
     assert resolve_manifest(manifest, environment="staging")["proxy"]["placement"] == []
+
+
+MIXED = (
+    '[project]\nname = "shop"\n[build]\nwhere = "{where}"\nregistry = "registry.example.com/shop"\n'
+    '[environments.staging]\nbranches = ["develop"]\n'
+    '[environments.production]\nbranches = ["main"]\n'
+    'target = {{ kind = "swarm", host_env = "PROD_HOST" }}\n'
+    '[services.web]\nrepository = "o/web"\nport = 8080\n{web}'
+)
+
+
+def test_swarm_keys_are_valid_when_an_environment_is_a_swarm_and_resolve_only_there() -> None:
+    manifest = parse_manifest(
+        MIXED.format(where="runner", web='replicas = 2\nplacement = ["node.role == worker"]\n')
+    )
+    assert resolve_manifest(manifest, environment="production")["services"]["web"]["swarm"] == {
+        "replicas": 2, "placement": ["node.role == worker"], "health_command": None,
+    }  # fmt: skip
+    assert resolve_manifest(manifest, environment="staging")["services"]["web"]["swarm"] is None
+
+
+@pytest.mark.parametrize(
+    ("where", "web", "problem"),
+    [
+        pytest.param("target", "", "services.toml:10: environments.production.target.kind: 'swarm' needs images "
+                     "in a registry every node pulls from: set build.where = 'runner' and build.registry",
+                     id="no-registry-build"),
+        pytest.param("runner", "proxy = false\n", "services.toml:14: services.web.proxy: a swarm has no routing "
+                     "mesh here: every service is reached through the proxy on each node; remove proxy = false",
+                     id="off-the-proxy"),
+    ],
+)  # fmt: skip
+def test_what_a_swarm_cannot_do_is_refused_when_an_environment_is_one(
+    where: str, web: str, problem: str
+) -> None:
+    with pytest.raises(ManifestError) as caught:
+        parse_manifest(MIXED.format(where=where, web=web))
+    assert caught.value.problems == [problem]

@@ -176,19 +176,19 @@ SWARM_ONLY = (("replicas",), ("placement",), ("health", "command"))
 
 
 def _check_swarm(manifest: Manifest) -> list[tuple[tuple[str | int, ...], str]]:
-    """Swarm-only keys elsewhere, and what a swarm cannot do: no registry build, a service off the proxy."""
+    """Swarm-only keys where no target is a swarm, and what a swarm cannot do: no registry build, a service off
+    the proxy. A swarm anywhere counts: the top-level [target], or an environment's."""
     problems: list[tuple[tuple[str | int, ...], str]] = []
     target, build = manifest.target, manifest.build
-    swarm = target.kind == "swarm"
+    swarm_at = _swarm_kind_at(manifest)
+    swarm = swarm_at is not None
     if target.manager is not None and not swarm:
         problems.append((("target", "manager"), "only used with kind = 'swarm'"))
-    targets = [environments.target_of(manifest, env) for env in manifest.environments.values()]
-    some_swarm = swarm or any(each.kind == "swarm" for each in targets)
-    if manifest.proxy.placement and not some_swarm:
+    if manifest.proxy.placement and not swarm:
         problems.append((("proxy", "placement"), "only used with target.kind = 'swarm'"))
-    if swarm and build.where != "runner":
+    if swarm_at is not None and build.where != "runner":
         problems.append(
-            (("target", "kind"), "'swarm' needs images in a registry every node pulls from: set "
+            (swarm_at, "'swarm' needs images in a registry every node pulls from: set "
              "build.where = 'runner' and build.registry")
         )  # fmt: skip
     for name, service in manifest.services.items():
@@ -207,6 +207,16 @@ def _check_swarm(manifest: Manifest) -> list[tuple[tuple[str | int, ...], str]]:
                  "in front of the nodes")
             )  # fmt: skip
     return problems
+
+
+def _swarm_kind_at(manifest: Manifest) -> tuple[str, ...] | None:
+    """Where a target's kind is 'swarm': the top-level [target], else the first environment that makes it one."""
+    if manifest.target.kind == "swarm":
+        return ("target", "kind")
+    for name, environment in manifest.environments.items():
+        if environments.target_of(manifest, environment).kind == "swarm":
+            return ("environments", name, "target", "kind")
+    return None
 
 
 def _check_depends_on(
