@@ -100,30 +100,6 @@ def test_kept_refs_are_the_tagged_images_of_each_commit_newest_first() -> None:
     assert images.kept_refs(rows) == {"c": ["p/web:c"], "a": ["p/web:a", "r/p/web:a"]}
 
 
-@pytest.mark.parametrize(
-    ("stage", "expected"),
-    [(None, []), ("production", ["--target", "production"])],
-)
-def test_the_build_target_is_passed_to_docker_build(stage: str | None, expected: list[str]) -> None:
-    target = RecordingTarget()
-    images.build_dir(target, "p/web:abc", {}, "/src", "Dockerfile", 60, stage)
-    assert target.calls == [
-        [
-            "docker",
-            "build",
-            "--pull=false",
-            "-t",
-            "p/web:abc-unlabelled",
-            *expected,
-            "-f",
-            "/src/Dockerfile",
-            "/src",
-        ],
-        ["docker", "build", "--pull=false", "-t", "p/web:abc", "-"],  # the labels: FROM the unlabelled build
-        ["docker", "rmi", "p/web:abc-unlabelled"],
-    ]
-
-
 def test_kept_images_carry_their_registry_digests() -> None:
     """What a swarm service runs is `repo@sha256:...`: the kept image that has it is the running one."""
     digest = "r/p/web@sha256:" + "e" * 64
@@ -139,3 +115,19 @@ def test_kept_images_carry_their_registry_digests() -> None:
         ("r/p/web:c", (digest,), "c"),
         ("p/web:a", (), "a"),
     ]
+
+
+def test_kept_images_are_ordered_by_when_wfgen_built_them() -> None:
+    """BuildKit gives a rebuild whose steps all came from its cache the Created time of the first build: the
+    built-at label, new on every build, says which is newer."""
+    same = "2026-01-01T10:00:00.5Z"
+    answers = {
+        LIST: result("sha256:old p/web:old\nsha256:new p/web:new\nsha256:bare p/web:bare\n"),
+        INSPECT: result(
+            f'sha256:old {same} [] {{"wfgen.commit":"a","wfgen.built-at":"2026-01-02T09:00:00.1Z"}}\n'
+            f'sha256:new {same} [] {{"wfgen.commit":"a","wfgen.built-at":"2026-01-02T09:30:00Z"}}\n'
+            'sha256:bare 2026-01-02T09:10:00Z [] {"wfgen.commit":"b"}\n'
+        ),  # fmt: skip
+    }
+    rows = images.project_images(RecordingTarget(answers), "p", "web")
+    assert [row.ref for row in rows] == ["p/web:new", "p/web:bare", "p/web:old"]

@@ -176,8 +176,8 @@ SWARM_ONLY = (("replicas",), ("placement",), ("health", "command"))
 
 
 def _check_swarm(manifest: Manifest) -> list[tuple[tuple[str | int, ...], str]]:
-    """Swarm-only keys where no target is a swarm, and what a swarm cannot do: no registry build, a service off
-    the proxy. A swarm anywhere counts: the top-level [target], or an environment's."""
+    """Swarm-only keys where no target is a swarm, and what a swarm cannot do: no registry build, a service
+    off the proxy. A swarm anywhere counts: the top-level [target], or an environment's."""
     problems: list[tuple[tuple[str | int, ...], str]] = []
     target, build = manifest.target, manifest.build
     swarm_at = _swarm_kind_at(manifest)
@@ -210,7 +210,8 @@ def _check_swarm(manifest: Manifest) -> list[tuple[tuple[str | int, ...], str]]:
 
 
 def _swarm_kind_at(manifest: Manifest) -> tuple[str, ...] | None:
-    """Where a target's kind is 'swarm': the top-level [target], else the first environment that makes it one."""
+    """Where a target's kind is 'swarm': the top-level [target], else the first environment that makes it
+    one."""
     if manifest.target.kind == "swarm":
         return ("target", "kind")
     for name, environment in manifest.environments.items():

@@ -122,7 +122,7 @@ def versions(
         # One host: the container's image id; a swarm: the service's repo@sha256 among the image's digests.
         running = now is not None and (row.ident == now.image_id or now.image in row.digests)
         found.append(Version(row.ref, row.ident, commit, row.labels.get("wfgen.branch") or None,
-                             utc(row.created), running, rollback))  # fmt: skip
+                             utc(row.built), running, rollback))  # fmt: skip
     return tuple(found)
 
 

@@ -36,11 +36,13 @@ class RecordingTarget(Target):
             for key, value in (answers or {}).items()
         }
         self.calls: list[list[str]] = []
+        self.envs: list[dict[str, str] | None] = []  # each call's extra environment, beside `calls`
 
     def _spawn(
         self, argv: list[str], *, env: dict[str, str] | None, timeout: float, **kwargs: Any
     ) -> CommandResult:
         self.calls.append(list(argv))
+        self.envs.append(env)
         matches = [key for key in self.answers if tuple(argv[: len(key)]) == key]
         if not matches:
             return OK

@@ -66,15 +66,22 @@ class Target:
         stdin = subprocess.DEVNULL if input is None else None
         return self._execute(argv, env=env, timeout=timeout, check=check, input=input, stdin=stdin)
 
-    def run_stream(self, argv: list[str], *, stdin_file: IO[bytes] | None, timeout: float) -> CommandResult:
+    def run_stream(
+        self,
+        argv: list[str],
+        *,
+        stdin_file: IO[bytes] | None,
+        timeout: float,
+        env: dict[str, str] | None = None,
+    ) -> CommandResult:
         """Like run, with stdin read from an open binary file (e.g. a tar piped into `docker build -`)."""
         if stdin_file is None:
-            return self._execute(argv, env=None, timeout=timeout, check=False, stdin=subprocess.DEVNULL)
+            return self._execute(argv, env=env, timeout=timeout, check=False, stdin=subprocess.DEVNULL)
         try:
             stdin_file.fileno()
         except (OSError, AttributeError, ValueError):
-            return self._execute(argv, env=None, timeout=timeout, check=False, input=stdin_file.read())
-        return self._execute(argv, env=None, timeout=timeout, check=False, stdin=stdin_file)
+            return self._execute(argv, env=env, timeout=timeout, check=False, input=stdin_file.read())
+        return self._execute(argv, env=env, timeout=timeout, check=False, stdin=stdin_file)
 
     def put_file(self, remote_path: str, data: bytes, mode: int = 0o600) -> None:
         raise NotImplementedError

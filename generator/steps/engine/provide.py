@@ -17,7 +17,7 @@ from typing import Protocol
 from ..core import config, steplib
 from ..core.steplib import StatusFile
 from ..core.transport import Target
-from . import images, source
+from . import builds, images, source
 
 
 class BuildSettings(Protocol):
@@ -141,7 +141,7 @@ def build_path(deploy: Deployment, host: Target, image: str) -> tuple[str, str]:
     try:
         assert archive.stdout is not None
         labels = _labels(deploy, deploy.commit)
-        images.build_stream(
+        builds.build_stream(
             host, image, labels, archive.stdout, service.dockerfile, deploy.left(), service.build_target
         )
     finally:
@@ -168,7 +168,7 @@ def build_clone(deploy: Deployment, host: Target, image: str) -> tuple[str, str]
         deploy.phase("build", f"building image {image}")
         context = posixpath.normpath(posixpath.join(dest, service.context))
         labels = _labels(deploy, commit)
-        images.build_dir(
+        builds.build_dir(
             host, image, labels, context, service.dockerfile, deploy.left(), service.build_target
         )
         return commit, image

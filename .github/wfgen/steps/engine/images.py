@@ -7,10 +7,8 @@ Stdlib only: vendored into `.github/wfgen/` next to the step scripts.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import IO
 
 from ..core import config, steplib
 from ..core.transport import CommandResult, Target
@@ -45,40 +43,6 @@ def image_labels(project: str, service: str, commit: str, branch: str) -> dict[s
     }
 
 
-def _quoted(text: str) -> str:
-    """A double-quoted Dockerfile word: no variable expansion, no escape left unescaped."""
-    if "\n" in text or "\r" in text:
-        raise ImageError(f"a label cannot hold a line break: {text!r}")
-    return '"' + "".join("\\" + char if char in '\\"$' else char for char in text) + '"'
-
-
-def label_dockerfile(image: str, labels: Mapping[str, str]) -> str:
-    """A Dockerfile that puts all `labels` on `image` in one metadata step.
-
-    `docker build --label` would do it, but the classic builder (Docker 20.10 as Debian and Ubuntu package
-    it, and any engine without buildx) turns each --label into its own LABEL step, each one an intermediate
-    container of about a second; one LABEL line costs one. BuildKit would take --label for free, but it is
-    not there on those engines; this works the same on both."""
-    pairs = " ".join(f"{_quoted(key)}={_quoted(value)}" for key, value in labels.items())
-    return f"FROM {image}\nLABEL {pairs}\n"
-
-
-def unlabelled(image: str) -> str:
-    """The tag of a build before its labels: `image` itself only ever names a labelled, finished build."""
-    return f"{image}-unlabelled"
-
-
-def _label(host: Target, image: str, labels: Mapping[str, str], timeout: float) -> None:
-    """Tag the unlabelled build as `image` plus `labels`: a build with no context, its Dockerfile on stdin.
-    The unlabelled tag goes either way; when the label step fails, `image` was never tagged, so no later
-    deploy can take an unlabelled image for a finished build."""
-    argv = ["docker", "build", "--pull=false", "-t", image, "-"]
-    result = host.run(argv, input=label_dockerfile(unlabelled(image), labels).encode(), timeout=timeout)
-    host.run(["docker", "rmi", unlabelled(image)], timeout=120)
-    if result.returncode != 0:
-        raise ImageError(f"docker build (labels) failed (exit {result.returncode})", tail(result))
-
-
 def image_id(host: Target, ref: str) -> str | None:
     result = host.run(["docker", "image", "inspect", "--format", "{{.Id}}", ref], timeout=60)
     return result.stdout.strip() or None if result.returncode == 0 else None
@@ -87,64 +51,6 @@ def image_id(host: Target, ref: str) -> str | None:
 def tail(result: CommandResult, lines: int = TAIL_LINES) -> list[str]:
     text = (result.stdout + "\n" + result.stderr).splitlines()
     return [line for line in text if line.strip()][-lines:]
-
-
-def stage_args(stage: str | None) -> list[str]:
-    return ["--target", stage] if stage else []
-
-
-def build_dir(
-    host: Target,
-    image: str,
-    labels: Mapping[str, str],
-    context: str,
-    dockerfile: str,
-    timeout: float,
-    stage: str | None = None,
-) -> None:
-    """docker build of a directory on `host`; the Dockerfile path is relative to the context."""
-    source = ["-f", f"{context}/{dockerfile}", context]
-    _build_then_label(host, image, labels, source, None, timeout, stage)
-
-
-def build_stream(
-    host: Target,
-    image: str,
-    labels: Mapping[str, str],
-    tar: IO[bytes],
-    dockerfile: str,
-    timeout: float,
-    stage: str | None = None,
-) -> None:
-    """docker build with the context streamed as a tar on stdin (no copy of the source on `host`)."""
-    _build_then_label(host, image, labels, ["-f", dockerfile, "-"], tar, timeout, stage)
-
-
-def _build_then_label(
-    host: Target,
-    image: str,
-    labels: Mapping[str, str],
-    source: list[str],
-    tar: IO[bytes] | None,
-    timeout: float,
-    stage: str | None,
-) -> None:
-    """Both builds: the unlabelled tag from `source` (the Dockerfile and the context, '-' for `tar` on
-    stdin), then `image` with its labels in one metadata step, in what is left of `timeout`."""
-    deadline = time.monotonic() + timeout
-    argv = ["docker", "build", "--pull=false", "-t", unlabelled(image), *stage_args(stage), *source]
-    if tar is None:
-        result = host.run(argv, timeout=timeout)
-    else:
-        result = host.run_stream(argv, stdin_file=tar, timeout=timeout)
-    if result.returncode != 0:
-        raise ImageError(f"docker build failed (exit {result.returncode})", tail(result))
-    _label(host, image, labels, _left(deadline))
-
-
-def _left(deadline: float) -> float:
-    """The build's time that remains for its label step; some, even when the build took all of it."""
-    return max(deadline - time.monotonic(), 30.0)
 
 
 def registry_host(registry: str) -> str:
@@ -199,6 +105,12 @@ class KeptImage:
         return self.labels.get("wfgen.commit") or None
 
     @property
+    def built(self) -> str:
+        """When wfgen built it: its `wfgen.built-at` label, else Docker's Created. BuildKit gives a rebuild
+        whose steps all came from its cache the Created time of the first build; the label is always new."""
+        return self.labels.get("wfgen.built-at") or self.created
+
+    @property
     def tagged(self) -> bool:
         return self.ref != self.ident
 
@@ -225,7 +137,7 @@ def project_images(host: Target, project: str, service: str | None = None) -> li
     ):
         found[ident] = KeptImage(created, ident, "", _labels(labels), _digests(digests))
     rows = [replace(found[i], ref=ref) for i in refs if i in found for ref in sorted(refs[i])]
-    return sorted(rows, key=lambda row: (_created_key(row.created), row.ident, row.ref), reverse=True)
+    return sorted(rows, key=lambda row: (_created_key(row.built), row.ident, row.ref), reverse=True)
 
 
 def _digests(text: str) -> tuple[str, ...]:
