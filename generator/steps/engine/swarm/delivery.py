@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from typing import cast
+from typing import NoReturn, cast
 
 from ...core import config, runconfig, steplib
 from ...core.transport import Target
@@ -156,7 +156,7 @@ class SwarmDelivery:
         """Until the update ended and every task runs the new image; Outcome otherwise. Seconds taken."""
         started = time.monotonic()
         deadline = started + self.bound_s()
-        while time.monotonic() < deadline:
+        while True:  # one look after the deadline too: the update may have ended in the last poll's sleep
             now = state.service(self.target, self.name)
             if now is None:
                 raise Outcome("failed", f"the service {self.name} disappeared during the deploy")
@@ -166,9 +166,9 @@ class SwarmDelivery:
             ended = now.update_state in state.DONE or now.update_started == self.updated_at()
             if ended and state.converged(found, self.digest, self.replicas):
                 return time.monotonic() - started
+            if time.monotonic() >= deadline:
+                self.timed_out(time.monotonic() - started, found, now)
             time.sleep(POLL_S)
-        self.timed_out(time.monotonic() - started)
-        raise AssertionError("unreachable")
 
     def remember(self, found: list[state.Task]) -> list[state.Task]:
         """Keep the newest word of every failed task of the new image (the task history is short)."""
@@ -216,12 +216,10 @@ class SwarmDelivery:
         self.touched = False
         raise Outcome("rolled_back", f"Swarm rolled the update back: {why}; the previous version serves")
 
-    def timed_out(self, took: float) -> None:
-        found = state.tasks(self.target, self.name)
-        missing = "; ".join(
-            task.describe_for(self.digest) for task in state.not_converged(found, self.digest)
-        )
-        missing = missing or state.update_unfinished(found, state.service(self.target, self.name))
+    def timed_out(self, took: float, found: list[state.Task], now: state.Service) -> NoReturn:
+        late = state.not_converged(found, self.digest)
+        missing = "; ".join(task.describe_for(self.digest) for task in late[: state.SAID_TASKS])
+        missing = missing or state.update_unfinished(found, now, self.replicas)
         what = self.restore()
         raise Outcome("failed", f"the tasks did not converge within {took:.0f} s: {missing}; {what}")
 

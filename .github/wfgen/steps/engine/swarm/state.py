@@ -18,6 +18,7 @@ from . import stack
 # UpdateStatus.State values that end an update (moby api/types/swarm: UpdateState).
 DONE = frozenset({"completed", "paused", "rollback_completed", "rollback_paused"})
 ROLLED_BACK = frozenset({"rollback_started", "rollback_completed", "rollback_paused"})
+SAID_TASKS = 5  # tasks a message names at most: a service may have 100
 
 
 @dataclass(frozen=True)
@@ -138,15 +139,19 @@ def not_converged(found: list[Task], image: str) -> list[Task]:
     return wanted + failed[:3]
 
 
-def update_unfinished(found: list[Task], now: Service | None) -> str:
-    """What to say when no task meant to run is late, yet the update never ended (a node lost under it can
-    hold Swarm's update): the tasks and where they run, and the update's state."""
+def update_unfinished(found: list[Task], now: Service, replicas: int) -> str:
+    """What to say when no task meant to run is late, yet the deploy did not end: fewer tasks than replicas,
+    or an update Swarm never finished (a node lost under it holds it). The tasks, where they run (the first
+    few), and the update's state."""
     wanted = [task for task in found if task.desired == "running"]
     if not wanted:
         return "no task runs the new image"
-    update = f"{now.update_state}: {now.update_message}" if now and now.update_state else "no update status"
-    where = ", ".join(task.describe() for task in wanted)
-    return f"{where}, but Swarm's update did not end ({update})"
+    where = ", ".join(task.describe() for task in wanted[:SAID_TASKS])
+    more = f" and {len(wanted) - SAID_TASKS} more" if len(wanted) > SAID_TASKS else ""
+    update = f"{now.update_state}: {now.update_message}" if now.update_state else "no update status"
+    ended = "ended" if now.update_state in DONE else "did not end"
+    count = f"{len(wanted)} of {replicas} tasks run the new image"
+    return f"{count} ({where}{more}); Swarm's update {ended} ({update})"
 
 
 def task_error(found: list[Task], image: str, message: str = "") -> str | None:
