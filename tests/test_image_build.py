@@ -57,7 +57,7 @@ def local(docker_host: str, builder: str, monkeypatch: pytest.MonkeyPatch) -> It
     else:
         monkeypatch.delenv("DOCKER_BUILDKIT", raising=False)
     target = LocalTarget()
-    if builder == "buildkit" and not builds.has_buildkit(target):
+    if builder == "buildkit" and builds.builder(target) is builds.Builder.CLASSIC:
         skip_or_fail(
             "this docker CLI builds without BuildKit (23 or later without buildx, or older than 18.09)"
         )
@@ -84,7 +84,8 @@ def label_steps(docker_host: str, image: str) -> list[str]:
     return [line for line in done.stdout.splitlines() if "LABEL" in line and "wfgen." in line]
 
 
-# BuildKit fetches the frontend a `# syntax` line names from Docker Hub, which these tests cannot reach.
+# BuildKit fetches the frontend a `# syntax` line names from Docker Hub, which these tests cannot reach: that
+# case is the failure test below.
 CASES = [
     (builder, case)
     for builder in BUILDERS
@@ -141,3 +142,18 @@ def test_a_label_dockerfile_quotes_what_dockerfile_syntax_would_read() -> None:
     assert text == 'FROM p/web:abc\nLABEL "a.b"="x \\$Y \\"z\\" \\\\ w"\n'
     with pytest.raises(images.ImageError, match="line break"):
         builds.label_dockerfile("p/web:abc", {"a": "x\ny"})
+
+
+@pytest.mark.parametrize("builder", ["buildkit"])
+def test_a_syntax_line_whose_frontend_is_out_of_reach_says_what_to_do(
+    builder: str, tmp_path: Path, local: LocalTarget, docker_host: str, docker_project: str
+) -> None:
+    dockerfile, text = DOCKERFILES["syntax line"]
+    folder = context(tmp_path, dockerfile, text)
+    image = f"{docker_project}/web:syntax"
+    with pytest.raises(
+        images.ImageError, match="set DOCKER_BUILDKIT=0 to build on the classic builder"
+    ) as caught:
+        builds.build_dir(local, image, LABELS, str(folder), dockerfile, timeout=300)
+    assert any("docker/dockerfile" in line for line in caught.value.tail)
+    assert docker(docker_host, "image", "inspect", image, timeout=60).returncode != 0

@@ -7,19 +7,23 @@ What each Docker gets (the CLI on the building host decides, not the engine alon
   others): BuildKit, built into both, turned on with DOCKER_BUILDKIT=1.
 - CLI 23 or later: BuildKit when the buildx plugin is installed (Docker's own packages install it); without it
   `docker build` is the classic builder, and DOCKER_BUILDKIT=1 would be an error.
-- DOCKER_BUILDKIT=0 in wfgen's environment keeps the classic builder everywhere.
+- DOCKER_BUILDKIT=0 (or false) in wfgen's environment keeps the classic builder, on the runner and on the
+  target: wfgen sets DOCKER_BUILDKIT for every build it runs, so the building host's own value never applies.
 BuildKit takes `--label` for free and builds no intermediate containers; the classic builder turns each
 `--label` into a step of its own, an intermediate container of about a second, so wfgen builds there first
-and then adds all the labels in one LABEL step.
+and then adds all the labels in one LABEL step. Through buildx the image is loaded into the engine
+(`--load`), whichever builder instance is selected.
 
 Stdlib only: vendored into `.github/wfgen/` next to the step scripts.
 """
 
 from __future__ import annotations
 
+import enum
 import os
 import re
 import time
+import weakref
 from collections.abc import Mapping
 from typing import IO
 
@@ -27,8 +31,23 @@ from ..core.transport import Target
 from .images import ImageError, tail
 
 BUILDKIT_ENV = {"DOCKER_BUILDKIT": "1"}
+CLASSIC_ENV = {"DOCKER_BUILDKIT": "0"}
 FIRST_VERSION = (18, 9)  # BuildKit in the engine and in the CLI
 BUILDX_ONLY = (23, 0)  # from here the CLI's BuildKit client is the buildx plugin
+OFF = frozenset({"0", "f", "false"})  # what Docker's CLI reads as DOCKER_BUILDKIT turned off
+FRONTEND_HINT = (
+    "BuildKit could not fetch the Dockerfile frontend its `# syntax=` line names: let the building host "
+    "reach that registry, remove the line, or set DOCKER_BUILDKIT=0 to build on the classic builder"
+)
+
+
+class Builder(enum.Enum):
+    CLASSIC = "classic"
+    BUILDKIT = "buildkit"  # built into a CLI before 23
+    BUILDX = "buildx"  # a CLI of 23 or later with the buildx plugin
+
+
+_found: weakref.WeakKeyDictionary[Target, Builder] = weakref.WeakKeyDictionary()
 
 
 def _version(text: str) -> tuple[int, int] | None:
@@ -36,25 +55,38 @@ def _version(text: str) -> tuple[int, int] | None:
     return (int(found[1]), int(found[2])) if found else None
 
 
-def has_buildkit(host: Target) -> bool:
-    """Whether `docker build` on `host` can run on BuildKit (see the module's docstring)."""
-    if os.environ.get("DOCKER_BUILDKIT") == "0":
-        return False
+def builder(host: Target) -> Builder:
+    """How `docker build` on `host` runs (see the module's docstring); asked once per host."""
+    if os.environ.get("DOCKER_BUILDKIT", "").strip().lower() in OFF:
+        return Builder.CLASSIC
+    if host not in _found:
+        _found[host] = _ask(host)
+    return _found[host]
+
+
+def _ask(host: Target) -> Builder:
     fmt = "{{.Client.Version}} {{.Server.Version}} {{.Server.Os}}"
-    versions = host.run(["docker", "version", "--format", fmt], timeout=60)
+    versions = host.run(["docker", "version", "--format", fmt], timeout=30)
     words = versions.stdout.split()
     if versions.returncode != 0 or len(words) != 3 or words[2] != "linux":
-        return False
+        return Builder.CLASSIC
     client, server = _version(words[0]), _version(words[1])
     if client is None or server is None or min(client, server) < FIRST_VERSION:
-        return False
-    return client < BUILDX_ONLY or host.run(["docker", "buildx", "version"], timeout=60).returncode == 0
+        return Builder.CLASSIC
+    if client < BUILDX_ONLY:
+        return Builder.BUILDKIT
+    buildx = host.run(["docker", "buildx", "version"], timeout=30)
+    return Builder.BUILDX if buildx.returncode == 0 else Builder.CLASSIC
+
+
+def _no_line_break(text: str) -> None:
+    if "\n" in text or "\r" in text:
+        raise ImageError(f"a label cannot hold a line break: {text!r}")
 
 
 def _quoted(text: str) -> str:
     """A double-quoted Dockerfile word: no variable expansion, no escape left unescaped."""
-    if "\n" in text or "\r" in text:
-        raise ImageError(f"a label cannot hold a line break: {text!r}")
+    _no_line_break(text)
     return '"' + "".join("\\" + char if char in '\\"$' else char for char in text) + '"'
 
 
@@ -74,7 +106,8 @@ def _label(host: Target, image: str, labels: Mapping[str, str], timeout: float) 
     The unlabelled tag goes either way; when the label step fails, `image` was never tagged, so no later
     deploy can take an unlabelled image for a finished build."""
     argv = ["docker", "build", "--pull=false", "-t", image, "-"]
-    result = host.run(argv, input=label_dockerfile(unlabelled(image), labels).encode(), timeout=timeout)
+    dockerfile = label_dockerfile(unlabelled(image), labels).encode()
+    result = host.run(argv, input=dockerfile, timeout=timeout, env=CLASSIC_ENV)
     host.run(["docker", "rmi", unlabelled(image)], timeout=120)
     if result.returncode != 0:
         raise ImageError(f"docker build (labels) failed (exit {result.returncode})", tail(result))
@@ -124,21 +157,30 @@ def _build(
     labels, on BuildKit in one build, else the unlabelled tag and then one LABEL step, in what is left of
     `timeout`."""
     deadline = time.monotonic() + timeout
-    kit = has_buildkit(host)
-    tag = ["-t", image, *(f"--label={key}={value}" for key, value in labels.items())]
-    options = ["--progress=plain", *tag] if kit else ["-t", unlabelled(image)]
-    argv = ["docker", "build", "--pull=false", *options, *stage_args(stage), *source]
-    env = BUILDKIT_ENV if kit else None
-    if tar is None:
-        result = host.run(argv, timeout=timeout, env=env)
+    way = builder(host)
+    if way is Builder.CLASSIC:
+        options, env = ["-t", unlabelled(image)], CLASSIC_ENV
     else:
-        result = host.run_stream(argv, stdin_file=tar, timeout=timeout, env=env)
+        for value in labels.values():
+            _no_line_break(value)
+        labelled = [f"--label={key}={value}" for key, value in labels.items()]
+        load = ["--load"] if way is Builder.BUILDX else []
+        options, env = ["--progress=plain", *load, "-t", image, *labelled], BUILDKIT_ENV
+    argv = ["docker", "build", "--pull=false", *options, *stage_args(stage), *source]
+    if tar is None:
+        result = host.run(argv, timeout=_left(deadline), env=env)
+    else:
+        result = host.run_stream(argv, stdin_file=tar, timeout=_left(deadline), env=env)
     if result.returncode != 0:
-        raise ImageError(f"docker build failed (exit {result.returncode})", tail(result))
-    if not kit:
+        lines = tail(result)
+        frontend = way is not Builder.CLASSIC and any("docker/dockerfile" in line for line in lines)
+        hint = f": {FRONTEND_HINT}" if frontend else ""
+        raise ImageError(f"docker build failed (exit {result.returncode}){hint}", lines)
+    if way is Builder.CLASSIC:
         _label(host, image, labels, _left(deadline))
 
 
 def _left(deadline: float) -> float:
-    """The build's time that remains for its label step; some, even when the build took all of it."""
+    """The build's time that remains (for the build after the probe, for the label step after the build);
+    some, even when what came before took all of it."""
     return max(deadline - time.monotonic(), 30.0)
