@@ -1,8 +1,12 @@
-"""What the swarm engine says about tasks and updates, from the manager's JSON: no Docker needed."""
+"""What the swarm engine reads from the manager and says about it (tasks, updates, its network): no Docker
+needed."""
 
 from __future__ import annotations
 
-from generator.steps.engine.swarm import state
+import pytest
+
+from generator.steps.engine.swarm import checks, state
+from tests.support.recording import RecordingTarget, result
 
 NEW, OLD = "reg/web@sha256:new", "reg/web@sha256:old"
 
@@ -42,3 +46,23 @@ def test_a_hundred_tasks_are_named_five_at_most() -> None:
 def test_without_tasks_meant_to_run_nothing_runs_the_new_image() -> None:
     found = [task(1, "n3", OLD, desired="shutdown", now="shutdown")]
     assert state.update_unfinished(found, service("updating"), 1) == "no task runs the new image"
+
+
+INSPECT = ("docker", "network", "inspect")
+
+
+def test_a_network_swarm_has_not_allocated_yet_is_waited_for() -> None:
+    """Right after `docker network create`, the manager inspects the network with no driver."""
+    target = RecordingTarget({INSPECT: [result(" true\n"), result(" true\n"), result("overlay true\n")]})
+    assert checks.ensure_overlay(target, "shop-net") == "exists (attachable overlay)"
+    assert len(target.calls) == 3
+
+
+@pytest.mark.parametrize("shown", ["bridge true\n", "overlay false\n"])
+def test_a_network_of_another_kind_is_refused_at_once(shown: str) -> None:
+    target = RecordingTarget({INSPECT: result(shown)})
+    with pytest.raises(
+        OSError, match=f"network shop-net is not an attachable overlay network \\({shown.strip()}\\)"
+    ):
+        checks.ensure_overlay(target, "shop-net")
+    assert len(target.calls) == 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from collections.abc import Callable
 
 from ...core import config
@@ -16,6 +17,10 @@ from .. import images
 from . import proxy, stack, state
 
 Result = tuple[bool, str]
+# A network created a moment ago (by this check, or by a deploy beside it) is inspected with no driver until
+# Swarm's allocator has taken it (Docker reads a swarm network's driver from the state the allocator sets):
+# wait that long for one before calling the network something else.
+ALLOCATION_WAIT_S = 15.0
 
 
 def scratch_dir(target: Target, manifest: config.Manifest, what: str) -> str:
@@ -55,8 +60,14 @@ def ensure_overlay(target: Target, network: str) -> str:
     shown = ["docker", "network", "inspect", "--format", "{{.Driver}} {{.Attachable}}", network]
     found = target.run(shown, timeout=60)
     if found.returncode == 0:
-        if found.stdout.split() != ["overlay", "true"]:
-            what = found.stdout.strip()
+        words = found.stdout.split()
+        deadline = time.monotonic() + ALLOCATION_WAIT_S
+        while len(words) == 1 and time.monotonic() < deadline:  # no driver yet: see ALLOCATION_WAIT_S
+            time.sleep(0.25)
+            again = target.run(shown, timeout=60)
+            words = again.stdout.split() if again.returncode == 0 else words
+        if words != ["overlay", "true"]:
+            what = " ".join(words) or "no driver"
             raise OSError(f"network {network} is not an attachable overlay network ({what})")
         return "exists (attachable overlay)"
     argv = ["docker", "network", "create", "--driver", "overlay", "--attachable", network]
