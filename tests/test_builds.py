@@ -90,3 +90,4 @@ def test_a_label_with_a_line_break_is_refused_on_both_builders() -> None:
         target = RecordingTarget({VERSION: result(versions)})
         with pytest.raises(ImageError, match="line break"):
             builds.build_dir(target, "p/web:abc", {"wfgen.branch": "a\nb"}, "/src", "Dockerfile", 60)
+        assert not any(call[:2] == ["docker", "build"] for call in target.calls)  # refused before building

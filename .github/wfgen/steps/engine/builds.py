@@ -157,12 +157,12 @@ def _build(
     labels, on BuildKit in one build, else the unlabelled tag and then one LABEL step, in what is left of
     `timeout`."""
     deadline = time.monotonic() + timeout
+    for text in (*labels, *labels.values()):  # before building, whichever builder adds the labels
+        _no_line_break(text)
     way = builder(host)
     if way is Builder.CLASSIC:
         options, env = ["-t", unlabelled(image)], CLASSIC_ENV
     else:
-        for value in labels.values():
-            _no_line_break(value)
         labelled = [f"--label={key}={value}" for key, value in labels.items()]
         load = ["--load"] if way is Builder.BUILDX else []
         options, env = ["--progress=plain", *load, "-t", image, *labelled], BUILDKIT_ENV
