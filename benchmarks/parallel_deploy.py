@@ -1,5 +1,8 @@
 """Benchmark `wfgen deploy`: N slow-to-start services, sequential (--max-parallel 1) against parallel, behind
-the project proxy and with `proxy = false` (the restart cutover), side by side in one run.
+the project proxy and with `proxy = false` (the restart cutover), side by side in one run, and beside them the
+floor: legs doing only the Docker work any tool must do (`leg_floor.py`), the speed-up this machine allows.
+Each row also shows the machine's busy CPU-seconds per service: with every core busy, parallel legs wait
+for CPU, not for each other.
 
 Needs a running Docker engine (DOCKER_HOST or WFGEN_TEST_DOCKER_HOST), git, busybox-static and Debian's caddy
 (the proxy image is built from it, as in the tests); matplotlib for the timeline (`pip install matplotlib`).
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -21,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.leg_floor import FloorFleet, busy_seconds  # noqa: E402
 from tests.support.caddy import benchmark_engine  # noqa: E402
 from tests.support.docker import cleanup_project, unique_name  # noqa: E402
 from tests.support.fleet import Fleet, make_fleet  # noqa: E402
@@ -51,13 +56,16 @@ def at(text: str) -> float:
 
 
 def deploy(fleet: Fleet, *extra: str) -> dict[str, Any]:
-    """One `wfgen deploy all main --force-rebuild --json` run; the JSON result plus each service's status."""
+    """One `wfgen deploy all main --force-rebuild --json` run; the JSON result plus each service's status and
+    the machine's busy CPU-seconds over the run."""
+    cpu = busy_seconds()
     done = fleet.wfgen("deploy", "all", "main", "--force-rebuild", "--json", *extra, timeout=1800)
     if done.returncode != 0:
         raise SystemExit(
             f"deploy failed (exit {done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
         )
     result: dict[str, Any] = json.loads(done.stdout)
+    result["busy_cpu_s"] = busy_seconds() - cpu
     result["statuses"] = {
         name: json.loads(Path(item["status_path"]).read_text()) for name, item in result["services"].items()
     }
@@ -72,6 +80,7 @@ def figures(result: dict[str, Any], count: int) -> dict[str, float]:
         "sum": result["sum_s"],
         "slowest": slowest,
         "overhead": (result["deploy_wall_s"] - slowest) / count,
+        "cpu": result["busy_cpu_s"] / count,
     }
 
 
@@ -90,11 +99,12 @@ def phase_seconds(result: dict[str, Any]) -> dict[str, float]:
 def print_table(mode: str, rows: list[tuple[dict[str, float], dict[str, float]]], count: int) -> float:
     print(f"\n{mode}:")
     print(f"{'rep':>4} {'seq wall':>9} {'par wall':>9} {'speedup':>8} {'slowest':>8} {'overhead/svc':>13}"
-          f" {'seq total':>10} {'par total':>10}")  # fmt: skip
+          f" {'seq total':>10} {'par total':>10} {'CPU/svc seq':>12} {'CPU/svc par':>12}")  # fmt: skip
     for index, (seq, par) in enumerate(rows, start=1):
         speedup = seq["wall"] / par["wall"]
         print(f"{index:>4} {seq['wall']:>8.2f}s {par['wall']:>8.2f}s {speedup:>7.2f}x {par['slowest']:>7.2f}s"
-              f" {par['overhead']:>12.3f}s {seq['total']:>9.2f}s {par['total']:>9.2f}s")  # fmt: skip
+              f" {par['overhead']:>12.3f}s {seq['total']:>9.2f}s {par['total']:>9.2f}s"
+              f" {seq['cpu']:>11.2f}s {par['cpu']:>11.2f}s")  # fmt: skip
     seq_wall = statistics.median(seq["wall"] for seq, _ in rows)
     par_wall = statistics.median(par["wall"] for _, par in rows)
     overhead = statistics.median(par["overhead"] for _, par in rows)
@@ -113,10 +123,22 @@ def print_phases(runs: dict[str, dict[str, Any]]) -> None:
         print(f"{phase:>10} " + " ".join(f"{spent[phase]:>11.2f}s" for spent in columns.values()))
 
 
+def bench_floor(fleet: Fleet, reps: int) -> list[tuple[dict[str, float], dict[str, float]]]:
+    """A cold floor deploy, then `reps` × (sequential, parallel) floor deploys of the fleet's services."""
+    floor, rows = FloorFleet(fleet), []
+    floor.deploy(parallel=True)
+    for rep in range(reps):
+        rows.append((floor.deploy(parallel=False), floor.deploy(parallel=True)))
+        seq, par = rows[-1]
+        print(f"floor rep {rep + 1}: sequential {seq['wall']:.2f} s, parallel {par['wall']:.2f} s")
+    return rows
+
+
 def bench_mode(root: Path, mode: str, names: list[str], args: argparse.Namespace, docker_host: str) -> Any:
-    """Cold deploy, then `reps` × (sequential, parallel) of one fleet; (rows, runs)."""
+    """Cold deploy, then `reps` × (sequential, parallel) of one fleet, and for the proxy's fleet the floor
+    after it; (rows, runs, floor rows)."""
     project = unique_name("wfgb")
-    rows, runs = [], []
+    rows, runs, floor = [], [], []
     try:
         specs = {name: {"delay_s": args.delay} for name in names}
         fleet = make_fleet(
@@ -131,9 +153,11 @@ def bench_mode(root: Path, mode: str, names: list[str], args: argparse.Namespace
             runs.append({"sequential": seq, "parallel": par})
             walls = f"sequential {seq['deploy_wall_s']:.2f} s, parallel {par['deploy_wall_s']:.2f} s"
             print(f"{mode} rep {rep + 1}: {walls}", flush=True)
+        if mode == "proxy":
+            floor = bench_floor(fleet, args.reps)
     finally:
         cleanup_project(docker_host, project)
-    return rows, runs
+    return rows, runs, floor
 
 
 def timeline(seq: dict[str, Any], par: dict[str, Any], path: Path) -> None:
@@ -176,14 +200,18 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="wfgen-bench-") as tmp:
         for mode in MODES:
             results[mode] = bench_mode(Path(tmp), mode, names, args, docker_host)
-    speedups = {mode: print_table(mode, rows, args.services) for mode, (rows, _) in results.items()}
+    speedups = {mode: print_table(mode, rows, args.services) for mode, (rows, _, _) in results.items()}
+    floor_rows = results["proxy"][2]
+    speedups["floor"] = print_table("floor (Docker's work only, same fleet)", floor_rows, args.services)
     print(
-        f"\n{args.services} services; goals: speedup >= 5.7x for 6 services, overhead <= 0.15 s per service."
+        f"\n{args.services} services, {os.cpu_count()} cores; goals: speedup >= 5.7x for 6 services, overhead"
+        " <= 0.15 s per service."
     )
     print("median speedup: " + ", ".join(f"{mode} {value:.2f}x" for mode, value in speedups.items()))
-    print_phases({mode: runs[-1] for mode, (_, runs) in results.items()})
+    print_phases({mode: runs[-1] for mode, (_, runs, _) in results.items()})
     args.out.mkdir(parents=True, exist_ok=True)
-    everything = {mode: runs for mode, (_, runs) in results.items()}
+    everything: dict[str, Any] = {mode: runs for mode, (_, runs, _) in results.items()}
+    everything["floor"] = results["proxy"][2]
     (args.out / "parallel_deploy.json").write_text(json.dumps(everything, indent=2) + "\n", encoding="utf-8")
     try:
         last = results["proxy"][1][-1]
