@@ -1,31 +1,30 @@
-"""The speed-up this machine allows a deploy of N services: legs that do only the Docker work no deploy tool
-can skip, sequential against parallel. `parallel_deploy.py` runs it beside wfgen, on the same fleet.
+"""The speed-up this machine allows a deploy of N services: legs that do only the Docker work of a container
+swap, sequential against parallel. `parallel_deploy.py` runs them beside wfgen, on the same fleet.
 
-A floor leg, in a thread of this process (no interpreter to start, no lock, no git, no status file): build
-the service's image (from cache, as a forced rebuild of unchanged code is), start the new container on the
-fleet's network with its port published, probe its health at the manifest's interval, rename it into
-place, drain, stop and remove the old one. Everything runs on the same engine and with the same builder as
-wfgen's legs, so what parallel deploys lose here to the machine (cores, the engine's own work per
-container) is lost by any tool.
+A floor leg, in a thread of this process: build the service's image (from cache, as a forced rebuild of
+unchanged code is), start the new container on the fleet's network with its port published, probe its
+health as wfgen does and at the manifest's interval, rename it into place, drain, stop and remove the old
+one. It skips what wfgen's legs also do (start an interpreter, take the lock, fetch the commit, check the
+name after the switch, write status files), so its ratio is a generous ceiling: what parallel legs lose
+here (cores, the engine's own work per container) any tool loses.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from generator.steps.core.transport import LocalTarget
+from generator.steps.core import config
+from generator.steps.core.transport import CommandResult, LocalTarget
 from generator.steps.engine.builds import Builder, builder
+from generator.steps.engine.cutover import wait_healthy
 from tests.support.docker import docker_env
-from tests.support.fleet import CONTAINER_PORT, Fleet
+from tests.support.fleet import CONTAINER_PORT, FLEET_HEALTH, Fleet
+from tests.support.manifests import TEST_PROXY
 
-HEALTH_INTERVAL_S = 0.25  # the fleet manifest's health.interval_s
-HEALTH_DEADLINE_S = 20.0
-DRAIN_S = 0.5  # the tests' proxy drain_s
+HEALTH = config.Health(path="/health", start_grace_s=0.0, **FLEET_HEALTH)
 TIMEOUT_S = 120
 
 
@@ -35,13 +34,19 @@ def busy_seconds() -> float:
         fields = Path("/proc/stat").read_text(encoding="ascii").split("\n", 1)[0].split()[1:]
     except OSError:
         return float("nan")
-    ticks = [int(value) for value in fields]
-    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
-    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+    user, nice, system, idle, iowait, irq, softirq, steal = (int(value) for value in fields[:8])
+    busy = user + nice + system + irq + softirq + steal  # guest time is counted in user and nice already
+    return busy / os.sysconf("SC_CLK_TCK")
 
 
-class _Engine(LocalTarget):
-    """This machine's docker CLI, talking to the fleet's engine: what wfgen's builder probe asks."""
+def failure(service: str, command: str, result: CommandResult) -> RuntimeError:
+    detail = result.stderr.strip()[-500:]
+    return RuntimeError(f"{service}: docker {command} exited {result.returncode}: {detail}")
+
+
+class Engine(LocalTarget):
+    """This machine's docker CLI, talking to the fleet's engine: what wfgen's builder probe and health
+    probes run on."""
 
     def __init__(self, env: dict[str, str]):
         self.env = env
@@ -53,53 +58,60 @@ class _Engine(LocalTarget):
 
 
 class FloorFleet:
-    """Floor legs for the services of `fleet`; containers and images are named after its project."""
+    """Floor legs for the services of `fleet`; containers and images are named after its project, so the
+    fleet's clean-up removes them."""
 
     def __init__(self, fleet: Fleet):
         self.fleet = fleet
-        self.env = docker_env(fleet.docker_host)
-        with _Engine(self.env) as engine:
-            self.builder = builder(engine)
+        self.engine = Engine(docker_env(fleet.docker_host))
+        self.builder = builder(self.engine)
 
-    def docker(self, *args: str, env: dict[str, str] | None = None) -> str:
-        done = subprocess.run(
-            ["docker", *args], env={**self.env, **(env or {})}, capture_output=True, text=True,
-            timeout=TIMEOUT_S, stdin=subprocess.DEVNULL, check=False,
-        )  # fmt: skip
-        if done.returncode != 0:
-            raise RuntimeError(f"docker {args[0]} exited {done.returncode}: {done.stderr.strip()[-500:]}")
-        return done.stdout.strip()
+    def docker(self, service: str, *args: str, env: dict[str, str] | None = None, check: bool = True) -> str:
+        """stdout of `docker args`; a failure names the service and the command when `check`."""
+        result = self.engine.run(["docker", *args], timeout=TIMEOUT_S, env=env)
+        if check and not result.ok:
+            raise failure(service, args[0], result)
+        return result.stdout.strip()
 
     def build(self, service: str, image: str) -> None:
+        """The service's image with the builder wfgen picks on this engine."""
         context = str(self.fleet.repos[service].path)
         if self.builder is Builder.BUILDX:
-            self.docker("buildx", "build", "--load", "-q", "-t", image, context)
+            self.docker(service, "buildx", "build", "--load", "-q", "-t", image, context)
         else:
             buildkit = "1" if self.builder is Builder.BUILDKIT else "0"
-            self.docker("build", "-q", "-t", image, context, env={"DOCKER_BUILDKIT": buildkit})
+            self.docker(service, "build", "-q", "-t", image, context, env={"DOCKER_BUILDKIT": buildkit})
 
     def leg(self, service: str) -> float:
-        """One floor leg; its seconds."""
+        """One floor leg; its seconds. Like wfgen's, it first removes what a failed run may have left."""
         started = time.monotonic()
         name = f"{self.fleet.project}-floor-{service}"
         image = f"{self.fleet.project}-floor/{service}:current"
         self.build(service, image)
+        self.docker(service, "rm", "-f", f"{name}-next", check=False)
         self.docker(
-            "run", "-d", "--init", "--name", f"{name}-next", "--network", self.fleet.network,
+            service, "run", "-d", "--init", "--name", f"{name}-next", "--network", self.fleet.network,
             "-p", f"127.0.0.1::{CONTAINER_PORT}", image,
         )  # fmt: skip
-        port = self.docker("port", f"{name}-next", f"{CONTAINER_PORT}/tcp").splitlines()[0].rsplit(":", 1)[1]
-        wait_healthy(f"http://127.0.0.1:{port}/health")
-        had_old = subprocess.run(
-            ["docker", "rename", name, f"{name}-old"], env=self.env, capture_output=True, timeout=TIMEOUT_S,
-            check=False,
-        ).returncode == 0  # fmt: skip
-        self.docker("rename", f"{name}-next", name)
-        if had_old:
-            time.sleep(DRAIN_S)
-            self.docker("stop", "-t", "10", f"{name}-old")
-            self.docker("rm", f"{name}-old")
+        shown = self.docker(service, "port", f"{name}-next", f"{CONTAINER_PORT}/tcp")
+        port = shown.splitlines()[0].rsplit(":", 1)[-1] if shown else ""
+        if not port.isdigit():
+            raise RuntimeError(f"{service}: docker port showed {shown!r}")
+        wait_healthy(self.engine, f"http://127.0.0.1:{port}{HEALTH.path}", HEALTH)
+        if self.swap(service, name):
+            time.sleep(float(TEST_PROXY["drain_s"]))
+            self.docker(service, "stop", "-t", "10", f"{name}-old")
+            self.docker(service, "rm", f"{name}-old")
         return time.monotonic() - started
+
+    def swap(self, service: str, name: str) -> bool:
+        """Rename the candidate into place; whether a container held the name before."""
+        self.docker(service, "rm", "-f", f"{name}-old", check=False)
+        moved = self.engine.run(["docker", "rename", name, f"{name}-old"], timeout=TIMEOUT_S)
+        if not moved.ok and "no such container" not in moved.stderr.lower():
+            raise failure(service, "rename", moved)
+        self.docker(service, "rename", f"{name}-next", name)
+        return moved.ok
 
     def deploy(self, parallel: bool) -> dict[str, float]:
         """Every service's floor leg, one after another or all at once; figures shaped like wfgen's."""
@@ -113,17 +125,3 @@ class FloorFleet:
             "wall": wall, "total": wall, "sum": sum(legs), "slowest": max(legs),
             "overhead": (wall - max(legs)) / count, "cpu": (busy_seconds() - cpu) / count,
         }  # fmt: skip
-
-
-def wait_healthy(url: str) -> None:
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    deadline = time.monotonic() + HEALTH_DEADLINE_S
-    while time.monotonic() < deadline:
-        try:
-            with opener.open(url, timeout=2.0) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(HEALTH_INTERVAL_S)
-    raise RuntimeError(f"{url} not healthy after {HEALTH_DEADLINE_S:g} s")

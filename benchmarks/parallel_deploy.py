@@ -1,8 +1,8 @@
 """Benchmark `wfgen deploy`: N slow-to-start services, sequential (--max-parallel 1) against parallel, behind
-the project proxy and with `proxy = false` (the restart cutover), side by side in one run, and beside them the
-floor: legs doing only the Docker work any tool must do (`leg_floor.py`), the speed-up this machine allows.
-Each row also shows the machine's busy CPU-seconds per service: with every core busy, parallel legs wait
-for CPU, not for each other.
+the project proxy and with `proxy = false` (the restart cutover), side by side in one run, and in the same
+reps the floor: legs doing only the Docker work of a container swap (`leg_floor.py`), a generous ceiling on
+the speed-up this machine allows. Each row also shows the machine's busy CPU-seconds per service and the
+share of all cores busy during the parallel deploy: with every core busy, legs wait for CPU.
 
 Needs a running Docker engine (DOCKER_HOST or WFGEN_TEST_DOCKER_HOST), git, busybox-static and Debian's caddy
 (the proxy image is built from it, as in the tests); matplotlib for the timeline (`pip install matplotlib`).
@@ -22,7 +22,7 @@ import statistics
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.leg_floor import FloorFleet, busy_seconds  # noqa: E402
@@ -96,15 +96,20 @@ def phase_seconds(result: dict[str, Any]) -> dict[str, float]:
     return {phase: statistics.mean(values) if values else 0.0 for phase, values in spent.items()}
 
 
-def print_table(mode: str, rows: list[tuple[dict[str, float], dict[str, float]]], count: int) -> float:
+def print_table(mode: str, rows: Rows, count: int) -> float:
+    """One line per rep and the medians; CPU is the whole machine's busy time per service, and `par busy` the
+    share of all cores busy during the parallel deploy."""
+    cores = os.cpu_count() or 1
     print(f"\n{mode}:")
     print(f"{'rep':>4} {'seq wall':>9} {'par wall':>9} {'speedup':>8} {'slowest':>8} {'overhead/svc':>13}"
-          f" {'seq total':>10} {'par total':>10} {'CPU/svc seq':>12} {'CPU/svc par':>12}")  # fmt: skip
+          f" {'seq total':>10} {'par total':>10} {'CPU/svc seq':>12} {'CPU/svc par':>12}"
+          f" {'par busy':>9}")  # fmt: skip
     for index, (seq, par) in enumerate(rows, start=1):
         speedup = seq["wall"] / par["wall"]
+        busy = par["cpu"] * count / (par["wall"] * cores)
         print(f"{index:>4} {seq['wall']:>8.2f}s {par['wall']:>8.2f}s {speedup:>7.2f}x {par['slowest']:>7.2f}s"
               f" {par['overhead']:>12.3f}s {seq['total']:>9.2f}s {par['total']:>9.2f}s"
-              f" {seq['cpu']:>11.2f}s {par['cpu']:>11.2f}s")  # fmt: skip
+              f" {seq['cpu']:>11.2f}s {par['cpu']:>11.2f}s {busy:>9.0%}")  # fmt: skip
     seq_wall = statistics.median(seq["wall"] for seq, _ in rows)
     par_wall = statistics.median(par["wall"] for _, par in rows)
     overhead = statistics.median(par["overhead"] for _, par in rows)
@@ -123,22 +128,20 @@ def print_phases(runs: dict[str, dict[str, Any]]) -> None:
         print(f"{phase:>10} " + " ".join(f"{spent[phase]:>11.2f}s" for spent in columns.values()))
 
 
-def bench_floor(fleet: Fleet, reps: int) -> list[tuple[dict[str, float], dict[str, float]]]:
-    """A cold floor deploy, then `reps` × (sequential, parallel) floor deploys of the fleet's services."""
-    floor, rows = FloorFleet(fleet), []
-    floor.deploy(parallel=True)
-    for rep in range(reps):
-        rows.append((floor.deploy(parallel=False), floor.deploy(parallel=True)))
-        seq, par = rows[-1]
-        print(f"floor rep {rep + 1}: sequential {seq['wall']:.2f} s, parallel {par['wall']:.2f} s")
-    return rows
+Rows = list[tuple[dict[str, float], dict[str, float]]]
 
 
-def bench_mode(root: Path, mode: str, names: list[str], args: argparse.Namespace, docker_host: str) -> Any:
-    """Cold deploy, then `reps` × (sequential, parallel) of one fleet, and for the proxy's fleet the floor
-    after it; (rows, runs, floor rows)."""
+class Bench(NamedTuple):
+    rows: Rows  # figures of (sequential, parallel) per rep
+    runs: list[dict[str, Any]]  # wfgen's JSON results per rep
+    floor: Rows  # the floor's, measured in the same reps (the proxy's fleet only)
+
+
+def bench_mode(root: Path, mode: str, names: list[str], args: argparse.Namespace, docker_host: str) -> Bench:
+    """Cold deploy, then `reps` × (sequential, parallel) of one fleet; on the proxy's fleet each rep also
+    runs the floor's sequential and parallel legs, so both see the same machine."""
     project = unique_name("wfgb")
-    rows, runs, floor = [], [], []
+    bench = Bench([], [], [])
     try:
         specs = {name: {"delay_s": args.delay} for name in names}
         fleet = make_fleet(
@@ -146,18 +149,23 @@ def bench_mode(root: Path, mode: str, names: list[str], args: argparse.Namespace
         )
         cold = deploy(fleet)
         print(f"{mode}: cold deploy (builds every image): {cold['deploy_wall_s']:.2f} s wall", flush=True)
+        floor = FloorFleet(fleet) if mode == "proxy" else None
+        if floor:
+            floor.deploy(parallel=True)
         for rep in range(args.reps):
             seq = deploy(fleet, "--max-parallel", "1")
             par = deploy(fleet)
-            rows.append((figures(seq, args.services), figures(par, args.services)))
-            runs.append({"sequential": seq, "parallel": par})
+            bench.rows.append((figures(seq, args.services), figures(par, args.services)))
+            bench.runs.append({"sequential": seq, "parallel": par})
             walls = f"sequential {seq['deploy_wall_s']:.2f} s, parallel {par['deploy_wall_s']:.2f} s"
+            if floor:
+                bench.floor.append((floor.deploy(parallel=False), floor.deploy(parallel=True)))
+                floor_seq, floor_par = bench.floor[-1]
+                walls += f"; floor {floor_seq['wall']:.2f} s, {floor_par['wall']:.2f} s"
             print(f"{mode} rep {rep + 1}: {walls}", flush=True)
-        if mode == "proxy":
-            floor = bench_floor(fleet, args.reps)
     finally:
         cleanup_project(docker_host, project)
-    return rows, runs, floor
+    return bench
 
 
 def timeline(seq: dict[str, Any], par: dict[str, Any], path: Path) -> None:
@@ -196,25 +204,26 @@ def main(argv: list[str] | None = None) -> int:
     if docker_host is None:
         return 2
     names = [f"svc-{index}" for index in range(args.services)]
-    results: dict[str, Any] = {}
+    results: dict[str, Bench] = {}
     with tempfile.TemporaryDirectory(prefix="wfgen-bench-") as tmp:
         for mode in MODES:
             results[mode] = bench_mode(Path(tmp), mode, names, args, docker_host)
-    speedups = {mode: print_table(mode, rows, args.services) for mode, (rows, _, _) in results.items()}
-    floor_rows = results["proxy"][2]
-    speedups["floor"] = print_table("floor (Docker's work only, same fleet)", floor_rows, args.services)
+    speedups = {mode: print_table(mode, bench.rows, args.services) for mode, bench in results.items()}
+    floor_rows = results["proxy"].floor
+    title = "floor (a container swap's Docker work, same fleet)"
+    speedups["floor"] = print_table(title, floor_rows, args.services)
     print(
         f"\n{args.services} services, {os.cpu_count()} cores; goals: speedup >= 5.7x for 6 services, overhead"
         " <= 0.15 s per service."
     )
     print("median speedup: " + ", ".join(f"{mode} {value:.2f}x" for mode, value in speedups.items()))
-    print_phases({mode: runs[-1] for mode, (_, runs, _) in results.items()})
+    print_phases({mode: bench.runs[-1] for mode, bench in results.items()})
     args.out.mkdir(parents=True, exist_ok=True)
-    everything: dict[str, Any] = {mode: runs for mode, (_, runs, _) in results.items()}
-    everything["floor"] = results["proxy"][2]
+    everything: dict[str, Any] = {mode: bench.runs for mode, bench in results.items()}
+    everything["floor"] = floor_rows
     (args.out / "parallel_deploy.json").write_text(json.dumps(everything, indent=2) + "\n", encoding="utf-8")
     try:
-        last = results["proxy"][1][-1]
+        last = results["proxy"].runs[-1]
         timeline(last["sequential"], last["parallel"], args.out / "parallel_deploy.png")
         print(f"\ntimeline (proxy): {args.out / 'parallel_deploy.png'}")
     except ImportError:

@@ -21,6 +21,8 @@ from tests.support.ports import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONTAINER_PORT = 3000
+# Every fleet service's health settings: fast probes, so a deploy waits for the app's boot, not the interval.
+FLEET_HEALTH = {"interval_s": 0.25, "timeout_s": 2.0, "deadline_s": 20.0}
 FIXTURE_KEYS = ("variant", "delay_s", "build_s")  # of the fixture service; other keys go to services.toml
 
 
@@ -80,7 +82,6 @@ class Fleet:
 def write_manifest(
     fleet: Fleet, *, max_parallel: int, project: Mapping[str, Any] | None = None, proxied: bool = True
 ) -> None:
-    health = {"interval_s": 0.25, "timeout_s": 2.0, "deadline_s": 20.0}
     sections = [
         toml_table("project", {"name": fleet.project, "branches": ["main", "develop"],
                                "max_parallel": max_parallel, "lock_wait_s": 30, **(project or {})}),
@@ -93,7 +94,7 @@ def write_manifest(
         service["proxy"] = proxied
         settings = fleet.settings.get(name, {})
         service.update({key: value for key, value in settings.items() if key != "health"})
-        service["health"] = {**health, **settings.get("health", {})}
+        service["health"] = {**FLEET_HEALTH, **settings.get("health", {})}
         sections.append(toml_table(f"services.{name}", service))
     fleet.manifest.write_text("\n\n".join("\n".join(s) for s in sections) + "\n", encoding="utf-8")
 
