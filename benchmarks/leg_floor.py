@@ -11,11 +11,10 @@ here (cores, the engine's own work per container) any tool loses.
 
 from __future__ import annotations
 
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
+from benchmarks.machine_cpu import CpuWatch
 from generator.steps.core import config
 from generator.steps.core.transport import CommandResult, LocalTarget
 from generator.steps.engine.builds import Builder, builder
@@ -26,17 +25,6 @@ from tests.support.manifests import TEST_PROXY
 
 HEALTH = config.Health(path="/health", start_grace_s=0.0, **FLEET_HEALTH)
 TIMEOUT_S = 120
-
-
-def busy_seconds() -> float:
-    """CPU-seconds this machine has spent busy since boot, all cores (Linux's /proc/stat)."""
-    try:
-        fields = Path("/proc/stat").read_text(encoding="ascii").split("\n", 1)[0].split()[1:]
-    except OSError:
-        return float("nan")
-    user, nice, system, idle, iowait, irq, softirq, steal = (int(value) for value in fields[:8])
-    busy = user + nice + system + irq + softirq + steal  # guest time is counted in user and nice already
-    return busy / os.sysconf("SC_CLK_TCK")
 
 
 def failure(service: str, command: str, result: CommandResult) -> RuntimeError:
@@ -116,12 +104,12 @@ class FloorFleet:
     def deploy(self, parallel: bool) -> dict[str, float]:
         """Every service's floor leg, one after another or all at once; figures shaped like wfgen's."""
         services = list(self.fleet.repos)
-        cpu, started = busy_seconds(), time.monotonic()
-        with ThreadPoolExecutor(max_workers=len(services) if parallel else 1) as pool:
+        started = time.monotonic()
+        with CpuWatch() as cpu, ThreadPoolExecutor(max_workers=len(services) if parallel else 1) as pool:
             legs = list(pool.map(self.leg, services))
         wall = time.monotonic() - started
         count = len(services)
         return {
             "wall": wall, "total": wall, "sum": sum(legs), "slowest": max(legs),
-            "overhead": (wall - max(legs)) / count, "cpu": (busy_seconds() - cpu) / count,
+            "overhead": (wall - max(legs)) / count, "cpu": cpu.busy_s / count, "saturated": cpu.saturated_s,
         }  # fmt: skip

@@ -1,8 +1,8 @@
 """Benchmark `wfgen deploy`: N slow-to-start services, sequential (--max-parallel 1) against parallel, behind
 the project proxy and with `proxy = false` (the restart cutover), side by side in one run, and in the same
 reps the floor: legs doing only the Docker work of a container swap (`leg_floor.py`), a generous ceiling on
-the speed-up this machine allows. Each row also shows the machine's busy CPU-seconds per service and the
-share of all cores busy during the parallel deploy: with every core busy, legs wait for CPU.
+the speed-up this machine allows. Each row also shows the machine's busy CPU-seconds per service and how
+long all cores were busy at once during the parallel deploy: the time in which legs wait for a core.
 
 Needs a running Docker engine (DOCKER_HOST or WFGEN_TEST_DOCKER_HOST), git, busybox-static and Debian's caddy
 (the proxy image is built from it, as in the tests); matplotlib for the timeline (`pip install matplotlib`).
@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.leg_floor import FloorFleet, busy_seconds  # noqa: E402
+from benchmarks.leg_floor import FloorFleet  # noqa: E402
+from benchmarks.machine_cpu import CpuWatch  # noqa: E402
 from tests.support.caddy import benchmark_engine  # noqa: E402
 from tests.support.docker import cleanup_project, unique_name  # noqa: E402
 from tests.support.fleet import Fleet, make_fleet  # noqa: E402
@@ -57,15 +58,15 @@ def at(text: str) -> float:
 
 def deploy(fleet: Fleet, *extra: str) -> dict[str, Any]:
     """One `wfgen deploy all main --force-rebuild --json` run; the JSON result plus each service's status and
-    the machine's busy CPU-seconds over the run."""
-    cpu = busy_seconds()
-    done = fleet.wfgen("deploy", "all", "main", "--force-rebuild", "--json", *extra, timeout=1800)
+    how busy the machine was over the run."""
+    with CpuWatch() as cpu:
+        done = fleet.wfgen("deploy", "all", "main", "--force-rebuild", "--json", *extra, timeout=1800)
     if done.returncode != 0:
         raise SystemExit(
             f"deploy failed (exit {done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
         )
     result: dict[str, Any] = json.loads(done.stdout)
-    result["busy_cpu_s"] = busy_seconds() - cpu
+    result["busy_cpu_s"], result["saturated_s"] = cpu.busy_s, cpu.saturated_s
     result["statuses"] = {
         name: json.loads(Path(item["status_path"]).read_text()) for name, item in result["services"].items()
     }
@@ -81,6 +82,7 @@ def figures(result: dict[str, Any], count: int) -> dict[str, float]:
         "slowest": slowest,
         "overhead": (result["deploy_wall_s"] - slowest) / count,
         "cpu": result["busy_cpu_s"] / count,
+        "saturated": result["saturated_s"],
     }
 
 
@@ -97,19 +99,17 @@ def phase_seconds(result: dict[str, Any]) -> dict[str, float]:
 
 
 def print_table(mode: str, rows: Rows, count: int) -> float:
-    """One line per rep and the medians; CPU is the whole machine's busy time per service, and `par busy` the
-    share of all cores busy during the parallel deploy."""
-    cores = os.cpu_count() or 1
+    """One line per rep and the medians; CPU is the whole machine's busy time per service, and `saturated`
+    how long all cores were busy at once during the parallel deploy (machine_cpu.py)."""
     print(f"\n{mode}:")
     print(f"{'rep':>4} {'seq wall':>9} {'par wall':>9} {'speedup':>8} {'slowest':>8} {'overhead/svc':>13}"
           f" {'seq total':>10} {'par total':>10} {'CPU/svc seq':>12} {'CPU/svc par':>12}"
-          f" {'par busy':>9}")  # fmt: skip
+          f" {'par saturated':>14}")  # fmt: skip
     for index, (seq, par) in enumerate(rows, start=1):
         speedup = seq["wall"] / par["wall"]
-        busy = par["cpu"] * count / (par["wall"] * cores)
         print(f"{index:>4} {seq['wall']:>8.2f}s {par['wall']:>8.2f}s {speedup:>7.2f}x {par['slowest']:>7.2f}s"
               f" {par['overhead']:>12.3f}s {seq['total']:>9.2f}s {par['total']:>9.2f}s"
-              f" {seq['cpu']:>11.2f}s {par['cpu']:>11.2f}s {busy:>9.0%}")  # fmt: skip
+              f" {seq['cpu']:>11.2f}s {par['cpu']:>11.2f}s {par['saturated']:>13.2f}s")  # fmt: skip
     seq_wall = statistics.median(seq["wall"] for seq, _ in rows)
     par_wall = statistics.median(par["wall"] for _, par in rows)
     overhead = statistics.median(par["overhead"] for _, par in rows)
