@@ -26,11 +26,6 @@ def cpu_ticks() -> tuple[int, int]:
     return busy, busy + idle + iowait
 
 
-def busy_seconds() -> float:
-    """CPU-seconds this machine has spent busy since boot, all cores."""
-    return cpu_ticks()[0] / os.sysconf("SC_CLK_TCK")
-
-
 def saturated_seconds(samples: Sequence[tuple[float, int, int]]) -> float:
     """Seconds between consecutive (monotonic time, busy ticks, total ticks) samples in which the cores were
     at least SATURATED busy."""
