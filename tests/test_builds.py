@@ -3,9 +3,12 @@ step, against a recording target. tests/test_image_build.py builds on the real e
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from types import SimpleNamespace
+
 import pytest
 
-from generator.steps.engine import builds
+from generator.steps.engine import builds, provide
 from generator.steps.engine.builds import Builder
 from generator.steps.engine.images import ImageError
 from tests.support.recording import RecordingTarget, result
@@ -91,3 +94,49 @@ def test_a_label_with_a_line_break_is_refused_on_both_builders() -> None:
         with pytest.raises(ImageError, match="line break"):
             builds.build_dir(target, "p/web:abc", {"wfgen.branch": "a\nb"}, "/src", "Dockerfile", 60)
         assert not any(call[:2] == ["docker", "build"] for call in target.calls)  # refused before building
+
+
+@pytest.mark.parametrize(
+    ("output", "lost"),
+    [
+        ('unable to find image "sha256:503838cc7113f8ff71987459f7bbaaef040349047ae41ce236c155cb2ea2e8af"', True),
+        ("Error response from daemon: No such image: sha256:36bdf39886f98309d4cc294c752120301799303f", True),
+        ("unknown parent image ID sha256:61b8b368de2f057090d44932e8e89dc5cef5584de1f56f6a6bf3049359e5148a", True),
+        ("COPY failed: file not found in build context or excluded by .dockerignore: stat app: file does not exist",
+         False),
+        ("pull access denied for nosuchimage, repository does not exist or may require 'docker login'", False),
+    ],
+)  # fmt: skip
+def test_a_lost_cache_is_told_from_other_build_failures(output: str, lost: bool) -> None:
+    target = RecordingTarget({VERSION: result("28.2.2 28.2.2 linux"), BUILDX: NO_BUILDX,
+                              ("docker", "build"): result("Step 2/3 : COPY busybox /bin/busybox", 1, output)})  # fmt: skip
+    with pytest.raises(ImageError) as raised:
+        builds.build_dir(target, "p/web:abc", {}, "/src", "Dockerfile", 60)
+    assert builds.lost_cache(raised.value) is lost
+
+
+def test_a_build_that_lost_a_cached_layer_runs_once_more(capsys: pytest.CaptureFixture[str]) -> None:
+    lost = ImageError("docker build failed (exit 1)", ['unable to find image "sha256:5038"'])
+    other = ImageError("docker build failed (exit 1)", ["COPY failed: file not found in build context"])
+    deploy = SimpleNamespace(name="web")
+
+    def builder_of(*outcomes: ImageError | None) -> tuple[list[int], Callable[[], None]]:
+        calls: list[int] = []
+
+        def build() -> None:
+            calls.append(1)
+            if outcomes[len(calls) - 1] is not None:
+                raise outcomes[len(calls) - 1]  # type: ignore[misc]
+
+        return calls, build
+
+    calls, build = builder_of(lost, None)
+    provide._once_more_on_lost_cache(deploy, build)  # type: ignore[arg-type]
+    assert len(calls) == 2
+    assert "a cached layer was removed during the build; building once more" in capsys.readouterr().out
+
+    for outcomes, builds_run in (((other, None), 1), ((lost, lost), 2)):  # another failure; lost twice
+        calls, build = builder_of(*outcomes)
+        with pytest.raises(ImageError):
+            provide._once_more_on_lost_cache(deploy, build)  # type: ignore[arg-type]
+        assert len(calls) == builds_run

@@ -41,6 +41,13 @@ FRONTEND_HINT = (
 )
 
 
+# What the classic builder says when a cached intermediate image it was reusing is removed under it by a
+# `docker rmi` elsewhere on the host, such as another leg's prune (moby/moby#29011, #33396).
+LOST_CACHE = re.compile(
+    r"unable to find image \"?sha256:|no such image: sha256:|unknown parent image id", re.IGNORECASE
+)
+
+
 class Builder(enum.Enum):
     CLASSIC = "classic"
     BUILDKIT = "buildkit"  # built into a CLI before 23
@@ -178,6 +185,11 @@ def _build(
         raise ImageError(f"docker build failed (exit {result.returncode}){hint}", lines)
     if way is Builder.CLASSIC:
         _label(host, image, labels, _left(deadline))
+
+
+def lost_cache(error: ImageError) -> bool:
+    """Whether a build failed only because a cached layer vanished mid-build: the next build makes it anew."""
+    return any(LOST_CACHE.search(line) for line in error.tail)
 
 
 def _left(deadline: float) -> float:

@@ -11,7 +11,7 @@ import os
 import posixpath
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -138,18 +138,35 @@ def build_path(deploy: Deployment, host: Target, image: str) -> tuple[str, str]:
     deploy.phase("build", f"building image {image}")
     assert service.path is not None  # build_on: a path service
     subdir = source.tree_path(service.path, service.context)
-    archive = source.open_archive(deploy.settings.repo_root, deploy.commit, subdir)
-    try:
-        assert archive.stdout is not None
-        labels = _labels(deploy, deploy.commit)
-        builds.build_stream(
-            host, image, labels, archive.stdout, service.dockerfile, deploy.left(), service.build_target
-        )
-    finally:
-        problem = source.finish_archive(archive)
-    if problem:
-        raise images.ImageError(f"git archive of {subdir or '.'} failed: {problem}")
+    labels = _labels(deploy, deploy.commit)
+
+    def build() -> None:
+        assert deploy.commit is not None
+        archive = source.open_archive(deploy.settings.repo_root, deploy.commit, subdir)
+        try:
+            assert archive.stdout is not None
+            builds.build_stream(
+                host, image, labels, archive.stdout, service.dockerfile, deploy.left(), service.build_target
+            )
+        finally:
+            problem = source.finish_archive(archive)
+        if problem:
+            raise images.ImageError(f"git archive of {subdir or '.'} failed: {problem}")
+
+    _once_more_on_lost_cache(deploy, build)
     return deploy.commit, image
+
+
+def _once_more_on_lost_cache(deploy: Deployment, build: Callable[[], None]) -> None:
+    """Build; once more when the first build lost a cached layer to a `docker rmi` elsewhere on the host
+    (the classic builder's race with another leg's prune), which the second build makes anew."""
+    try:
+        build()
+    except images.ImageError as exc:
+        if not builds.lost_cache(exc):
+            raise
+        steplib.log(deploy.name, f"{exc}: a cached layer was removed during the build; building once more")
+        build()
 
 
 def build_clone(deploy: Deployment, host: Target, image: str) -> tuple[str, str]:
@@ -169,8 +186,11 @@ def build_clone(deploy: Deployment, host: Target, image: str) -> tuple[str, str]
         deploy.phase("build", f"building image {image}")
         context = posixpath.normpath(posixpath.join(dest, service.context))
         labels = _labels(deploy, commit)
-        builds.build_dir(
-            host, image, labels, context, service.dockerfile, deploy.left(), service.build_target
+        _once_more_on_lost_cache(
+            deploy,
+            lambda: builds.build_dir(
+                host, image, labels, context, service.dockerfile, deploy.left(), service.build_target
+            ),
         )
         return commit, image
     finally:
