@@ -11,6 +11,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from generator.steps.engine.builds import LOST_CACHE
 from tests.support.docker import cleanup_project, docker, unique_name
 from tests.support.fixture_service import ServiceRepo, git
 from tests.support.ports import free_port
@@ -30,7 +31,12 @@ def get(url: str) -> tuple[int | None, str]:
 
 
 def build(docker_host: str, repo: ServiceRepo, image: str) -> subprocess.CompletedProcess[str]:
-    return docker(docker_host, "build", "-q", "-t", image, str(repo.path), timeout=300)
+    """`docker build`, once more when another test's prune removed a cached layer under it, as wfgen does."""
+    argv = ["build", "-q", "-t", image, str(repo.path)]
+    done = docker(docker_host, *argv, timeout=300)
+    if done.returncode != 0 and LOST_CACHE.search(done.stderr):
+        done = docker(docker_host, *argv, timeout=300)
+    return done
 
 
 def serve(docker_host: str, image: str, name: str, container_port: int) -> int:
