@@ -3,12 +3,9 @@ step, against a recording target. tests/test_image_build.py builds on the real e
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from types import SimpleNamespace
-
 import pytest
 
-from generator.steps.engine import builds, provide
+from generator.steps.engine import builds
 from generator.steps.engine.builds import Builder
 from generator.steps.engine.images import ImageError
 from tests.support.recording import RecordingTarget, result
@@ -96,47 +93,70 @@ def test_a_label_with_a_line_break_is_refused_on_both_builders() -> None:
         assert not any(call[:2] == ["docker", "build"] for call in target.calls)  # refused before building
 
 
+ID = "503838cc7113f8ff71987459f7bbaaef040349047ae41ce236c155cb2ea2e8af"
+CLASSIC = {VERSION: result("28.2.2 28.2.2 linux"), BUILDX: NO_BUILDX}
+LOST = f'unable to find image "sha256:{ID}"'  # what a fixture test's build printed when it happened
+
+
 @pytest.mark.parametrize(
     ("output", "lost"),
     [
-        ('unable to find image "sha256:503838cc7113f8ff71987459f7bbaaef040349047ae41ce236c155cb2ea2e8af"', True),
-        ("Error response from daemon: No such image: sha256:36bdf39886f98309d4cc294c752120301799303f", True),
-        ("unknown parent image ID sha256:61b8b368de2f057090d44932e8e89dc5cef5584de1f56f6a6bf3049359e5148a", True),
+        (LOST, True),
+        (f"Error response from daemon: No such image: sha256:{ID}", True),
+        (f"failed to export image: failed to set parent sha256:{ID}: unknown parent image ID sha256:{ID}", True),
+        (f"failed to get digest sha256:{ID}: open /var/lib/docker/image/overlay2/imagedb/content/sha256/{ID}: "
+         "no such file or directory", True),
         ("COPY failed: file not found in build context or excluded by .dockerignore: stat app: file does not exist",
          False),
+        ("Unable to find image 'nosuchimage:latest' locally", False),
         ("pull access denied for nosuchimage, repository does not exist or may require 'docker login'", False),
     ],
 )  # fmt: skip
 def test_a_lost_cache_is_told_from_other_build_failures(output: str, lost: bool) -> None:
-    target = RecordingTarget({VERSION: result("28.2.2 28.2.2 linux"), BUILDX: NO_BUILDX,
-                              ("docker", "build"): result("Step 2/3 : COPY busybox /bin/busybox", 1, output)})  # fmt: skip
+    target = RecordingTarget({**CLASSIC, ("docker", "build"): result("Step 2/3 : COPY app /app", 1, output)})
     with pytest.raises(ImageError) as raised:
         builds.build_dir(target, "p/web:abc", {}, "/src", "Dockerfile", 60)
-    assert builds.lost_cache(raised.value) is lost
+    assert (builds.lost_cache(raised.value) == output) is lost
 
 
-def test_a_build_that_lost_a_cached_layer_runs_once_more(capsys: pytest.CaptureFixture[str]) -> None:
-    lost = ImageError("docker build failed (exit 1)", ['unable to find image "sha256:5038"'])
-    other = ImageError("docker build failed (exit 1)", ["COPY failed: file not found in build context"])
-    deploy = SimpleNamespace(name="web")
+def build_web(target: RecordingTarget) -> None:
+    builds.build_dir(target, "p/web:abc", {}, "/src", "Dockerfile", 60)
 
-    def builder_of(*outcomes: ImageError | None) -> tuple[list[int], Callable[[], None]]:
-        calls: list[int] = []
 
-        def build() -> None:
-            calls.append(1)
-            if outcomes[len(calls) - 1] is not None:
-                raise outcomes[len(calls) - 1]  # type: ignore[misc]
+def test_a_build_that_lost_a_cached_layer_runs_once_more() -> None:
+    failed = result("Step 2/3 : COPY busybox /bin/busybox", 1, LOST)
+    target = RecordingTarget({**CLASSIC, ("docker", "build"): [failed, result()]})
+    said: list[str] = []
+    builds.once_more_on_lost_cache(lambda: build_web(target), said.append)
+    unlabelled = [
+        "docker",
+        "build",
+        "--pull=false",
+        "-t",
+        "p/web:abc-unlabelled",
+        "-f",
+        "/src/Dockerfile",
+        "/src",
+    ]
+    assert target.calls[2:] == [
+        unlabelled,
+        unlabelled,
+        ["docker", "build", "--pull=false", "-t", "p/web:abc", "-"],
+        ["docker", "rmi", "p/web:abc-unlabelled"],
+    ]
+    assert said == [f"a cached layer was removed during the build ({LOST}); building once more"]
 
-        return calls, build
 
-    calls, build = builder_of(lost, None)
-    provide._once_more_on_lost_cache(deploy, build)  # type: ignore[arg-type]
-    assert len(calls) == 2
-    assert "a cached layer was removed during the build; building once more" in capsys.readouterr().out
-
-    for outcomes, builds_run in (((other, None), 1), ((lost, lost), 2)):  # another failure; lost twice
-        calls, build = builder_of(*outcomes)
-        with pytest.raises(ImageError):
-            provide._once_more_on_lost_cache(deploy, build)  # type: ignore[arg-type]
-        assert len(calls) == builds_run
+@pytest.mark.parametrize(
+    "outputs",
+    [
+        pytest.param(["COPY failed: file not found in build context"], id="another-failure"),
+        pytest.param([LOST, LOST], id="lost-twice"),
+    ],
+)
+def test_other_failures_and_a_second_lost_cache_fail_the_build(outputs: list[str]) -> None:
+    answers = [result("", 1, output) for output in outputs]
+    target = RecordingTarget({**CLASSIC, ("docker", "build"): answers})
+    with pytest.raises(ImageError):
+        builds.once_more_on_lost_cache(lambda: build_web(target), lambda _: None)
+    assert sum(call[:2] == ["docker", "build"] for call in target.calls) == len(outputs)

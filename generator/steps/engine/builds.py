@@ -23,7 +23,7 @@ import os
 import re
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import IO
 
 from ..core.transport import Target
@@ -43,7 +43,9 @@ FRONTEND_HINT = (
 # What the classic builder says when a cached intermediate image it was reusing is removed under it by a
 # `docker rmi` elsewhere on the host, such as another leg's prune (moby/moby#29011, #33396).
 LOST_CACHE = re.compile(
-    r"unable to find image \"?sha256:|no such image: sha256:|unknown parent image id", re.IGNORECASE
+    r"unable to find image \"?sha256:|no such image: sha256:|unknown parent image id"
+    r"|failed to get digest sha256:",
+    re.IGNORECASE,
 )
 
 
@@ -186,9 +188,23 @@ def _build(
         _label(host, image, labels, _left(deadline))
 
 
-def lost_cache(error: ImageError) -> bool:
-    """Whether a build failed only because a cached layer vanished mid-build: the next build makes it anew."""
-    return any(LOST_CACHE.search(line) for line in error.tail)
+def lost_cache(error: ImageError) -> str | None:
+    """The line saying a build failed because a cached layer vanished mid-build (the next build makes it
+    anew), or None."""
+    return next((line for line in error.tail if LOST_CACHE.search(line)), None)
+
+
+def once_more_on_lost_cache(build: Callable[[], None], log: Callable[[str], None]) -> None:
+    """Run `build`; once more when it lost a cached layer to a `docker rmi` elsewhere on the host, such as
+    another leg's prune. The deploy's deadline still holds: it cancels the leg, retry or not."""
+    try:
+        build()
+    except ImageError as exc:
+        line = lost_cache(exc)
+        if line is None:
+            raise
+        log(f"a cached layer was removed during the build ({line.strip()}); building once more")
+        build()
 
 
 def _left(deadline: float) -> float:

@@ -10,7 +10,7 @@ import os
 import posixpath
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -132,16 +132,15 @@ def _labels(deploy: Deployment, commit: str) -> dict[str, str]:
 
 def build_path(deploy: Deployment, host: Target, image: str) -> tuple[str, str]:
     """A folder of the local checkout streamed as a tar into `docker build -` (works over ssh, no copy)."""
-    assert deploy.commit is not None
-    service = deploy.service
+    commit, service = deploy.commit, deploy.service
+    assert commit is not None and service.path is not None  # build_on: a path service
     deploy.phase("build", f"building image {image}")
-    assert service.path is not None  # build_on: a path service
     subdir = source.tree_path(service.path, service.context)
-    labels = _labels(deploy, deploy.commit)
+    labels = _labels(deploy, commit)
 
     def build() -> None:
-        assert deploy.commit is not None
-        archive = source.open_archive(deploy.settings.repo_root, deploy.commit, subdir)
+        """One build from a git archive of its own: a second build cannot read the first one's."""
+        archive = source.open_archive(deploy.settings.repo_root, commit, subdir)
         try:
             assert archive.stdout is not None
             builds.build_stream(
@@ -152,20 +151,8 @@ def build_path(deploy: Deployment, host: Target, image: str) -> tuple[str, str]:
         if problem:
             raise images.ImageError(f"git archive of {subdir or '.'} failed: {problem}")
 
-    _once_more_on_lost_cache(deploy, build)
-    return deploy.commit, image
-
-
-def _once_more_on_lost_cache(deploy: Deployment, build: Callable[[], None]) -> None:
-    """Build; once more when the first build lost a cached layer to a `docker rmi` elsewhere on the host
-    (the classic builder's race with another leg's prune), which the second build makes anew."""
-    try:
-        build()
-    except images.ImageError as exc:
-        if not builds.lost_cache(exc):
-            raise
-        steplib.log(deploy.name, f"{exc}: a cached layer was removed during the build; building once more")
-        build()
+    builds.once_more_on_lost_cache(build, deploy.log)
+    return commit, image
 
 
 def build_clone(deploy: Deployment, host: Target, image: str) -> tuple[str, str]:
@@ -185,11 +172,11 @@ def build_clone(deploy: Deployment, host: Target, image: str) -> tuple[str, str]
         deploy.phase("build", f"building image {image}")
         context = posixpath.normpath(posixpath.join(dest, service.context))
         labels = _labels(deploy, commit)
-        _once_more_on_lost_cache(
-            deploy,
+        builds.once_more_on_lost_cache(
             lambda: builds.build_dir(
                 host, image, labels, context, service.dockerfile, deploy.left(), service.build_target
             ),
+            deploy.log,
         )
         return commit, image
     finally:
